@@ -1,0 +1,69 @@
+//! `bert4rs embed`: one sentence embedding per input line, in input order.
+
+use super::TokenizeOpts;
+use crate::data::input::read_examples;
+use crate::error::{Error, Result};
+use crate::nn::Pooling;
+use crate::tasks::embed::{read_st_config, SentenceEncoder};
+use candle_core::Device;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// HF model directory (a sentence-transformers layout sets pooling/normalize defaults).
+    #[arg(long)]
+    model: PathBuf,
+    /// Input: UTF-8 text, one example per line, or .jsonl with `text` and optional `text_pair`.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .jsonl file: one {"embedding": [...]} per input line.
+    #[arg(long)]
+    output: PathBuf,
+    /// Pooling: cls, pooler, mean, max, min, mean_kmax[:k], first_last_avg,
+    /// last4_concat_cls, weighted_layer[:start], attention (default: the model's
+    /// sentence-transformers config, else mean).
+    #[arg(long)]
+    pooling: Option<String>,
+    /// L2-normalise the embeddings (default: on when the model declares a Normalize module).
+    #[arg(long)]
+    normalize: bool,
+    /// Texts per forward pass (inputs are sorted by length first).
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[command(flatten)]
+    opts: TokenizeOpts,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let st = read_st_config(&a.model)?;
+    let pooling: Pooling = match &a.pooling {
+        Some(p) => p.parse()?,
+        None => st.as_ref().map(|s| s.pooling).unwrap_or(Pooling::Mean),
+    };
+    let mut enc = SentenceEncoder::with_pooling(&a.model, pooling, &Device::Cpu)?;
+    if a.opts.nfkc {
+        enc.tokenizer.enable_nfkc()?;
+    }
+    enc.normalize = a.normalize || st.as_ref().is_some_and(|s| s.normalize);
+    enc.max_length = a
+        .opts
+        .max_length
+        .or(st.as_ref().and_then(|s| s.max_seq_length))
+        .or(if a.opts.truncation.is_some() {
+            Some(enc.model.config().max_sequence_length())
+        } else {
+            None
+        });
+    enc.batch_size = a.batch_size.max(1);
+    let inputs = read_examples(&a.input)?;
+    let bar = super::progress_bar(inputs.len(), 256);
+    let vecs = enc.embed_inputs(&inputs, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let mut out = Vec::with_capacity(vecs.len() * 64);
+    for v in vecs {
+        let line = serde_json::json!({ "embedding": v });
+        writeln!(out, "{line}").map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    crate::util::write_atomic(&a.output, &out)
+}

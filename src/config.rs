@@ -1,0 +1,170 @@
+//! Model configuration: structs that deserialize a HuggingFace `config.json` directly.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Encoder families this crate can load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelType {
+    /// BERT and BERT-shaped models (MiniLM, MacBERT, ...).
+    Bert,
+    /// RoBERTa: BERT blocks, position ids offset past the padding index.
+    Roberta,
+}
+
+/// Feed-forward activations found in BERT-family configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HiddenAct {
+    /// Exact GELU, `x * Φ(x)` with the error function (HF `"gelu"`).
+    Gelu,
+    /// Tanh approximation of GELU (HF `"gelu_new"` / `"gelu_pytorch_tanh"`).
+    #[serde(alias = "gelu_pytorch_tanh")]
+    GeluNew,
+    /// Rectified linear unit.
+    Relu,
+}
+
+/// A BERT/RoBERTa `config.json`, field for field. Unknown fields are kept so that a saved
+/// config round-trips (labels, architectures, tokenizer hints ...).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BertConfig {
+    /// `bert` or `roberta`.
+    pub model_type: ModelType,
+    /// Rows of the word-embedding table.
+    pub vocab_size: usize,
+    /// Width of every hidden state.
+    pub hidden_size: usize,
+    /// Number of transformer blocks.
+    pub num_hidden_layers: usize,
+    /// Attention heads per block; must divide `hidden_size`.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Feed-forward activation.
+    #[serde(default = "default_act")]
+    pub hidden_act: HiddenAct,
+    /// Dropout after embeddings, attention output and feed-forward output.
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    /// Dropout on the attention probabilities.
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    /// Rows of the position table: the longest input the model accepts.
+    pub max_position_embeddings: usize,
+    /// Rows of the segment (token type) table.
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    /// Std of the normal init used for new weights.
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f64,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_ln_eps")]
+    pub layer_norm_eps: f64,
+    /// Id of the padding token (RoBERTa positions start after it).
+    #[serde(default)]
+    pub pad_token_id: usize,
+    /// Only `absolute` positions are supported.
+    #[serde(default = "default_position_type")]
+    pub position_embedding_type: String,
+    /// Every other field of the file, written back unchanged on save.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_act() -> HiddenAct {
+    HiddenAct::Gelu
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_init_range() -> f64 {
+    0.02
+}
+fn default_ln_eps() -> f64 {
+    1e-12
+}
+fn default_position_type() -> String {
+    "absolute".into()
+}
+
+impl BertConfig {
+    /// Reads and validates `config.json`; every error names the file and the field.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let raw: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::config(path, format!("not valid JSON: {e}")))?;
+        match raw.get("model_type").and_then(|v| v.as_str()) {
+            Some("bert") | Some("roberta") => {}
+            Some(other) => {
+                return Err(Error::config(
+                    path,
+                    format!("unsupported model_type {other:?}: bert4rs encoders load \"bert\" or \"roberta\""),
+                ))
+            }
+            None => return Err(Error::config(path, "missing field `model_type`")),
+        }
+        let cfg: BertConfig =
+            serde_json::from_value(raw).map_err(|e| Error::config(path, e.to_string()))?;
+        cfg.validate().map_err(|msg| Error::config(path, msg))?;
+        Ok(cfg)
+    }
+
+    /// Checks the relations between fields that serde cannot.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(format!(
+                "position_embedding_type {:?} is not supported (only \"absolute\")",
+                self.position_embedding_type
+            ));
+        }
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("intermediate_size", self.intermediate_size),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be > 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Size of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// First position id used for real tokens (RoBERTa skips `0..=pad_token_id`).
+    pub fn position_offset(&self) -> usize {
+        match self.model_type {
+            ModelType::Bert => 0,
+            ModelType::Roberta => self.pad_token_id + 1,
+        }
+    }
+
+    /// Longest token sequence the position table can hold.
+    pub fn max_sequence_length(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.position_offset())
+    }
+
+    /// Serializes back to the HF JSON form.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(e.to_string()))
+    }
+}

@@ -1,0 +1,4 @@
+//! Input readers and batching.
+
+pub mod batch;
+pub mod input;

@@ -1,0 +1,102 @@
+//! Run-time instruction-set dispatch for the row kernels.
+//!
+//! The kernels are written once as plain loops over fixed-width lane arrays (which LLVM turns
+//! into vector code) and compiled three times: baseline x86-64, AVX2+FMA and AVX-512. The
+//! widest one the CPU supports is chosen once, at first use, so one binary runs everywhere
+//! and `target-cpu=native` is never needed.
+
+use std::sync::OnceLock;
+
+/// Instruction-set levels the kernels are compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Whatever the build target guarantees (SSE2 on x86-64, NEON on aarch64).
+    Baseline,
+    /// AVX2 + FMA (Haswell and later, Zen).
+    Avx2,
+    /// AVX-512F (Skylake-SP and later, Zen 4).
+    Avx512,
+}
+
+/// The widest instruction set this CPU supports.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(detect)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> Isa {
+    if std::env::var_os("BERT4RS_NO_AVX512").is_none() && is_x86_feature_detected!("avx512f") {
+        Isa::Avx512
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        Isa::Avx2
+    } else {
+        Isa::Baseline
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> Isa {
+    Isa::Baseline
+}
+
+/// Defines `$name(args)` that runs `$body` compiled for the best ISA available.
+/// The body must be an `#[inline(always)]` function so each copy is specialised.
+macro_rules! dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $body:path) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                unsafe fn v4($($arg: $ty),*) $(-> $ret)? { $body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3($($arg: $ty),*) $(-> $ret)? { $body($($arg),*) }
+                match $crate::kernels::simd::isa() {
+                    // SAFETY: the CPU was checked for these features at run time.
+                    $crate::kernels::simd::Isa::Avx512 => return unsafe { v4($($arg),*) },
+                    $crate::kernels::simd::Isa::Avx2 => return unsafe { v3($($arg),*) },
+                    $crate::kernels::simd::Isa::Baseline => {}
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// Lanes per accumulator array: 16 f32 fills one AVX-512 register, two AVX2 ones.
+pub const LANES: usize = 16;
+
+/// Sum of a slice with lane-parallel accumulators (vectorisable, unlike a plain fold).
+#[inline(always)]
+pub fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
+}
+
+/// `exp(x)` to about 1 ulp on the range that softmax uses, written so it vectorises
+/// (std's `exp` is a libm call per element). Range reduction `x = k·ln2 + r`, then a
+/// degree-6 polynomial for `e^r` on `|r| ≤ ln2/2`, scaled by `2^k` via the exponent bits.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.3, 88.7);
+    let k = (x * std::f32::consts::LOG2_E).round();
+    let r = k.mul_add(-0.693_145_75, x);
+    let r = k.mul_add(-1.428_606_8e-6, r);
+    let p = 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    f32::from_bits(((k as i32 + 127) as u32) << 23) * p
+}

@@ -1,0 +1,118 @@
+//! Scaled, key-masked softmax for attention scores: `softmax(scale · s)` over the keys a
+//! query may see. Masked keys get exactly zero probability, as HF's additive `finfo.min`
+//! mask gives after `exp`, so padding never leaks into a real token's output.
+
+use super::layer_norm::contiguous_f32;
+use super::simd::{self, dispatch};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+struct MaskedSoftmaxOp {
+    scale: f32,
+}
+
+/// Softmax over the last dim of `scores` `[batch, heads, queries, keys]` after multiplying by
+/// `scale`; `key_mask` `[batch, keys]` holds 1 for real tokens and 0 for padding.
+/// Differentiable in `scores`.
+pub fn masked_softmax(scores: &Tensor, key_mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, _h, _q, k) = scores.dims4()?;
+    let (mb, mk) = key_mask.dims2()?;
+    if (mb, mk) != (b, k) {
+        candle_core::bail!("masked_softmax: mask is [{mb}, {mk}], scores need [{b}, {k}]");
+    }
+    let scores = scores.contiguous()?;
+    let key_mask = key_mask.to_dtype(scores.dtype())?.contiguous()?;
+    if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+        scores.apply_op2(
+            &key_mask,
+            MaskedSoftmaxOp {
+                scale: scale as f32,
+            },
+        )
+    } else {
+        masked_softmax_composite(&scores, &key_mask, scale)
+    }
+}
+
+/// Reference implementation from primitive ops (GPU path and tests).
+pub fn masked_softmax_composite(scores: &Tensor, key_mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, _, _, k) = scores.dims4()?;
+    let bias = ((key_mask.to_dtype(scores.dtype())? - 1.0)? * 1e30)?.reshape((b, 1, 1, k))?;
+    let s = (scores * scale)?.broadcast_add(&bias)?;
+    let max = s.max_keepdim(D::Minus1)?;
+    let e = s.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+#[inline(always)]
+fn softmax_rows(scores: &[f32], mask: &[f32], out: &mut [f32], scale: f32) {
+    let k = mask.len();
+    for (s, o) in scores.chunks_exact(k).zip(out.chunks_exact_mut(k)) {
+        let mut max = f32::NEG_INFINITY;
+        for j in 0..k {
+            let v = if mask[j] > 0.0 {
+                s[j] * scale
+            } else {
+                f32::NEG_INFINITY
+            };
+            o[j] = v;
+            max = max.max(v);
+        }
+        if max == f32::NEG_INFINITY {
+            // Every key masked: spread evenly, as an additive finfo.min mask does.
+            o.iter_mut().for_each(|v| *v = 1.0 / k as f32);
+            continue;
+        }
+        for v in o.iter_mut() {
+            *v = simd::exp(*v - max) * ((*v != f32::NEG_INFINITY) as u32 as f32);
+        }
+        let inv = 1.0 / simd::sum(o);
+        o.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+dispatch!(fn softmax_rows_best(scores: &[f32], mask: &[f32], out: &mut [f32], scale: f32) => softmax_rows);
+
+impl CustomOp2 for MaskedSoftmaxOp {
+    fn name(&self) -> &'static str {
+        "bert4rs-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let scores = contiguous_f32(s1, l1, "scores")?;
+        let mask = contiguous_f32(s2, l2, "key_mask")?;
+        let dims = l1.dims();
+        let (b, k) = (dims[0], dims[3]);
+        let per_batch = scores.len() / b.max(1);
+        let mut out = vec![0f32; scores.len()];
+        // One task per (batch, head): each sees one mask row.
+        let per_head = dims[2] * k;
+        out.par_chunks_mut(per_head.max(1))
+            .zip(scores.par_chunks(per_head.max(1)))
+            .enumerate()
+            .for_each(|(i, (o, s))| {
+                let bi = i * per_head / per_batch.max(1);
+                softmax_rows_best(s, &mask[bi * k..(bi + 1) * k], o, self.scale)
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _mask: &Tensor,
+        probs: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // d softmax: p ⊙ (g − Σ g⊙p), times the scale applied before it.
+        let dot = (grad * probs)?.sum_keepdim(D::Minus1)?;
+        let ds = (probs * grad.broadcast_sub(&dot)?)? * self.scale as f64;
+        Ok((Some(ds?), None))
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(bert4rs::cli::main());
+}

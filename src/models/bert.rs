@@ -1,0 +1,306 @@
+//! BERT encoder ([Devlin et al., 2018](https://arxiv.org/abs/1810.04805)), block for block as
+//! HF `modeling_bert.py` names them, with weight names equal to the HF state-dict keys.
+//! RoBERTa shares every block; only its position ids differ (see [`crate::models::roberta`]).
+
+use crate::config::{BertConfig, HiddenAct, ModelType};
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::models::roberta;
+use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
+use candle_core::{DType, Tensor};
+
+/// A tokenized batch on the model's device: ids, mask and segments, all `[batch, seq]`.
+#[derive(Clone, Debug)]
+pub struct EncoderInput {
+    /// Token ids (u32).
+    pub input_ids: Tensor,
+    /// 1 for real tokens, 0 for padding (f32).
+    pub attention_mask: Tensor,
+    /// Segment ids (u32), 0 for the first text and 1 for the pair.
+    pub token_type_ids: Tensor,
+}
+
+/// Everything the encoder returns.
+#[derive(Clone, Debug)]
+pub struct EncoderOutput {
+    /// Output of the last block `[batch, seq, hidden]`.
+    pub last_hidden_state: Tensor,
+    /// Embedding output followed by every block's output (`num_hidden_layers + 1` tensors).
+    pub hidden_states: Vec<Tensor>,
+    /// `tanh(dense(h[:, 0]))`, when the checkpoint has a pooler.
+    pub pooler_output: Option<Tensor>,
+}
+
+/// Token + position + segment embeddings, then LayerNorm and dropout.
+pub struct BertEmbeddings {
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    token_type_embeddings: Embedding,
+    layer_norm: LayerNorm,
+    dropout: Dropout,
+    model_type: ModelType,
+    pad_token_id: u32,
+}
+
+impl BertEmbeddings {
+    fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(BertEmbeddings {
+            word_embeddings: Embedding::load(&p.pp("word_embeddings"), cfg.vocab_size, h)?,
+            position_embeddings: Embedding::load(
+                &p.pp("position_embeddings"),
+                cfg.max_position_embeddings,
+                h,
+            )?,
+            token_type_embeddings: Embedding::load(
+                &p.pp("token_type_embeddings"),
+                cfg.type_vocab_size,
+                h,
+            )?,
+            layer_norm: LayerNorm::load(&p.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+            model_type: cfg.model_type,
+            pad_token_id: cfg.pad_token_id as u32,
+        })
+    }
+
+    /// The word-embedding table (tied to MLM heads, resized when tokens are added).
+    pub fn word_embeddings(&self) -> &Embedding {
+        &self.word_embeddings
+    }
+
+    fn position_ids(&self, input_ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let dev = input_ids.device();
+        Ok(match self.model_type {
+            ModelType::Bert => Tensor::arange(0u32, t as u32, dev)?
+                .unsqueeze(0)?
+                .broadcast_as((b, t))?
+                .contiguous()?,
+            ModelType::Roberta => roberta::position_ids(input_ids, self.pad_token_id)?,
+        })
+    }
+
+    fn forward(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
+        let words = self.word_embeddings.forward(&input.input_ids)?;
+        let segments = self.token_type_embeddings.forward(&input.token_type_ids)?;
+        let positions = self
+            .position_embeddings
+            .forward(&self.position_ids(&input.input_ids)?)?;
+        let e = ((words + segments)? + positions)?;
+        self.dropout.forward(&self.layer_norm.forward(&e)?, train)
+    }
+}
+
+/// Multi-head self-attention; the padding mask is always applied.
+pub struct BertSelfAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    dropout: Dropout,
+    num_heads: usize,
+    head_dim: usize,
+}
+
+impl BertSelfAttention {
+    fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(BertSelfAttention {
+            query: Linear::load(&p.pp("query"), h, h)?,
+            key: Linear::load(&p.pp("key"), h, h)?,
+            value: Linear::load(&p.pp("value"), h, h)?,
+            dropout: Dropout::new(cfg.attention_probs_dropout_prob),
+            num_heads: cfg.num_attention_heads,
+            head_dim: cfg.head_dim(),
+        })
+    }
+
+    /// `[batch, seq, hidden]` → `[batch, heads, seq, head_dim]`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        Ok(x.reshape((b, t, self.num_heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    fn forward(&self, x: &Tensor, key_mask: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let q = self.split_heads(&self.query.forward(x)?)?;
+        let k = self.split_heads(&self.key.forward(x)?)?;
+        let v = self.split_heads(&self.value.forward(x)?)?;
+        let scores = q.matmul(&k.t()?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let probs = kernels::masked_softmax(&scores, key_mask, scale)?;
+        let probs = self.dropout.forward(&probs, train)?;
+        let ctx = probs.matmul(&v)?;
+        Ok(ctx.transpose(1, 2)?.reshape((b, t, h))?)
+    }
+}
+
+/// Dense projection, dropout, residual and LayerNorm (post-norm), as in `BertSelfOutput`
+/// and `BertOutput`.
+pub struct BertResidualOutput {
+    dense: Linear,
+    layer_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl BertResidualOutput {
+    fn load(p: &Params, cfg: &BertConfig, in_dim: usize) -> Result<Self> {
+        Ok(BertResidualOutput {
+            dense: Linear::load(&p.pp("dense"), in_dim, cfg.hidden_size)?,
+            layer_norm: LayerNorm::load(&p.pp("LayerNorm"), cfg.hidden_size, cfg.layer_norm_eps)?,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+        })
+    }
+
+    fn forward(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.dropout.forward(&self.dense.forward(x)?, train)?;
+        self.layer_norm.forward(&(y + residual)?)
+    }
+}
+
+/// Feed-forward expansion with the configured activation.
+pub struct BertIntermediate {
+    dense: Linear,
+    act: HiddenAct,
+}
+
+impl BertIntermediate {
+    fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
+        Ok(BertIntermediate {
+            dense: Linear::load(&p.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?,
+            act: cfg.hidden_act,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.dense.forward(x)?;
+        Ok(match self.act {
+            HiddenAct::Gelu => y.gelu_erf()?,
+            HiddenAct::GeluNew => y.gelu()?,
+            HiddenAct::Relu => y.relu()?,
+        })
+    }
+}
+
+/// One transformer block: attention then feed-forward, each with a post-norm residual.
+pub struct BertLayer {
+    attention: BertSelfAttention,
+    attention_output: BertResidualOutput,
+    intermediate: BertIntermediate,
+    output: BertResidualOutput,
+}
+
+impl BertLayer {
+    fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
+        Ok(BertLayer {
+            attention: BertSelfAttention::load(&p.pp("attention.self"), cfg)?,
+            attention_output: BertResidualOutput::load(
+                &p.pp("attention.output"),
+                cfg,
+                cfg.hidden_size,
+            )?,
+            intermediate: BertIntermediate::load(&p.pp("intermediate"), cfg)?,
+            output: BertResidualOutput::load(&p.pp("output"), cfg, cfg.intermediate_size)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, key_mask: &Tensor, train: bool) -> Result<Tensor> {
+        let a = self.attention.forward(x, key_mask, train)?;
+        let a = self.attention_output.forward(&a, x, train)?;
+        let f = self.intermediate.forward(&a)?;
+        self.output.forward(&f, &a, train)
+    }
+}
+
+/// `tanh(dense(h[:, 0]))`.
+pub struct BertPooler {
+    dense: Linear,
+}
+
+impl BertPooler {
+    fn forward(&self, last: &Tensor) -> Result<Tensor> {
+        Ok(self
+            .dense
+            .forward(&last.narrow(1, 0, 1)?.squeeze(1)?)?
+            .tanh()?)
+    }
+}
+
+/// The whole encoder: embeddings, `num_hidden_layers` blocks, optional pooler.
+pub struct BertModel {
+    embeddings: BertEmbeddings,
+    layers: Vec<BertLayer>,
+    pooler: Option<BertPooler>,
+    config: BertConfig,
+}
+
+impl BertModel {
+    /// Loads from parameters named as HF's `BertModel` state dict (no `bert.` prefix: pass
+    /// `params.pp("bert")` for checkpoints saved from a task model).
+    pub fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
+        let embeddings = BertEmbeddings::load(&p.pp("embeddings"), cfg)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| BertLayer::load(&p.pp(&format!("encoder.layer.{i}")), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        let pooler = if p.pp("pooler.dense").contains("weight") {
+            Some(BertPooler {
+                dense: Linear::load(&p.pp("pooler.dense"), cfg.hidden_size, cfg.hidden_size)?,
+            })
+        } else {
+            None
+        };
+        Ok(BertModel {
+            embeddings,
+            layers,
+            pooler,
+            config: cfg.clone(),
+        })
+    }
+
+    /// The config the model was built from.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The embedding block.
+    pub fn embeddings(&self) -> &BertEmbeddings {
+        &self.embeddings
+    }
+
+    /// True when the checkpoint had pooler weights.
+    pub fn has_pooler(&self) -> bool {
+        self.pooler.is_some()
+    }
+
+    /// Runs the encoder; dropout is active only when `train` is true.
+    pub fn forward(&self, input: &EncoderInput, train: bool) -> Result<EncoderOutput> {
+        let (_, t) = input.input_ids.dims2()?;
+        let max = self.config.max_sequence_length();
+        if t > max {
+            return Err(Error::Invalid(format!(
+                "sequence of {t} tokens is longer than the model's {max} positions \
+                 (max_position_embeddings {}); truncate it (--truncation / --max-length)",
+                self.config.max_position_embeddings
+            )));
+        }
+        let key_mask = input.attention_mask.to_dtype(DType::F32)?;
+        let mut h = self.embeddings.forward(input, train)?;
+        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
+        hidden_states.push(h.clone());
+        for layer in &self.layers {
+            h = layer.forward(&h, &key_mask, train)?;
+            hidden_states.push(h.clone());
+        }
+        let pooler_output = match &self.pooler {
+            Some(p) => Some(p.forward(&h)?),
+            None => None,
+        };
+        Ok(EncoderOutput {
+            last_hidden_state: h,
+            hidden_states,
+            pooler_output,
+        })
+    }
+}

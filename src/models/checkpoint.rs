@@ -1,0 +1,85 @@
+//! Reading and writing HF model directories: `model.safetensors` or `pytorch_model.bin`,
+//! tensor names as HF writes them.
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Weight files we look for, in order of preference.
+pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+
+/// The weight file of a model directory, or an error saying which names were tried.
+pub fn find_weights(dir: &Path) -> Result<PathBuf> {
+    for name in WEIGHT_FILES {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::checkpoint(
+        dir,
+        format!(
+            "no weights file: expected {} in this directory",
+            WEIGHT_FILES.join(" or ")
+        ),
+    ))
+}
+
+/// Reads every tensor of a weight file, renames old `gamma`/`beta` LayerNorm keys to
+/// `weight`/`bias` (as HF's loader does) and converts f16/bf16/f64 to f32.
+pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let raw: Vec<(String, Tensor)> = if path.extension().is_some_and(|e| e == "safetensors") {
+        candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| {
+                Error::checkpoint(
+                    path,
+                    format!("not a readable safetensors file (truncated or corrupt?): {e}"),
+                )
+            })?
+            .into_iter()
+            .collect()
+    } else {
+        candle_core::pickle::read_all(path).map_err(|e| {
+            Error::checkpoint(
+                path,
+                format!("not a readable PyTorch checkpoint (truncated or corrupt?): {e}"),
+            )
+        })?
+    };
+    let mut out = HashMap::with_capacity(raw.len());
+    for (name, t) in raw {
+        let t = match t.dtype() {
+            DType::F16 | DType::BF16 | DType::F64 => t.to_dtype(DType::F32)?,
+            _ => t,
+        };
+        out.insert(rename_legacy(&name), t);
+    }
+    Ok(out)
+}
+
+/// `x.LayerNorm.gamma` → `x.LayerNorm.weight`, `beta` → `bias` (TF-era checkpoints).
+fn rename_legacy(name: &str) -> String {
+    if let Some(stem) = name.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = name.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Writes tensors to a safetensors file atomically (temp file in the same directory, then
+/// rename), so an interrupted save never leaves a half-written checkpoint.
+pub fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let map: HashMap<String, Tensor> = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.contiguous()?)))
+        .collect::<Result<_>>()?;
+    candle_core::safetensors::save(&map, tmp.path())
+        .map_err(|e| Error::checkpoint(path, format!("cannot write: {e}")))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! LayerNorm layer over the fused, differentiable kernel.
+
+use super::params::{Init, Params};
+use crate::error::Result;
+use crate::kernels;
+use candle_core::Tensor;
+
+/// LayerNorm over the last dimension with learnable `weight` and `bias`.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `weight`/`bias` (old checkpoints' `gamma`/`beta` are renamed on load).
+    pub fn load(p: &Params, dim: usize, eps: f64) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: p.get(dim, "weight")?,
+            bias: p.get(dim, "bias")?,
+            eps,
+        })
+    }
+
+    /// Loads when present, else ones/zeros as HF initialises.
+    pub fn load_or_init(p: &Params, dim: usize, eps: f64) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: p.get_or_init(dim, "weight", Init::Ones)?,
+            bias: p.get_or_init(dim, "bias", Init::Zeros)?,
+            eps,
+        })
+    }
+
+    /// Normalises the last dimension of `x`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(kernels::layer_norm(x, &self.weight, &self.bias, self.eps)?)
+    }
+}

@@ -1,0 +1,15 @@
+//! Reusable layers shared by models, task heads and the trainer.
+
+mod dropout;
+mod embedding;
+mod layer_norm;
+mod linear;
+pub mod params;
+pub mod pooling;
+
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
+pub use params::{Init, Params};
+pub use pooling::{Pooler, Pooling};

@@ -1,0 +1,219 @@
+//! Named parameters: how layers get their weights (from a checkpoint or a fresh init) and
+//! how a model lists them again for training and saving.
+//!
+//! Names are exactly the HF state-dict keys, so loading needs no conversion table and a
+//! saved model loads in `transformers`.
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Shape, Tensor, Var};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How a missing parameter gets its first value.
+#[derive(Debug, Clone, Copy)]
+pub enum Init {
+    /// Normal(0, std), as HF `_init_weights` does for linear and embedding weights.
+    Normal(f64),
+    /// All zeros (biases).
+    Zeros,
+    /// All ones (LayerNorm weights).
+    Ones,
+    /// A constant.
+    Const(f64),
+}
+
+struct Store {
+    /// Tensors read from the checkpoint, by full HF name.
+    source: HashMap<String, Tensor>,
+    /// Where `source` came from, for error messages.
+    source_path: PathBuf,
+    /// Checkpoint keys some layer asked for.
+    used: HashSet<String>,
+    /// Every parameter created, by full name, in creation order of names.
+    created: BTreeMap<String, Tensor>,
+    /// The trainable handles, when training.
+    vars: BTreeMap<String, Var>,
+    trainable: bool,
+    device: Device,
+}
+
+/// A handle that hands out parameters under a name prefix (`vb.pp("encoder")`).
+#[derive(Clone)]
+pub struct Params {
+    store: Arc<Mutex<Store>>,
+    prefix: String,
+}
+
+impl Params {
+    /// Parameters backed by checkpoint tensors read from `path`.
+    pub fn from_tensors(
+        tensors: HashMap<String, Tensor>,
+        path: &Path,
+        device: &Device,
+        trainable: bool,
+    ) -> Self {
+        let store = Store {
+            source: tensors,
+            source_path: path.to_path_buf(),
+            used: HashSet::new(),
+            created: BTreeMap::new(),
+            vars: BTreeMap::new(),
+            trainable,
+            device: device.clone(),
+        };
+        Params {
+            store: Arc::new(Mutex::new(store)),
+            prefix: String::new(),
+        }
+    }
+
+    /// Parameters that all start from their init (a new model or a new head).
+    pub fn fresh(device: &Device, trainable: bool) -> Self {
+        Self::from_tensors(HashMap::new(), Path::new("<new>"), device, trainable)
+    }
+
+    /// The same store, one name level deeper.
+    pub fn pp(&self, name: &str) -> Params {
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
+        Params {
+            store: self.store.clone(),
+            prefix,
+        }
+    }
+
+    /// Full name of `name` under this prefix.
+    pub fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A poisoned lock only means another thread panicked mid-load; the map is still usable.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True when the checkpoint holds `name` under this prefix.
+    pub fn contains(&self, name: &str) -> bool {
+        self.lock().source.contains_key(&self.full_name(name))
+    }
+
+    /// A parameter that must be in the checkpoint with exactly this shape.
+    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+        let shape = shape.into();
+        let full = self.full_name(name);
+        let mut s = self.lock();
+        let t = match s.source.get(&full) {
+            Some(t) => t.clone(),
+            None => {
+                return Err(Error::checkpoint(
+                    &s.source_path,
+                    format!("missing tensor `{full}` (expected shape {shape:?})"),
+                ))
+            }
+        };
+        if t.shape() != &shape {
+            return Err(Error::checkpoint(
+                &s.source_path,
+                format!(
+                    "tensor `{full}` has shape {:?}, the config needs {shape:?}",
+                    t.dims()
+                ),
+            ));
+        }
+        s.used.insert(full.clone());
+        register(&mut s, full, t)
+    }
+
+    /// A parameter from the checkpoint when present, else freshly initialised.
+    pub fn get_or_init(&self, shape: impl Into<Shape>, name: &str, init: Init) -> Result<Tensor> {
+        let shape = shape.into();
+        if self.contains(name) {
+            return self.get(shape, name);
+        }
+        let full = self.full_name(name);
+        let mut s = self.lock();
+        let t = init_tensor(&shape, init, &s.device)?;
+        register(&mut s, full, t)
+    }
+
+    /// Registers a tensor computed by the caller (e.g. a resized embedding table).
+    pub fn set(&self, name: &str, t: Tensor) -> Result<Tensor> {
+        let full = self.full_name(name);
+        let mut s = self.lock();
+        s.created.remove(&full);
+        s.vars.remove(&full);
+        register(&mut s, full, t)
+    }
+
+    /// Checkpoint keys no layer asked for (head weights of another task, buffers ...).
+    pub fn unused_keys(&self) -> Vec<String> {
+        let s = self.lock();
+        let mut v: Vec<String> = s
+            .source
+            .keys()
+            .filter(|k| !s.used.contains(*k))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every parameter, by full name, with its current value.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let s = self.lock();
+        s.created
+            .iter()
+            .map(|(k, t)| match s.vars.get(k) {
+                Some(v) => (k.clone(), v.as_tensor().clone()),
+                None => (k.clone(), t.clone()),
+            })
+            .collect()
+    }
+
+    /// The trainable handles (empty unless built with `trainable = true`).
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        let s = self.lock();
+        s.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The device every parameter lives on.
+    pub fn device(&self) -> Device {
+        self.lock().device.clone()
+    }
+
+    /// The checkpoint path (or `<new>`), for messages.
+    pub fn source_path(&self) -> PathBuf {
+        self.lock().source_path.clone()
+    }
+}
+
+fn register(s: &mut Store, full: String, t: Tensor) -> Result<Tensor> {
+    let t = t.to_device(&s.device)?;
+    if s.trainable && t.dtype().is_float() {
+        let v = Var::from_tensor(&t)?;
+        let out = v.as_tensor().clone();
+        s.vars.insert(full.clone(), v);
+        s.created.insert(full, out.clone());
+        Ok(out)
+    } else {
+        s.created.insert(full, t.clone());
+        Ok(t)
+    }
+}
+
+fn init_tensor(shape: &Shape, init: Init, device: &Device) -> Result<Tensor> {
+    Ok(match init {
+        Init::Normal(std) => Tensor::randn(0f32, std as f32, shape, device)?,
+        Init::Zeros => Tensor::zeros(shape, DType::F32, device)?,
+        Init::Ones => Tensor::ones(shape, DType::F32, device)?,
+        Init::Const(c) => (Tensor::ones(shape, DType::F32, device)? * c)?,
+    })
+}

@@ -1,0 +1,3 @@
+//! Task heads on an encoder.
+
+pub mod embed;

@@ -269,6 +269,40 @@ impl BertModel {
         &self.embeddings
     }
 
+    /// Grows (or shrinks) the word-embedding table to `rows`, as HF
+    /// `resize_token_embeddings` does with its default `mean_resizing=True`: old rows are
+    /// kept and every new row is the mean of the old rows. (HF also adds noise drawn with
+    /// covariance 1e-9·Σ, about 1e-5 in size; we leave it out so the result is deterministic.)
+    /// Returns the new table so the caller can register it under its HF name.
+    pub fn resize_token_embeddings(&mut self, rows: usize) -> Result<Tensor> {
+        let old = self.embeddings.word_embeddings.weight().clone();
+        let (n, h) = old.dims2()?;
+        let table = if rows <= n {
+            old.narrow(0, 0, rows)?
+        } else {
+            let mean = old.mean_keepdim(0)?;
+            Tensor::cat(&[old, mean.broadcast_as((rows - n, h))?.contiguous()?], 0)?
+        };
+        let name = self.embeddings.word_embeddings.name().to_string();
+        self.embeddings.word_embeddings = Embedding::new(table.clone(), &name);
+        self.config.vocab_size = rows;
+        Ok(table)
+    }
+
+    /// Swaps in a word-embedding table of the current size (a trainable handle of it).
+    pub fn set_word_embeddings(&mut self, table: Tensor) -> Result<()> {
+        if table.dims() != self.embeddings.word_embeddings.weight().dims() {
+            return Err(Error::Invalid(format!(
+                "word embeddings must keep shape {:?}, got {:?}",
+                self.embeddings.word_embeddings.weight().dims(),
+                table.dims()
+            )));
+        }
+        let name = self.embeddings.word_embeddings.name().to_string();
+        self.embeddings.word_embeddings = Embedding::new(table, &name);
+        Ok(())
+    }
+
     /// True when the checkpoint had pooler weights.
     pub fn has_pooler(&self) -> bool {
         self.pooler.is_some()

@@ -56,6 +56,34 @@ pub fn load_encoder(dir: &Path, device: &Device, trainable: bool) -> Result<Load
     })
 }
 
+impl LoadedEncoder {
+    /// Resizes the word embeddings to `rows` (see [`BertModel::resize_token_embeddings`])
+    /// and keeps the parameter list in sync, so training and saving see the new table.
+    pub fn resize_token_embeddings(&mut self, rows: usize) -> Result<()> {
+        let table = self.model.resize_token_embeddings(rows)?;
+        let name = self.model.embeddings().word_embeddings().name().to_string();
+        let t = self.params.replace(&name, table)?;
+        self.model.set_word_embeddings(t)?;
+        Ok(())
+    }
+
+    /// Writes `config.json` and `model.safetensors` (HF names, atomically) so that
+    /// `transformers` loads the directory.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut cfg = self.model.config().clone();
+        let arch = match cfg.model_type {
+            ModelType::Bert => "BertModel",
+            ModelType::Roberta => "RobertaModel",
+        };
+        cfg.extra
+            .insert("architectures".into(), serde_json::json!([arch]));
+        crate::util::write_atomic(&dir.join("config.json"), cfg.to_json()?.as_bytes())?;
+        let tensors = self.params.named_tensors();
+        checkpoint::write_safetensors(&tensors, &dir.join("model.safetensors"))
+    }
+}
+
 /// Finds under which prefix the encoder's weights are stored.
 fn encoder_prefix(
     tensors: &std::collections::HashMap<String, candle_core::Tensor>,

@@ -2,7 +2,7 @@
 
 use super::params::Params;
 use crate::error::{Error, Result};
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 /// Maps ids to rows of a learnable table.
 #[derive(Clone, Debug)]
@@ -33,6 +33,11 @@ impl Embedding {
         &self.weight
     }
 
+    /// Full HF name of the table's weight.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Rows of the table.
     pub fn rows(&self) -> usize {
         self.weight.dims()[0]
@@ -40,28 +45,20 @@ impl Embedding {
 
     /// Looks up `ids` (any shape, u32/i64); an out-of-range id is an error naming the table.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let max = ids
-            .flatten_all()?
-            .to_dtype(candle_core::DType::I64)?
-            .max(0)?
-            .to_scalar::<i64>()?;
-        if max as usize >= self.rows()
-            || ids
-                .flatten_all()?
-                .to_dtype(candle_core::DType::I64)?
-                .min(0)?
-                .to_scalar::<i64>()?
-                < 0
-        {
+        let flat = ids.flatten_all()?.to_dtype(DType::I64)?;
+        let min = flat.min(0)?.to_scalar::<i64>()?;
+        let max = flat.max(0)?.to_scalar::<i64>()?;
+        if min < 0 || max as usize >= self.rows() {
+            let bad = if min < 0 { min } else { max };
             return Err(Error::Invalid(format!(
-                "id {max} is out of range for `{}` with {} rows (is the tokenizer from another model?)",
+                "id {bad} is out of range for `{}` with {} rows (is the tokenizer from another model?)",
                 self.name,
                 self.rows()
             )));
         }
         let mut out_dims = ids.dims().to_vec();
         out_dims.push(self.weight.dims()[1]);
-        let flat = ids.flatten_all()?.to_dtype(candle_core::DType::U32)?;
+        let flat = flat.to_dtype(DType::U32)?;
         Ok(self.weight.index_select(&flat, 0)?.reshape(out_dims)?)
     }
 }

@@ -144,9 +144,10 @@ impl Params {
         register(&mut s, full, t)
     }
 
-    /// Registers a tensor computed by the caller (e.g. a resized embedding table).
-    pub fn set(&self, name: &str, t: Tensor) -> Result<Tensor> {
-        let full = self.full_name(name);
+    /// Registers a tensor computed by the caller (e.g. a resized embedding table) under its
+    /// full name, replacing any earlier value.
+    pub fn replace(&self, full: &str, t: Tensor) -> Result<Tensor> {
+        let full = full.to_string();
         let mut s = self.lock();
         s.created.remove(&full);
         s.vars.remove(&full);

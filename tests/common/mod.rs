@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests: fixture paths, golden tensors, comparisons.
+#![allow(dead_code)]
+
+use bert4rs::tokenize::{EncodeOptions, Padding, TextInput, Truncation};
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// Golden tensors of a `.safetensors` fixture.
+pub fn golden(rel: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture(rel), &Device::Cpu).expect("fixture loads")
+}
+
+/// A JSON fixture.
+pub fn json(rel: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(rel)).expect("fixture exists"))
+        .expect("fixture is JSON")
+}
+
+/// Max |a - b| over all elements; panics on shape mismatch with `what` in the message.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor, what: &str) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes differ");
+    let a = a.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    let b = b.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// Asserts two tensors agree within `tol` absolute.
+pub fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) {
+    let d = max_abs_diff(a, b, what);
+    assert!(d <= tol, "{what}: max abs diff {d:e} > {tol:e}");
+}
+
+/// A 2-D integer fixture tensor as rows of u32.
+pub fn rows_u32(t: &Tensor) -> Vec<Vec<u32>> {
+    t.to_dtype(DType::I64)
+        .unwrap()
+        .to_vec2::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v as u32).collect())
+        .collect()
+}
+
+/// Texts (and pairs) of a fixture case.
+pub fn case_inputs(case: &Value) -> Vec<TextInput> {
+    let texts: Vec<String> = serde_json::from_value(case["texts"].clone()).unwrap();
+    let pairs: Option<Vec<String>> = serde_json::from_value(case["pairs"].clone()).unwrap();
+    match pairs {
+        Some(p) => texts
+            .into_iter()
+            .zip(p)
+            .map(|(a, b)| TextInput::pair(a, b))
+            .collect(),
+        None => texts.into_iter().map(TextInput::single).collect(),
+    }
+}
+
+/// Encode options of a fixture case (`padding`/`truncation` as HF's call had them).
+pub fn case_options(case: &Value) -> EncodeOptions {
+    EncodeOptions {
+        max_length: case["max_length"].as_u64().map(|n| n as usize),
+        padding: match case["padding"].as_str() {
+            Some("longest") => Padding::Longest,
+            Some("max_length") => Padding::MaxLength,
+            _ => Padding::None,
+        },
+        truncation: match case["truncation"].as_str() {
+            Some("longest_first") => Some(Truncation::LongestFirst),
+            Some("only_second") => Some(Truncation::OnlySecond),
+            Some("only_first") => Some(Truncation::OnlyFirst),
+            _ => None,
+        },
+    }
+}
+
+/// Directory of a registry asset, fetching it on first use (CI reaches the registries).
+pub fn asset(name: &str) -> PathBuf {
+    let a = bert4rs::assets::find(name).unwrap();
+    bert4rs::assets::fetch(a).unwrap_or_else(|e| {
+        panic!("asset {name} is needed by this test and could not be fetched: {e}")
+    })
+}

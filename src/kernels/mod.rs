@@ -10,5 +10,5 @@ mod layer_norm;
 pub(crate) mod simd;
 mod softmax;
 
-pub use layer_norm::layer_norm;
-pub use softmax::masked_softmax;
+pub use layer_norm::{layer_norm, layer_norm_composite};
+pub use softmax::{masked_softmax, masked_softmax_composite};

@@ -1,0 +1,99 @@
+//! The fused CPU kernels equal their composite reference forward and backward, at widths
+//! that do and do not fill whole vector registers, and keep padding out of attention.
+
+use bert4rs::kernels::{
+    layer_norm, layer_norm_composite, masked_softmax, masked_softmax_composite,
+};
+use candle_core::{Device, Tensor, Var};
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn fused_layer_norm_matches_composite_forward_and_backward() {
+    for h in [1usize, 7, 16, 33, 384, 768] {
+        let dev = Device::Cpu;
+        let x =
+            Var::from_tensor(&(Tensor::randn(0f32, 2.0, (3, 5, h), &dev).unwrap() + 0.5).unwrap())
+                .unwrap();
+        let w = Var::from_tensor(&Tensor::randn(1f32, 0.3, h, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.3, h, &dev).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (3, 5, h), &dev).unwrap();
+        let fused = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
+        let reference =
+            layer_norm_composite(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
+        assert!(max_diff(&fused, &reference) < 1e-5, "h={h} forward");
+        let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gr = (reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, v) in [("x", &x), ("weight", &w), ("bias", &b)] {
+            let d = max_diff(
+                gf.get(v.as_tensor()).unwrap(),
+                gr.get(v.as_tensor()).unwrap(),
+            );
+            assert!(d < 1e-4, "h={h} d{name}: {d}");
+        }
+    }
+}
+
+#[test]
+fn fused_masked_softmax_matches_composite_forward_and_backward() {
+    let dev = Device::Cpu;
+    for k in [1usize, 5, 16, 37, 128] {
+        let s = Var::from_tensor(&Tensor::randn(0f32, 3.0, (2, 3, 4, k), &dev).unwrap()).unwrap();
+        // Second row: only the first ceil(k/2) keys are real.
+        let real = k.div_ceil(2);
+        let mask: Vec<f32> = (0..2 * k)
+            .map(|i| if i < k || i - k < real { 1.0 } else { 0.0 })
+            .collect();
+        let mask = Tensor::from_vec(mask, (2, k), &dev).unwrap();
+        let fused = masked_softmax(s.as_tensor(), &mask, 0.125).unwrap();
+        let reference = masked_softmax_composite(s.as_tensor(), &mask, 0.125).unwrap();
+        assert!(max_diff(&fused, &reference) < 1e-6, "k={k} forward");
+        let padded = fused
+            .narrow(0, 1, 1)
+            .unwrap()
+            .narrow(3, real, k - real)
+            .unwrap();
+        assert_eq!(
+            padded.sum_all().unwrap().to_scalar::<f32>().unwrap(),
+            0.0,
+            "padding gets exactly 0"
+        );
+        let r = Tensor::randn(0f32, 1.0, (2, 3, 4, k), &dev).unwrap();
+        let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gr = (reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let d = max_diff(
+            gf.get(s.as_tensor()).unwrap(),
+            gr.get(s.as_tensor()).unwrap(),
+        );
+        assert!(d < 1e-5, "k={k} backward {d}");
+    }
+}
+
+#[test]
+fn masked_softmax_rejects_a_mask_of_the_wrong_shape() {
+    let s = Tensor::zeros((2, 1, 3, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let m = Tensor::ones((2, 5), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let err = masked_softmax(&s, &m, 1.0).unwrap_err().to_string();
+    assert!(err.contains("mask is [2, 5]"), "{err}");
+}

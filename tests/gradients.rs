@@ -94,7 +94,7 @@ fn every_parameter_gradient_matches_finite_differences() {
         idx.truncate(2);
         idx.push(grad.len() / 3);
         for i in idx {
-            let mut at = |delta: f64| {
+            let at = |delta: f64| {
                 let mut v = base.clone();
                 v[i] += delta;
                 var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())

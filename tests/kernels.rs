@@ -97,3 +97,47 @@ fn masked_softmax_rejects_a_mask_of_the_wrong_shape() {
     let err = masked_softmax(&s, &m, 1.0).unwrap_err().to_string();
     assert!(err.contains("mask is [2, 5]"), "{err}");
 }
+
+#[test]
+fn frozen_linear_matches_matmul_for_small_and_large_batches() {
+    use bert4rs::kernels::linear_frozen;
+    let dev = Device::Cpu;
+    for (rows, k, n) in [
+        (1usize, 8usize, 5usize),
+        (3, 33, 17),
+        (64, 64, 96),
+        (65, 48, 40),
+        (300, 96, 130),
+    ] {
+        let x = Tensor::randn(0f32, 1.0, (rows, k), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
+        let w_t = w.t().unwrap().contiguous().unwrap();
+        let fused = linear_frozen(&x, &w, &w_t, &b)
+            .unwrap()
+            .expect("CPU f32 takes the fast path");
+        let reference = x
+            .matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b)
+            .unwrap();
+        assert!(
+            max_diff(&fused, &reference) < 1e-4,
+            "rows={rows} k={k} n={n}"
+        );
+        // Gradient with respect to the input still flows.
+        let xv = Var::from_tensor(&x).unwrap();
+        let y = linear_frozen(xv.as_tensor(), &w, &w_t, &b)
+            .unwrap()
+            .unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let want = Tensor::ones((rows, n), candle_core::DType::F32, &dev)
+            .unwrap()
+            .matmul(&w)
+            .unwrap();
+        assert!(
+            max_diff(g.get(xv.as_tensor()).unwrap(), &want) < 1e-4,
+            "rows={rows} dx"
+        );
+    }
+}

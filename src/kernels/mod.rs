@@ -7,8 +7,10 @@
 //! devices so the CUDA build keeps working.
 
 mod layer_norm;
+mod linear;
 pub(crate) mod simd;
 mod softmax;
 
 pub use layer_norm::{layer_norm, layer_norm_composite};
+pub use linear::linear_frozen;
 pub use softmax::{masked_softmax, masked_softmax_composite};

@@ -1,0 +1,132 @@
+//! bert4rs half of the forward-pass benchmark (bench/run.sh runs it beside PyTorch):
+//! `cargo run --release --example bench_encoder -- --model-dir DIR --batch 8 --seq 128 --threads 2`
+//! prints one JSON line like bench/torch_bench.py: median ms per batch, tokens/s, GFLOP/s.
+//! `--peak` instead measures the machine's f32 FMA peak on `--threads` threads.
+
+use bert4rs::models::load_encoder;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use bert4rs::EncoderInput;
+use candle_core::{Device, Tensor};
+use std::time::Instant;
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn main() -> bert4rs::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let threads: usize = arg(&args, "--threads", "2").parse().unwrap_or(2);
+    // candle's GEMM and our kernels both run on rayon's global pool.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    if args.iter().any(|a| a == "--peak") {
+        let gflops = peak_gflops(threads);
+        println!("{{\"impl\": \"fma-peak\", \"threads\": {threads}, \"gflops\": {gflops:.1}}}");
+        return Ok(());
+    }
+    let dir = std::path::PathBuf::from(arg(&args, "--model-dir", "."));
+    let batch: usize = arg(&args, "--batch", "8").parse().unwrap_or(8);
+    let seq: usize = arg(&args, "--seq", "128").parse().unwrap_or(128);
+    let warmup: usize = arg(&args, "--warmup", "3").parse().unwrap_or(3);
+    let iters: usize = arg(&args, "--iters", "10").parse().unwrap_or(10);
+    let model = load_encoder(&dir, &Device::Cpu, false)?.model;
+    let cfg = model.config().clone();
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let ids: Vec<u32> = (0..batch * seq)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            1000 + (state % (cfg.vocab_size as u64 - 1000)) as u32
+        })
+        .collect();
+    let input = EncoderInput {
+        input_ids: Tensor::from_vec(ids, (batch, seq), &Device::Cpu)?,
+        attention_mask: Tensor::ones((batch, seq), candle_core::DType::F32, &Device::Cpu)?,
+        token_type_ids: Tensor::zeros((batch, seq), candle_core::DType::U32, &Device::Cpu)?,
+    };
+    for _ in 0..warmup {
+        model.forward(&input, false)?;
+    }
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        model.forward(&input, false)?;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let ms = times[times.len() / 2];
+    let (h, i, l, t) = (
+        cfg.hidden_size as f64,
+        cfg.intermediate_size as f64,
+        cfg.num_hidden_layers as f64,
+        seq as f64,
+    );
+    // Per token per layer: QKV+output projections 4H², FFN 2HI, attention scores and
+    // context 2TH; ×2 flops per multiply-add.
+    let flops = batch as f64 * t * l * 2.0 * (4.0 * h * h + 2.0 * h * i + 2.0 * t * h);
+    println!(
+        "{{\"impl\": \"bert4rs\", \"batch\": {batch}, \"seq\": {seq}, \"threads\": {threads}, \"ms\": {ms:.3}, \"tokens_per_s\": {:.1}, \"gflops\": {:.1}}}",
+        (batch * seq) as f64 / (ms / 1e3),
+        flops / (ms / 1e3) / 1e9
+    );
+    Ok(())
+}
+
+/// Best-case f32 FLOP/s: independent FMA chains (enough to hide latency) on every thread.
+fn peak_gflops(threads: usize) -> f64 {
+    use rayon::prelude::*;
+    const N: usize = 1 << 24;
+    let t0 = Instant::now();
+    let total: f32 = (0..threads)
+        .into_par_iter()
+        .map(|k| fma_loop(N, k as f32))
+        .sum();
+    let secs = t0.elapsed().as_secs_f64();
+    std::hint::black_box(total);
+    // 16 lanes × 12 chains × 2 flops per iteration.
+    (threads * N) as f64 * 16.0 * 12.0 * 2.0 / secs / 1e9
+}
+
+fn fma_loop(n: usize, seed: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: feature checked above.
+            return unsafe { fma_loop_avx512(n, seed) };
+        }
+    }
+    let mut acc = [seed; 12 * 16];
+    for _ in 0..n {
+        for a in acc.iter_mut() {
+            *a = a.mul_add(0.999_999, 1e-7);
+        }
+    }
+    acc.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop_avx512(n: usize, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm512_set1_ps(0.999_999);
+    let c = _mm512_set1_ps(1e-7);
+    let mut acc = [_mm512_set1_ps(seed); 12];
+    for _ in 0..n {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut s = 0.0;
+    for a in acc {
+        s += _mm512_reduce_add_ps(a);
+    }
+    s
+}

@@ -141,3 +141,37 @@ fn frozen_linear_matches_matmul_for_small_and_large_batches() {
         );
     }
 }
+
+#[test]
+fn fused_gelu_matches_candle_erf_gelu_forward_and_backward() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&(Tensor::randn(0f32, 3.0, (7, 333), &dev).unwrap())).unwrap();
+    let fused = bert4rs::kernels::gelu_erf(x.as_tensor()).unwrap();
+    let reference = x.as_tensor().gelu_erf().unwrap();
+    assert!(
+        max_diff(&fused, &reference) < 1e-6,
+        "forward {}",
+        max_diff(&fused, &reference)
+    );
+    let r = Tensor::randn(0f32, 1.0, (7, 333), &dev).unwrap();
+    let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gr = (reference * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let d = max_diff(
+        gf.get(x.as_tensor()).unwrap(),
+        gr.get(x.as_tensor()).unwrap(),
+    );
+    assert!(d < 1e-5, "backward {d}");
+    // Extremes saturate instead of overflowing.
+    let big = Tensor::new(&[-20f32, -9.0, 0.0, 9.0, 20.0], &dev).unwrap();
+    let y = bert4rs::kernels::gelu_erf(&big)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(y[2], 0.0);
+    assert!(y[0].abs() < 1e-6 && (y[4] - 20.0).abs() < 1e-5, "{y:?}");
+}

@@ -177,7 +177,7 @@ impl BertIntermediate {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.dense.forward(x)?;
         Ok(match self.act {
-            HiddenAct::Gelu => y.gelu_erf()?,
+            HiddenAct::Gelu => kernels::gelu_erf(&y)?,
             HiddenAct::GeluNew => y.gelu()?,
             HiddenAct::Relu => y.relu()?,
         })

@@ -244,7 +244,7 @@ impl Pooler {
             .as_ref()
             .ok_or_else(|| Error::Invalid("attention pooler built without its head".into()))?;
         let (b, t, _) = h.dims3()?;
-        let x = head.norm.forward(&head.dense.forward(h)?)?.gelu_erf()?;
+        let x = kernels::gelu_erf(&head.norm.forward(&head.dense.forward(h)?)?)?;
         let scores = head.score.forward(&x)?.reshape((b, 1, 1, t))?;
         let probs = kernels::masked_softmax(&scores, mask, 1.0)?.reshape((b, t, 1))?;
         Ok(h.broadcast_mul(&probs)?.sum(1)?)

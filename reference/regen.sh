@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Regenerates every golden fixture under tests/fixtures from the pinned reference stack.
+#   bash reference/regen.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=$(bash reference/setup.sh | tail -1)
+cargo build -q --bin bert4rs
+minilm=$(./target/debug/bert4rs fetch minilm | cut -f2)
+zh=$(./target/debug/bert4rs fetch bert-base-chinese-vocab | cut -f2)
+"$py" reference/make_fixtures.py --minilm "$minilm" --zh-vocab "$zh/vocab.txt" --out tests/fixtures

@@ -1,0 +1,65 @@
+//! Exact (erf) GELU, `0.5·x·(1 + erf(x/√2))`, in one vectorised pass. candle's version calls
+//! libm's scalar `erff` per element: 20 % of MiniLM's forward time in a profile.
+
+use super::layer_norm::contiguous_f32;
+use super::simd::{self, dispatch};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+struct GeluOp;
+
+/// Exact GELU, differentiable; fused on CPU f32, candle's `gelu_erf` elsewhere.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1(GeluOp)
+    } else {
+        x.gelu_erf()
+    }
+}
+
+/// `erf(x)` with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26 refined form:
+/// `1 − t·P(t)·e^{−x²}`, `t = 1/(1 + p|x|)`), branch-free so it vectorises.
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let p = 1.061_405_4;
+    let p = p * t - 1.453_152_1;
+    let p = p * t + 1.421_413_8;
+    let p = p * t - 0.284_496_74;
+    let p = p * t + 0.254_829_6;
+    let r = 1.0 - p * t * simd::exp(-a * a);
+    r.copysign(x)
+}
+
+#[inline(always)]
+fn gelu_slice(x: &[f32], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+dispatch!(fn gelu_slice_best(x: &[f32], out: &mut [f32]) => gelu_slice);
+
+impl CustomOp1 for GeluOp {
+    fn name(&self) -> &'static str {
+        "bert4rs-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s, l, "input")?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(16384)
+            .zip(x.par_chunks(16384))
+            .for_each(|(o, xi)| gelu_slice_best(xi, o));
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // d/dx = Φ(x) + x·φ(x).
+        let cdf = (((x * std::f64::consts::FRAC_1_SQRT_2)?.erf()? + 1.0)? * 0.5)?;
+        let pdf = ((x.sqr()? * -0.5)?.exp()?
+            * (0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2))?;
+        Ok(Some((grad * (cdf + (x * pdf)?)?)?))
+    }
+}

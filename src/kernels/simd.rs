@@ -85,10 +85,14 @@ pub fn sum(xs: &[f32]) -> f32 {
 /// `exp(x)` to about 1 ulp on the range that softmax uses, written so it vectorises
 /// (std's `exp` is a libm call per element). Range reduction `x = k·ln2 + r`, then a
 /// degree-6 polynomial for `e^r` on `|r| ≤ ln2/2`, scaled by `2^k` via the exponent bits.
+/// `k` is rounded with the 1.5·2²³ "magic number" add, so no float→int conversion (which
+/// Rust saturates, and LLVM then scalarises) is needed.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.7);
-    let k = (x * std::f32::consts::LOG2_E).round();
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    let x = x.clamp(-87.3, 88.0);
+    let kf = x.mul_add(std::f32::consts::LOG2_E, MAGIC);
+    let k = kf - MAGIC;
     let r = k.mul_add(-0.693_145_75, x);
     let r = k.mul_add(-1.428_606_8e-6, r);
     let p = 1.0 / 720.0;
@@ -98,5 +102,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    f32::from_bits(((k as i32 + 127) as u32) << 23) * p
+    // The low mantissa bits of `kf` hold k (two's complement); shift k + 127 into the exponent.
+    let scale = f32::from_bits(kf.to_bits().wrapping_add(127u32.wrapping_sub(0x4B40_0000)) << 23);
+    scale * p
 }

@@ -175,3 +175,45 @@ fn fused_gelu_matches_candle_erf_gelu_forward_and_backward() {
     assert_eq!(y[2], 0.0);
     assert!(y[0].abs() < 1e-6 && (y[4] - 20.0).abs() < 1e-5, "{y:?}");
 }
+
+#[test]
+fn fused_attention_matches_split_heads_composite_with_padding() {
+    let dev = Device::Cpu;
+    let (b, t, heads, d) = (3usize, 9usize, 4usize, 8usize);
+    let h = heads * d;
+    let qkv = Tensor::randn(0f32, 1.0, (b, t, 3 * h), &dev).unwrap();
+    let lens = [9usize, 4, 1];
+    let mask: Vec<f32> = (0..b * t)
+        .map(|i| if i % t < lens[i / t] { 1.0 } else { 0.0 })
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, t), &dev).unwrap();
+    let scale = 1.0 / (d as f64).sqrt();
+    let fused = bert4rs::kernels::fused_attention(&qkv, &mask, heads, scale)
+        .unwrap()
+        .unwrap();
+    let split = |i: usize| {
+        qkv.narrow(2, i * h, h)
+            .unwrap()
+            .reshape((b, t, heads, d))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let (q, k, v) = (split(0), split(1), split(2));
+    let probs =
+        masked_softmax_composite(&q.matmul(&k.t().unwrap()).unwrap(), &mask, scale).unwrap();
+    let reference = probs
+        .matmul(&v)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, t, h))
+        .unwrap();
+    assert!(
+        max_diff(&fused, &reference) < 1e-5,
+        "{}",
+        max_diff(&fused, &reference)
+    );
+}

@@ -6,12 +6,14 @@
 //! [`simd`]), use every core through rayon, and fall back to composite candle ops on other
 //! devices so the CUDA build keeps working.
 
+mod attention;
 mod gelu;
 mod layer_norm;
 mod linear;
 pub(crate) mod simd;
 mod softmax;
 
+pub use attention::fused_attention;
 pub use gelu::gelu_erf;
 pub use layer_norm::{layer_norm, layer_norm_composite};
 pub use linear::linear_frozen;

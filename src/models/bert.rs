@@ -148,6 +148,13 @@ impl BertSelfAttention {
 
     fn forward(&self, x: &Tensor, key_mask: &Tensor, train: bool) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        if let (QkvProjections::Fused(qkv), false) = (&self.projections, train) {
+            let packed = qkv.forward(x)?;
+            if let Some(ctx) = kernels::fused_attention(&packed, key_mask, self.num_heads, scale)? {
+                return Ok(ctx);
+            }
+        }
         let (q, k, v) = match &self.projections {
             QkvProjections::Fused(qkv) => {
                 // [b, t, 3·h] → [3, b, heads, t, head_dim] in one copy.
@@ -165,7 +172,6 @@ impl BertSelfAttention {
             ),
         };
         let scores = q.matmul(&k.t()?)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
         let probs = kernels::masked_softmax(&scores, key_mask, scale)?;
         let probs = self.dropout.forward(&probs, train)?;
         let ctx = probs.matmul(&v)?;

@@ -51,6 +51,13 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not the raw field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 #[inline(always)]
 fn softmax_in_place(scores: &mut [f32], mask: &[f32]) {
     let t = mask.len();
@@ -104,7 +111,6 @@ impl CustomOp2 for AttentionOp {
                 let (bi, head) = (job / self.heads, job % self.heads);
                 let base = bi * t * h3 + head * d;
                 let (q, k, v) = (&qkv[base..], &qkv[base + h..], &qkv[base + 2 * h..]);
-                let dst = dst;
                 // SAFETY: q/k/v cover t rows of stride 3h from `base`; scores is t×t; the
                 // output block (rows of sequence bi, columns head·d..) belongs to this task.
                 unsafe {
@@ -134,7 +140,7 @@ impl CustomOp2 for AttentionOp {
                         t,
                         d,
                         t,
-                        dst.0.add(bi * t * h + head * d),
+                        dst.get().add(bi * t * h + head * d),
                         1,
                         h as isize,
                         false,

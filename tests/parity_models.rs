@@ -135,22 +135,8 @@ fn padded_batch_equals_one_text_at_a_time() {
         let model = load_encoder(&dir, &Device::Cpu, false).unwrap().model;
         let batch = input_from_golden(&g, "case1");
         let out = model.forward(&batch, false).unwrap();
-        let mask = batch.attention_mask.to_vec2::<f32>().unwrap();
-        for (row, m) in mask.iter().enumerate() {
-            let len = m.iter().filter(|v| **v > 0.0).count();
-            let one = |t: &Tensor| {
-                t.narrow(0, row, 1)
-                    .unwrap()
-                    .narrow(1, 0, len)
-                    .unwrap()
-                    .contiguous()
-                    .unwrap()
-            };
-            let single = EncoderInput {
-                input_ids: one(&batch.input_ids),
-                attention_mask: one(&batch.attention_mask),
-                token_type_ids: one(&batch.token_type_ids),
-            };
+        for row in 0..batch.input_ids.dim(0).unwrap() {
+            let (single, len) = unpadded_row(&batch, row);
             let alone = model.forward(&single, false).unwrap();
             let in_batch = out
                 .last_hidden_state

@@ -77,22 +77,8 @@ fn every_pooling_matches_torch_and_ignores_padding() {
             &format!("pool.{name} vs torch"),
         );
         // The same text alone, unpadded.
-        let mask = input.attention_mask.to_vec2::<f32>().unwrap();
-        for (row, m) in mask.iter().enumerate() {
-            let len = m.iter().filter(|v| **v > 0.0).count();
-            let cut = |t: &Tensor| {
-                t.narrow(0, row, 1)
-                    .unwrap()
-                    .narrow(1, 0, len)
-                    .unwrap()
-                    .contiguous()
-                    .unwrap()
-            };
-            let single = EncoderInput {
-                input_ids: cut(&input.input_ids),
-                attention_mask: cut(&input.attention_mask),
-                token_type_ids: cut(&input.token_type_ids),
-            };
+        for row in 0..input.input_ids.dim(0).unwrap() {
+            let (single, _) = unpadded_row(&input, row);
             let o = model.forward(&single, false).unwrap();
             let alone = pooler
                 .forward(

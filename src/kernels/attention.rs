@@ -8,7 +8,8 @@
 //! probabilities needs it anyway).
 
 use super::layer_norm::contiguous_f32;
-use super::simd::{self, dispatch};
+use super::simd::dispatch;
+use super::softmax::softmax_row_in_place;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -60,27 +61,9 @@ impl OutPtr {
 
 #[inline(always)]
 fn softmax_in_place(scores: &mut [f32], mask: &[f32]) {
-    let t = mask.len();
-    for row in scores.chunks_exact_mut(t) {
-        let mut max = f32::NEG_INFINITY;
-        for j in 0..t {
-            let v = if mask[j] > 0.0 {
-                row[j]
-            } else {
-                f32::NEG_INFINITY
-            };
-            row[j] = v;
-            max = max.max(v);
-        }
-        if max == f32::NEG_INFINITY {
-            row.iter_mut().for_each(|v| *v = 1.0 / t as f32);
-            continue;
-        }
-        for v in row.iter_mut() {
-            *v = simd::exp(*v - max) * ((*v != f32::NEG_INFINITY) as u32 as f32);
-        }
-        let inv = 1.0 / simd::sum(row);
-        row.iter_mut().for_each(|v| *v *= inv);
+    for row in scores.chunks_exact_mut(mask.len()) {
+        // The scale was applied by the score GEMM.
+        softmax_row_in_place(row, mask, 1.0);
     }
 }
 

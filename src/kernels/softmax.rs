@@ -44,30 +44,37 @@ pub fn masked_softmax_composite(scores: &Tensor, key_mask: &Tensor, scale: f64) 
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
+/// Softmax of one row in place after multiplying by `scale`; keys with `mask == 0` get
+/// exactly 0, and a row with every key masked is spread evenly (as an additive `finfo.min`
+/// mask does). Shared by this kernel and the fused attention.
+#[inline(always)]
+pub(super) fn softmax_row_in_place(row: &mut [f32], mask: &[f32], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for (v, m) in row.iter_mut().zip(mask) {
+        *v = if *m > 0.0 {
+            *v * scale
+        } else {
+            f32::NEG_INFINITY
+        };
+        max = max.max(*v);
+    }
+    if max == f32::NEG_INFINITY {
+        let even = 1.0 / row.len() as f32;
+        row.iter_mut().for_each(|v| *v = even);
+        return;
+    }
+    for v in row.iter_mut() {
+        *v = simd::exp(*v - max) * ((*v != f32::NEG_INFINITY) as u32 as f32);
+    }
+    let inv = 1.0 / simd::sum(row);
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
 #[inline(always)]
 fn softmax_rows(scores: &[f32], mask: &[f32], out: &mut [f32], scale: f32) {
-    let k = mask.len();
-    for (s, o) in scores.chunks_exact(k).zip(out.chunks_exact_mut(k)) {
-        let mut max = f32::NEG_INFINITY;
-        for j in 0..k {
-            let v = if mask[j] > 0.0 {
-                s[j] * scale
-            } else {
-                f32::NEG_INFINITY
-            };
-            o[j] = v;
-            max = max.max(v);
-        }
-        if max == f32::NEG_INFINITY {
-            // Every key masked: spread evenly, as an additive finfo.min mask does.
-            o.iter_mut().for_each(|v| *v = 1.0 / k as f32);
-            continue;
-        }
-        for v in o.iter_mut() {
-            *v = simd::exp(*v - max) * ((*v != f32::NEG_INFINITY) as u32 as f32);
-        }
-        let inv = 1.0 / simd::sum(o);
-        o.iter_mut().for_each(|v| *v *= inv);
+    out.copy_from_slice(scores);
+    for row in out.chunks_exact_mut(mask.len()) {
+        softmax_row_in_place(row, mask, scale);
     }
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use bert4rs::tokenize::{EncodeOptions, Padding, TextInput, Truncation};
+use bert4rs::EncoderInput;
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -95,4 +96,24 @@ pub fn asset(name: &str) -> PathBuf {
     bert4rs::assets::fetch(a).unwrap_or_else(|e| {
         panic!("asset {name} is needed by this test and could not be fetched: {e}")
     })
+}
+
+/// Row `row` of a right-padded batch, without its padding, and its real length.
+pub fn unpadded_row(batch: &EncoderInput, row: usize) -> (EncoderInput, usize) {
+    let mask = batch.attention_mask.to_vec2::<f32>().unwrap();
+    let len = mask[row].iter().filter(|v| **v > 0.0).count();
+    let cut = |t: &Tensor| {
+        t.narrow(0, row, 1)
+            .unwrap()
+            .narrow(1, 0, len)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let single = EncoderInput {
+        input_ids: cut(&batch.input_ids),
+        attention_mask: cut(&batch.attention_mask),
+        token_type_ids: cut(&batch.token_type_ids),
+    };
+    (single, len)
 }

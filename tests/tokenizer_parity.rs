@@ -186,3 +186,26 @@ fn missing_tokenizer_config_uses_bert_tokenizer_defaults() {
     let b = configured.encode(&text, &EncodeOptions::default()).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn concurrent_fetches_of_one_asset_both_succeed() {
+    let cache = tempfile::tempdir().unwrap();
+    // Only this test's own process-wide env: run the fetches in child processes.
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bert4rs"))
+            .args(["fetch", "bert-base-chinese-vocab"])
+            .env("BERT4RS_CACHE", cache.path())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (run(), run());
+    for mut child in [a, b] {
+        assert!(child.wait().unwrap().success(), "a concurrent fetch failed");
+    }
+    let dir = cache.path().join("assets/bert-base-chinese-vocab");
+    assert!(dir.join("vocab.txt").is_file() && dir.join("tokenizer_config.json").is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(cache.path().join("assets"))
+        .unwrap()
+        .collect();
+    assert_eq!(leftovers.len(), 1, "temp directories left behind");
+}

@@ -207,7 +207,14 @@ pub fn fetch(asset: &Asset) -> Result<PathBuf> {
         std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
     }
     let staged = tmp.keep();
-    std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))?;
+    if let Err(e) = std::fs::rename(&staged, &dest) {
+        // Another process (a parallel test, a second shell) finished the same asset first:
+        // its copy is identical, so keep it and drop ours.
+        let _ = std::fs::remove_dir_all(&staged);
+        if !dest.is_dir() {
+            return Err(Error::io(&dest, e));
+        }
+    }
     Ok(dest)
 }
 

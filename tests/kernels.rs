@@ -217,3 +217,28 @@ fn fused_attention_matches_split_heads_composite_with_padding() {
         max_diff(&fused, &reference)
     );
 }
+
+#[test]
+fn fused_add_layer_norm_matches_add_then_layer_norm() {
+    let dev = Device::Cpu;
+    for h in [7usize, 48, 384] {
+        let x = Tensor::randn(0f32, 1.0, (4, 6, h), &dev).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (4, 6, h), &dev).unwrap();
+        let w = Tensor::randn(1f32, 0.3, h, &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.3, h, &dev).unwrap();
+        let fused = bert4rs::kernels::add_layer_norm(&x, &r, &w, &b, 1e-12).unwrap();
+        let reference = layer_norm_composite(&(&x + &r).unwrap(), &w, &b, 1e-12).unwrap();
+        assert!(max_diff(&fused, &reference) < 1e-5, "h={h}");
+        // With a trainable input it falls back to the differentiable path.
+        let xv = Var::from_tensor(&x).unwrap();
+        let y = bert4rs::kernels::add_layer_norm(xv.as_tensor(), &r, &w, &b, 1e-12).unwrap();
+        assert!(max_diff(&y, &reference) < 1e-5);
+        assert!(y
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(xv.as_tensor())
+            .is_some());
+    }
+}

@@ -28,29 +28,120 @@ pub fn layer_norm_composite(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Res
     xhat.broadcast_mul(w)?.broadcast_add(b)
 }
 
+/// Mean and 1/std of one row.
+#[inline(always)]
+fn row_stats(xr: &[f32], eps: f32) -> (f32, f32) {
+    let h = xr.len() as f32;
+    let mean = simd::sum(xr) / h;
+    let mut acc = [0f32; simd::LANES];
+    let chunks = xr.chunks_exact(simd::LANES);
+    let rest: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
+    for c in chunks {
+        for i in 0..simd::LANES {
+            let d = c[i] - mean;
+            acc[i] += d * d;
+        }
+    }
+    let var = (acc.iter().sum::<f32>() + rest) / h;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
 #[inline(always)]
 fn normalize_rows(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32], eps: f32) {
     let h = w.len();
     for (xr, yr) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-        let mean = simd::sum(xr) / h as f32;
-        let mut acc = [0f32; simd::LANES];
-        let chunks = xr.chunks_exact(simd::LANES);
-        let rest: f32 = chunks
-            .remainder()
-            .iter()
-            .map(|v| (v - mean) * (v - mean))
-            .sum();
-        for c in chunks {
-            for i in 0..simd::LANES {
-                let d = c[i] - mean;
-                acc[i] += d * d;
-            }
-        }
-        let var = (acc.iter().sum::<f32>() + rest) / h as f32;
-        let rstd = 1.0 / (var + eps).sqrt();
+        let (mean, rstd) = row_stats(xr, eps);
         for i in 0..h {
             yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
         }
+    }
+}
+
+/// `normalize(x + r)` in one pass over the rows: the residual sum never goes to memory.
+#[inline(always)]
+fn add_normalize_rows(x: &[f32], r: &[f32], w: &[f32], b: &[f32], out: &mut [f32], eps: f32) {
+    let h = w.len();
+    let rows = x.chunks_exact(h).zip(r.chunks_exact(h));
+    for ((xr, rr), yr) in rows.zip(out.chunks_exact_mut(h)) {
+        for i in 0..h {
+            yr[i] = xr[i] + rr[i];
+        }
+        let (mean, rstd) = row_stats(yr, eps);
+        for i in 0..h {
+            yr[i] = (yr[i] - mean) * rstd * w[i] + b[i];
+        }
+    }
+}
+
+dispatch!(fn add_normalize_rows_best(x: &[f32], r: &[f32], w: &[f32], b: &[f32], out: &mut [f32], eps: f32) => add_normalize_rows);
+
+/// Inference `LayerNorm(x + residual)`; the weights travel inside the op (a few KB).
+struct AddLayerNormOp {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+/// `LayerNorm(x + residual)`: fused on CPU f32 when nothing needs a gradient, else the
+/// differentiable `layer_norm(x + residual)`.
+pub fn add_layer_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    let frozen = !(x.track_op() || residual.track_op() || weight.track_op() || bias.track_op());
+    if frozen && x.device().is_cpu() && x.dtype() == DType::F32 && x.shape() == residual.shape() {
+        let op = AddLayerNormOp {
+            weight: weight.to_dtype(DType::F32)?.to_vec1()?,
+            bias: bias.to_dtype(DType::F32)?.to_vec1()?,
+            eps: eps as f32,
+        };
+        return x
+            .contiguous()?
+            .apply_op2_no_bwd(&residual.contiguous()?, &op);
+    }
+    layer_norm(&(x + residual)?, weight, bias, eps)
+}
+
+impl candle_core::CustomOp2 for AddLayerNormOp {
+    fn name(&self) -> &'static str {
+        "bert4rs-add-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "input")?;
+        let r = contiguous_f32(s2, l2, "residual")?;
+        let h = self.weight.len();
+        if l1.dims().last() != Some(&h) || self.bias.len() != h || x.len() != r.len() {
+            candle_core::bail!(
+                "add_layer_norm: input {:?}, residual {:?}, weight [{h}]",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        let mut out = vec![0f32; x.len()];
+        let rows_per_task = (16384 / h.max(1)).max(1);
+        out.par_chunks_mut(rows_per_task * h)
+            .zip(
+                x.par_chunks(rows_per_task * h)
+                    .zip(r.par_chunks(rows_per_task * h)),
+            )
+            .for_each(|(o, (xi, ri))| {
+                add_normalize_rows_best(xi, ri, &self.weight, &self.bias, o, self.eps)
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 

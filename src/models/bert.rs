@@ -198,7 +198,7 @@ impl BertResidualOutput {
 
     fn forward(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.dropout.forward(&self.dense.forward(x)?, train)?;
-        self.layer_norm.forward(&(y + residual)?)
+        self.layer_norm.forward_residual(&y, residual)
     }
 }
 

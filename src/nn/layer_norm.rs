@@ -32,6 +32,17 @@ impl LayerNorm {
         })
     }
 
+    /// `LayerNorm(x + residual)`, fused when no gradient is needed (post-norm blocks).
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        Ok(kernels::add_layer_norm(
+            x,
+            residual,
+            &self.weight,
+            &self.bias,
+            self.eps,
+        )?)
+    }
+
     /// Normalises the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(kernels::layer_norm(x, &self.weight, &self.bias, self.eps)?)

@@ -11,6 +11,8 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 const SMALL_ROWS: usize = 64;
 
 /// `transposed`: the weight argument is `w [out, in]` and the product runs as `(W · xᵀ)ᵀ`.
+/// (Reading `w_t` as a column-major `W` instead, which would save the second weight copy, ran
+/// 2× slower at BERT-base 1 × 32: gemm then packs the weight on every call.)
 struct LinearOp {
     transposed: bool,
 }

@@ -3,7 +3,7 @@
 //! candle's own fused LayerNorm and softmax are built with `apply_op*_no_bwd`, so gradients
 //! silently stop at them; its composite versions are correct but make several passes over
 //! memory. These kernels do one pass each on CPU, pick AVX-512 / AVX2 at run time (see
-//! [`simd`]), use every core through rayon, and fall back to composite candle ops on other
+//! `simd.rs`), use every core through rayon, and fall back to composite candle ops on other
 //! devices so the CUDA build keeps working.
 
 mod attention;

@@ -28,6 +28,11 @@ pub fn layer_norm_composite(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Res
     xhat.broadcast_mul(w)?.broadcast_add(b)
 }
 
+/// Rows of width `h` per rayon task: about 16K floats, enough work to amortise the task.
+fn rows_per_task(h: usize) -> usize {
+    (16384 / h.max(1)).max(1)
+}
+
 /// Mean and 1/std of one row.
 #[inline(always)]
 fn row_stats(xr: &[f32], eps: f32) -> (f32, f32) {
@@ -132,7 +137,7 @@ impl candle_core::CustomOp2 for AddLayerNormOp {
             );
         }
         let mut out = vec![0f32; x.len()];
-        let rows_per_task = (16384 / h.max(1)).max(1);
+        let rows_per_task = rows_per_task(h);
         out.par_chunks_mut(rows_per_task * h)
             .zip(
                 x.par_chunks(rows_per_task * h)
@@ -173,8 +178,7 @@ impl CustomOp3 for LayerNormOp {
             );
         }
         let mut out = vec![0f32; x.len()];
-        // Rows per task: enough work to amortise rayon's overhead.
-        let rows_per_task = (16384 / h.max(1)).max(1);
+        let rows_per_task = rows_per_task(h);
         out.par_chunks_mut(rows_per_task * h)
             .zip(x.par_chunks(rows_per_task * h))
             .for_each(|(o, xi)| normalize_rows_best(xi, w, b, o, self.eps));

@@ -112,23 +112,22 @@ pub struct BertSelfAttention {
 impl BertSelfAttention {
     fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
         let h = cfg.hidden_size;
-        let query = Linear::load(&p.pp("query"), h, h)?;
-        let key = Linear::load(&p.pp("key"), h, h)?;
-        let value = Linear::load(&p.pp("value"), h, h)?;
-        let projections = if query.weight().is_variable() {
-            QkvProjections::Separate(query, key, value)
+        // Raw tensors, not `Linear::load`: a fused layer would throw away each layer's
+        // pre-transposed copy.
+        let load = |name: &str| -> Result<(Tensor, Tensor)> {
+            let lp = p.pp(name);
+            Ok((lp.get((h, h), "weight")?, lp.get(h, "bias")?))
+        };
+        let [(wq, bq), (wk, bk), (wv, bv)] = [load("query")?, load("key")?, load("value")?];
+        let projections = if wq.is_variable() {
+            QkvProjections::Separate(
+                Linear::new(wq, Some(bq)),
+                Linear::new(wk, Some(bk)),
+                Linear::new(wv, Some(bv)),
+            )
         } else {
-            let parts = [&query, &key, &value];
-            let w = Tensor::cat(&parts.map(|l| l.weight()), 0)?;
-            let b = parts
-                .iter()
-                .map(|l| {
-                    l.bias()
-                        .cloned()
-                        .ok_or_else(|| Error::Invalid("attention without bias".into()))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            QkvProjections::Fused(Linear::new(w, Some(Tensor::cat(&b, 0)?)))
+            let w = Tensor::cat(&[wq, wk, wv], 0)?;
+            QkvProjections::Fused(Linear::new(w, Some(Tensor::cat(&[bq, bk, bv], 0)?)))
         };
         Ok(BertSelfAttention {
             projections,

@@ -22,6 +22,7 @@ pub mod models;
 pub mod nn;
 pub mod tasks;
 pub mod tokenize;
+pub mod train;
 pub mod util;
 
 pub use config::BertConfig;

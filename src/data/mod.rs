@@ -1,4 +1,5 @@
 //! Input readers and batching.
 
 pub mod batch;
+pub mod dataset;
 pub mod input;

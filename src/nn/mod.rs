@@ -4,8 +4,10 @@ mod dropout;
 mod embedding;
 mod layer_norm;
 mod linear;
+pub mod losses;
 pub mod params;
 pub mod pooling;
+pub mod rng;
 
 pub use dropout::Dropout;
 pub use embedding::Embedding;

@@ -1,3 +1,4 @@
 //! Task heads on an encoder.
 
+pub mod classify;
 pub mod embed;

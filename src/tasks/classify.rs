@@ -1,0 +1,400 @@
+//! Sequence classification, multi-label classification and regression on any pooling:
+//! HF's `BertForSequenceClassification` (pooled output → dropout → `classifier` linear),
+//! generalised to every pooling of [`crate::nn::pooling`].
+//!
+//! Saved directories use HF's names (`bert.*`, `classifier.*`, `id2label`, `problem_type`),
+//! so `transformers` loads them as `BertForSequenceClassification`; with the default
+//! `pooler` pooling it also computes the same logits. Other poolings are recorded in
+//! `config.json` as `bert4rs_pooling` (transformers ignores the field and its own head then
+//! pools with the pooler; bert4rs reads it back).
+
+use crate::config::ModelType;
+use crate::error::{Error, Result};
+use crate::models::bert::{BertModel, EncoderInput};
+use crate::models::{checkpoint, load_encoder};
+use crate::nn::losses::{self, CrossEntropy};
+use crate::nn::{Dropout, Linear, Params, Pooler, Pooling};
+use candle_core::{DType, Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What the head predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    /// One class per example (softmax).
+    SingleLabel,
+    /// Any subset of the classes (sigmoid per class).
+    MultiLabel,
+    /// One real number per example.
+    Regression,
+}
+
+impl Problem {
+    /// HF's `problem_type` string.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Problem::SingleLabel => "single_label_classification",
+            Problem::MultiLabel => "multi_label_classification",
+            Problem::Regression => "regression",
+        }
+    }
+
+    fn from_hf(s: &str) -> Option<Self> {
+        match s {
+            "single_label_classification" => Some(Problem::SingleLabel),
+            "multi_label_classification" => Some(Problem::MultiLabel),
+            "regression" => Some(Problem::Regression),
+            _ => None,
+        }
+    }
+}
+
+/// The loss a head trains with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Cross-entropy (single-label; label smoothing and class weights apply).
+    Ce,
+    /// Multi-class focal loss.
+    Focal,
+    /// Soft dice loss.
+    Dice,
+    /// Binary cross-entropy per class (multi-label).
+    Bce,
+    /// Sigmoid focal loss per class (multi-label).
+    FocalBinary,
+    /// Mean squared error (regression).
+    Mse,
+    /// MSE + (1 − Pearson r) (regression).
+    MseCorr,
+}
+
+/// Loss settings (section `[task]` of a run config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    /// The loss; `None` = the problem's natural one (ce, bce, mse).
+    pub loss: Option<LossKind>,
+    /// Cross-entropy label smoothing.
+    pub label_smoothing: f64,
+    /// Per-class weights for cross-entropy (in label order).
+    pub class_weights: Option<Vec<f32>>,
+    /// Focal γ.
+    pub focal_gamma: f64,
+    /// Focal α: per class (multi-class) or its first value for the positive class (binary).
+    pub focal_alpha: Option<Vec<f32>>,
+    /// Dice smoothing.
+    pub dice_smooth: f64,
+    /// Weight of the correlation term of `mse_corr`.
+    pub corr_weight: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            loss: None,
+            label_smoothing: 0.0,
+            class_weights: None,
+            focal_gamma: 2.0,
+            focal_alpha: None,
+            dice_smooth: 1.0,
+            corr_weight: 1.0,
+        }
+    }
+}
+
+/// Gold answers of a batch.
+#[derive(Clone, Debug)]
+pub enum Targets {
+    /// Class ids (single-label).
+    Classes(Vec<u32>),
+    /// Multi-hot rows `[batch, labels]` (multi-label).
+    Multi(Vec<Vec<f32>>),
+    /// One score per example (regression).
+    Scores(Vec<f32>),
+}
+
+/// What the head is asked to be when it is created (training from a plain encoder).
+#[derive(Clone, Debug)]
+pub struct HeadSpec {
+    /// The problem.
+    pub problem: Problem,
+    /// Label names in id order (one name, `score`, for regression).
+    pub labels: Vec<String>,
+    /// How tokens are pooled into one vector.
+    pub pooling: Pooling,
+}
+
+/// An encoder with a pooling and a linear classifier.
+pub struct SequenceClassifier {
+    encoder: BertModel,
+    pooler: Pooler,
+    dropout: Dropout,
+    classifier: Linear,
+    spec: HeadSpec,
+    params: Params,
+    prefix: String,
+}
+
+impl SequenceClassifier {
+    /// Loads `dir`; with `spec` a new head is created where the checkpoint has none (an
+    /// error if an existing head disagrees), without it the head and labels come from the
+    /// directory's `config.json` (a fine-tuned model).
+    pub fn from_dir(
+        dir: &Path,
+        device: &Device,
+        trainable: bool,
+        spec: Option<HeadSpec>,
+    ) -> Result<Self> {
+        let loaded = load_encoder(dir, device, trainable)?;
+        let cfg = loaded.model.config().clone();
+        let spec = match spec {
+            Some(s) => s,
+            None => spec_from_config(&cfg.extra, &dir.join("config.json"))?,
+        };
+        let n_out = match spec.problem {
+            Problem::Regression => 1,
+            _ => spec.labels.len(),
+        };
+        if n_out == 0 || (spec.problem == Problem::SingleLabel && n_out < 2) {
+            return Err(Error::Invalid(format!(
+                "a {} head needs at least 2 labels, got {:?}",
+                spec.problem.hf_name(),
+                spec.labels
+            )));
+        }
+        let pooler = Pooler::new(
+            spec.pooling,
+            &loaded.params.pp("pooling"),
+            cfg.hidden_size,
+            cfg.num_hidden_layers,
+            cfg.initializer_range,
+        )?;
+        if spec.pooling == Pooling::Pooler && !loaded.model.has_pooler() {
+            return Err(Error::checkpoint(
+                loaded.params.source_path(),
+                "pooling `pooler` needs `pooler.dense.weight`, which this checkpoint lacks; use cls or mean",
+            ));
+        }
+        let in_dim = pooler.output_dim(cfg.hidden_size);
+        let classifier = Linear::load_or_init(
+            &loaded.params.pp("classifier"),
+            in_dim,
+            n_out,
+            cfg.initializer_range,
+        )?;
+        let p_drop = cfg
+            .extra
+            .get("classifier_dropout")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(cfg.hidden_dropout_prob);
+        Ok(SequenceClassifier {
+            encoder: loaded.model,
+            pooler,
+            dropout: Dropout::new(p_drop),
+            classifier,
+            spec,
+            params: loaded.params,
+            prefix: loaded.prefix,
+        })
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &BertModel {
+        &self.encoder
+    }
+
+    /// Problem, labels and pooling.
+    pub fn spec(&self) -> &HeadSpec {
+        &self.spec
+    }
+
+    /// Every parameter by its HF name (encoder ones under the saved prefix).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The trainable handles, by name.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.params.vars()
+    }
+
+    /// The prefix encoder weights are stored under (`""` for a bare encoder checkpoint).
+    pub fn encoder_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Logits `[batch, labels]` (`[batch, 1]` for regression); dropout only when `train`.
+    pub fn forward(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
+        let out = self.encoder.forward(input, train)?;
+        let pooled = self.pooler.forward(
+            &out.hidden_states,
+            out.pooler_output.as_ref(),
+            &input.attention_mask,
+        )?;
+        self.classifier
+            .forward(&self.dropout.forward(&pooled, train)?)
+    }
+
+    /// The training loss of `logits` against `targets`.
+    pub fn loss(&self, logits: &Tensor, targets: &Targets, cfg: &LossConfig) -> Result<Tensor> {
+        head_loss(self.spec.problem, logits, targets, cfg)
+    }
+
+    /// Writes an HF directory: `config.json` (labels, problem type, pooling) and
+    /// `model.safetensors` with `bert.`-prefixed encoder names, atomically.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut cfg = self.encoder.config().clone();
+        let (arch, family) = match cfg.model_type {
+            ModelType::Bert => ("BertForSequenceClassification", "bert"),
+            ModelType::Roberta => ("RobertaForSequenceClassification", "roberta"),
+        };
+        let labels: serde_json::Map<String, serde_json::Value> = self
+            .spec
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), serde_json::json!(l)))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = self
+            .spec
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), serde_json::json!(i)))
+            .collect();
+        let e = &mut cfg.extra;
+        e.insert("architectures".into(), serde_json::json!([arch]));
+        e.insert("id2label".into(), labels.into());
+        e.insert("label2id".into(), label2id.into());
+        e.insert(
+            "problem_type".into(),
+            serde_json::json!(self.spec.problem.hf_name()),
+        );
+        e.insert(
+            "bert4rs_pooling".into(),
+            serde_json::json!(self.spec.pooling.to_string()),
+        );
+        crate::util::write_atomic(&dir.join("config.json"), cfg.to_json()?.as_bytes())?;
+        let tensors = self.named_tensors(family);
+        checkpoint::write_safetensors(&tensors, &dir.join("model.safetensors"))
+    }
+
+    /// Every parameter under the name HF's `*ForSequenceClassification` expects.
+    pub fn named_tensors(&self, family: &str) -> Vec<(String, Tensor)> {
+        self.params
+            .named_tensors()
+            .into_iter()
+            .map(|(k, t)| {
+                let head = k.starts_with("classifier.") || k.starts_with("pooling.");
+                if head || !self.prefix.is_empty() {
+                    (k, t)
+                } else {
+                    (format!("{family}.{k}"), t)
+                }
+            })
+            .collect()
+    }
+}
+
+/// The loss of a head's logits (shared with custom heads).
+pub fn head_loss(
+    problem: Problem,
+    logits: &Tensor,
+    targets: &Targets,
+    cfg: &LossConfig,
+) -> Result<Tensor> {
+    let kind = cfg.loss.unwrap_or(match problem {
+        Problem::SingleLabel => LossKind::Ce,
+        Problem::MultiLabel => LossKind::Bce,
+        Problem::Regression => LossKind::Mse,
+    });
+    let dev = logits.device();
+    match (targets, kind) {
+        (Targets::Classes(y), LossKind::Ce) => losses::cross_entropy(
+            logits,
+            y,
+            &CrossEntropy {
+                label_smoothing: cfg.label_smoothing,
+                class_weights: cfg.class_weights.clone(),
+            },
+        ),
+        (Targets::Classes(y), LossKind::Focal) => {
+            losses::focal(logits, y, cfg.focal_gamma, cfg.focal_alpha.as_deref())
+        }
+        (Targets::Classes(y), LossKind::Dice) => losses::dice(logits, y, cfg.dice_smooth),
+        (Targets::Multi(rows), LossKind::Bce | LossKind::FocalBinary) => {
+            let (b, n) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+            let t = Tensor::from_vec(rows.concat(), (b, n), dev)?.to_dtype(DType::F32)?;
+            if kind == LossKind::Bce {
+                losses::bce_with_logits(logits, &t)
+            } else {
+                let alpha = cfg
+                    .focal_alpha
+                    .as_ref()
+                    .and_then(|a| a.first())
+                    .copied()
+                    .unwrap_or(0.25);
+                losses::focal_binary(logits, &t, cfg.focal_gamma, alpha as f64)
+            }
+        }
+        (Targets::Scores(s), LossKind::Mse | LossKind::MseCorr) => {
+            let t = Tensor::from_slice(s, s.len(), dev)?;
+            let pred = logits.flatten_all()?;
+            if kind == LossKind::Mse {
+                losses::mse(&pred, &t)
+            } else {
+                losses::mse_corr(&pred, &t, cfg.corr_weight)
+            }
+        }
+        (_, kind) => Err(Error::Invalid(format!(
+            "loss `{kind:?}` does not fit a {} head",
+            problem.hf_name()
+        ))),
+    }
+}
+
+fn spec_from_config(
+    extra: &serde_json::Map<String, serde_json::Value>,
+    path: &Path,
+) -> Result<HeadSpec> {
+    let id2label = extra
+        .get("id2label")
+        .and_then(|v| v.as_object())
+        .ok_or_else(|| {
+            Error::config(
+                path,
+                "no `id2label`: this is not a fine-tuned classifier (train one first)",
+            )
+        })?;
+    let mut labels: Vec<(usize, String)> = Vec::new();
+    for (k, v) in id2label {
+        let id: usize = k
+            .parse()
+            .map_err(|_| Error::config(path, format!("id2label key `{k}` is not a number")))?;
+        labels.push((id, v.as_str().unwrap_or_default().to_string()));
+    }
+    labels.sort();
+    let problem = extra
+        .get("problem_type")
+        .and_then(|v| v.as_str())
+        .and_then(Problem::from_hf)
+        .unwrap_or(if labels.len() == 1 {
+            Problem::Regression
+        } else {
+            Problem::SingleLabel
+        });
+    let pooling = match extra.get("bert4rs_pooling").and_then(|v| v.as_str()) {
+        Some(s) => s
+            .parse()
+            .map_err(|e| Error::config(path, format!("bert4rs_pooling: {e}")))?,
+        None => Pooling::Pooler,
+    };
+    Ok(HeadSpec {
+        problem,
+        labels: labels.into_iter().map(|(_, l)| l).collect(),
+        pooling,
+    })
+}

@@ -22,3 +22,12 @@ pub fn write_json_atomic(path: &Path, v: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(|e| Error::Invalid(e.to_string()))?;
     write_atomic(path, text.as_bytes())
 }
+
+/// `12.3M` / `1.10B` as the bert4torch notes print parameter counts.
+pub fn human_count(n: usize) -> String {
+    if n >= 1_000_000_000 {
+        format!("{:.2}B", n as f64 / 1e9)
+    } else {
+        format!("{:.2}M", n as f64 / 1e6)
+    }
+}

@@ -27,14 +27,7 @@ pub fn warn_unused(unused: &[String]) {
     );
 }
 
-/// `12.3M` / `1.10B` as the bert4torch notes print parameter counts.
-pub fn human_count(n: usize) -> String {
-    if n >= 1_000_000_000 {
-        format!("{:.2}B", n as f64 / 1e9)
-    } else {
-        format!("{:.2}M", n as f64 / 1e6)
-    }
-}
+pub use crate::util::human_count;
 
 pub fn run(a: Args) -> Result<()> {
     let loaded = load_encoder(&a.model, &Device::Cpu, false)?;

@@ -140,7 +140,7 @@ impl Params {
         }
         let full = self.full_name(name);
         let mut s = self.lock();
-        let t = init_tensor(&shape, init, &s.device)?;
+        let t = init_tensor(&shape, init, &s.device, &full)?;
         register(&mut s, full, t)
     }
 
@@ -210,9 +210,18 @@ fn register(s: &mut Store, full: String, t: Tensor) -> Result<Tensor> {
     }
 }
 
-fn init_tensor(shape: &Shape, init: Init, device: &Device) -> Result<Tensor> {
+fn init_tensor(shape: &Shape, init: Init, device: &Device, name: &str) -> Result<Tensor> {
     Ok(match init {
-        Init::Normal(std) => Tensor::randn(0f32, std as f32, shape, device)?,
+        Init::Normal(std) => {
+            // Seeded per parameter name (see `rng::seed_init`), so a run's new head is
+            // reproducible; candle's own `randn` cannot be seeded on the CPU.
+            let mut rng =
+                super::rng::Rng::new(super::rng::init_seed() ^ super::rng::hash_str(name));
+            let v: Vec<f32> = (0..shape.elem_count())
+                .map(|_| (rng.normal() * std) as f32)
+                .collect();
+            Tensor::from_vec(v, shape, device)?
+        }
         Init::Zeros => Tensor::zeros(shape, DType::F32, device)?,
         Init::Ones => Tensor::ones(shape, DType::F32, device)?,
         Init::Const(c) => (Tensor::ones(shape, DType::F32, device)? * c)?,

@@ -81,6 +81,8 @@ impl Rng {
 }
 
 thread_local! {
+    /// Seed of new weights' initialisation on this thread.
+    static INIT_SEED: Cell<u64> = Cell::new(initial_key());
     /// The dropout stream of this thread: the trainer reseeds it before every step.
     static DROPOUT_KEY: Cell<u64> = Cell::new(initial_key());
 }
@@ -93,6 +95,23 @@ fn initial_key() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     mix64(t)
+}
+
+/// Seeds the initialisation of weights created on this thread from now on (new heads).
+pub fn seed_init(seed: u64) {
+    INIT_SEED.with(|k| k.set(mix64(seed ^ 0x1417)));
+}
+
+/// The current initialisation seed of this thread.
+pub fn init_seed() -> u64 {
+    INIT_SEED.with(|k| k.get())
+}
+
+/// A stable 64-bit hash of a string (FNV-1a), to derive per-name streams.
+pub fn hash_str(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Reseeds this thread's dropout stream: the same seed gives the same masks.

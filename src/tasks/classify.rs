@@ -70,12 +70,12 @@ pub enum LossKind {
     MseCorr,
 }
 
-/// Loss settings (section `[task]` of a run config).
+/// Loss settings (section `[loss]` of a run config).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossConfig {
     /// The loss; `None` = the problem's natural one (ce, bce, mse).
-    pub loss: Option<LossKind>,
+    pub name: Option<LossKind>,
     /// Cross-entropy label smoothing.
     pub label_smoothing: f64,
     /// Per-class weights for cross-entropy (in label order).
@@ -93,7 +93,7 @@ pub struct LossConfig {
 impl Default for LossConfig {
     fn default() -> Self {
         LossConfig {
-            loss: None,
+            name: None,
             label_smoothing: 0.0,
             class_weights: None,
             focal_gamma: 2.0,
@@ -306,7 +306,7 @@ pub fn head_loss(
     targets: &Targets,
     cfg: &LossConfig,
 ) -> Result<Tensor> {
-    let kind = cfg.loss.unwrap_or(match problem {
+    let kind = cfg.name.unwrap_or(match problem {
         Problem::SingleLabel => LossKind::Ce,
         Problem::MultiLabel => LossKind::Bce,
         Problem::Regression => LossKind::Mse,

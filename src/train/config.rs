@@ -1,0 +1,283 @@
+//! The run configuration of `bert4rs train` (a TOML file + `--set key=value` overrides).
+//!
+//! It lives here rather than in `crate::config` because it composes the settings of every
+//! layer below the trainer (data, task, optimiser, schedule); `crate::config` holds the HF
+//! model configs that the lower layers themselves read.
+
+use super::optim::OptimizerConfig;
+use super::schedule::ScheduleConfig;
+use crate::data::dataset::DataConfig;
+use crate::error::{Error, Result};
+use crate::tasks::classify::{LossConfig, Problem};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Everything a training run needs. Every field has a default; see `configs/` for
+/// documented examples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// HF model directory, or `asset:<name>` for a fetched asset (e.g. `asset:minilm`).
+    pub model: String,
+    /// Where checkpoints, logs and the report go.
+    pub output_dir: PathBuf,
+    /// Seed of shuffling, dropout and new head weights.
+    pub seed: u64,
+    /// Input data.
+    pub data: DataConfig,
+    /// Head.
+    pub task: TaskConfig,
+    /// Loss.
+    pub loss: LossConfig,
+    /// Optimiser and parameter groups.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Loop settings.
+    pub train: LoopConfig,
+    /// Training tricks.
+    pub tricks: TricksConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            model: "asset:minilm".into(),
+            output_dir: PathBuf::from("runs/default"),
+            seed: 42,
+            data: DataConfig::default(),
+            task: TaskConfig::default(),
+            loss: LossConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            schedule: ScheduleConfig::default(),
+            train: LoopConfig::default(),
+            tricks: TricksConfig::default(),
+        }
+    }
+}
+
+/// The head (section `[task]`); the loss is section `[loss]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskConfig {
+    /// single_label, multi_label or regression.
+    pub problem: Problem,
+    /// Pooling (`pooler` = HF's `BertForSequenceClassification`; `cls`, `mean`, ...).
+    pub pooling: String,
+    /// L1 penalty on the decayed weights (added to the loss).
+    pub l1: f64,
+    /// L2 penalty on the decayed weights (added to the loss; unlike weight decay it goes
+    /// through the gradient).
+    pub l2: f64,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        TaskConfig {
+            problem: Problem::SingleLabel,
+            pooling: "pooler".into(),
+            l1: 0.0,
+            l2: 0.0,
+        }
+    }
+}
+
+/// Metric that picks the best checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BestMetric {
+    /// Accuracy (higher is better).
+    Accuracy,
+    /// Macro F1 (higher is better).
+    MacroF1,
+    /// Micro F1 (higher is better).
+    MicroF1,
+    /// Dev loss (lower is better).
+    Loss,
+    /// Pearson correlation (regression; higher is better).
+    Pearson,
+}
+
+/// The loop (section `[train]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Examples per optimiser step (split into `grad_accum` micro-batches).
+    pub batch_size: usize,
+    /// Micro-batches whose gradients are summed before each step.
+    pub grad_accum: usize,
+    /// Examples per evaluation batch.
+    pub eval_batch_size: usize,
+    /// Clip the global gradient norm to this (0 = off).
+    pub max_grad_norm: f64,
+    /// Evaluate every N steps (0 = at the end of each epoch).
+    pub eval_every: u64,
+    /// Write the resume checkpoint every N steps (0 = at each evaluation).
+    pub save_every: u64,
+    /// Stop after this many evaluations without improvement (0 = never).
+    pub early_stopping_patience: usize,
+    /// Dev metric that picks the best checkpoint.
+    pub metric: BestMetric,
+    /// Stop (with a checkpoint) after this many steps in this invocation: for tests of
+    /// resume and for time-boxed runs (0 = off).
+    pub stop_after_steps: u64,
+    /// Worker threads (0 = all cores).
+    pub threads: usize,
+    /// Log a line to metrics.jsonl every N steps.
+    pub log_every: u64,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            epochs: 3,
+            batch_size: 32,
+            grad_accum: 1,
+            eval_batch_size: 64,
+            max_grad_norm: 1.0,
+            eval_every: 0,
+            save_every: 0,
+            early_stopping_patience: 0,
+            metric: BestMetric::Accuracy,
+            stop_after_steps: 0,
+            threads: 0,
+            log_every: 10,
+        }
+    }
+}
+
+/// Adversarial training mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Adversarial {
+    /// Off.
+    None,
+    /// Fast Gradient Method (one step of size `adv_epsilon`).
+    Fgm,
+    /// Projected Gradient Descent (`pgd_steps` steps of `pgd_alpha` in an `adv_epsilon` ball).
+    Pgd,
+}
+
+/// Tricks (section `[tricks]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TricksConfig {
+    /// EMA decay of the weights (0 = off; 0.999 is typical).
+    pub ema_decay: f64,
+    /// Adversarial training on the word embeddings.
+    pub adversarial: Adversarial,
+    /// FGM step / PGD radius.
+    pub adv_epsilon: f64,
+    /// PGD steps.
+    pub pgd_steps: usize,
+    /// PGD step size.
+    pub pgd_alpha: f64,
+    /// R-Drop weight of the symmetric KL (0 = off).
+    pub rdrop_alpha: f64,
+}
+
+impl Default for TricksConfig {
+    fn default() -> Self {
+        TricksConfig {
+            ema_decay: 0.0,
+            adversarial: Adversarial::None,
+            adv_epsilon: 1.0,
+            pgd_steps: 3,
+            pgd_alpha: 0.3,
+            rdrop_alpha: 0.0,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads `path` (TOML), applies `overrides` (`section.key=value`, the value parsed as
+    /// TOML, else taken as a string) and validates. Unknown keys are errors that list the
+    /// valid ones.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
+        let shown = path.unwrap_or(Path::new("<defaults>"));
+        let mut table: toml::Table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                text.parse()
+                    .map_err(|e: toml::de::Error| Error::config(p, e.to_string()))?
+            }
+            None => toml::Table::new(),
+        };
+        for o in overrides {
+            apply_override(&mut table, o).map_err(|m| Error::config(shown, m))?;
+        }
+        let cfg: RunConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config(shown, e.to_string().trim().to_string()))?;
+        cfg.validate().map_err(|m| Error::config(shown, m))?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        if t.batch_size == 0 || t.eval_batch_size == 0 || t.grad_accum == 0 {
+            return Err(
+                "train.batch_size, train.eval_batch_size and train.grad_accum must be ≥ 1".into(),
+            );
+        }
+        if !t.batch_size.is_multiple_of(t.grad_accum) {
+            return Err(format!(
+                "train.batch_size ({}) must be a multiple of train.grad_accum ({})",
+                t.batch_size, t.grad_accum
+            ));
+        }
+        if t.epochs == 0 {
+            return Err("train.epochs must be ≥ 1".into());
+        }
+        if self.data.max_length < 2 {
+            return Err("data.max_length must be ≥ 2".into());
+        }
+        if self.tricks.adversarial == Adversarial::Pgd && self.tricks.pgd_steps == 0 {
+            return Err("tricks.pgd_steps must be ≥ 1".into());
+        }
+        if !(0.0..1.0).contains(&self.tricks.ema_decay) {
+            return Err("tricks.ema_decay must be in [0, 1)".into());
+        }
+        self.optimizer.validate().map_err(|e| e.to_string())?;
+        self.task
+            .pooling
+            .parse::<crate::nn::Pooling>()
+            .map_err(|e| format!("task.pooling: {e}"))?;
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML (printed at the start of a run and saved).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::Invalid(format!("config to TOML: {e}")))
+    }
+}
+
+fn apply_override(table: &mut toml::Table, o: &str) -> std::result::Result<(), String> {
+    let (key, raw) = o
+        .split_once('=')
+        .ok_or_else(|| format!("--set `{o}`: expected key=value (e.g. optimizer.lr=3e-5)"))?;
+    let value: toml::Value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let (last, path) = parts
+        .split_last()
+        .ok_or_else(|| format!("--set `{o}`: empty key"))?;
+    let mut t = table;
+    for p in path {
+        let entry = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("--set `{o}`: `{p}` is not a section"))?;
+    }
+    t.insert(last.to_string(), value);
+    Ok(())
+}

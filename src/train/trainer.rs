@@ -312,6 +312,11 @@ impl Trainer {
         }
         let (train_ex, dev_ex, test_ex) = read_splits(&cfg)?;
         let spec = head_spec(&cfg, &train_ex)?;
+        if spec.problem != Problem::Regression {
+            for (path, ex) in dev_ex.iter().chain(test_ex.iter()) {
+                dataset::check_labels(ex, &spec.labels, path)?;
+            }
+        }
         rng::seed_init(cfg.seed);
         let (model_dir, spec_arg) = match (&ckpt, resume) {
             (Some(dir), true) => (dir.clone(), None),

@@ -1,0 +1,50 @@
+//! `bert4rs eval`: metrics of a fine-tuned model directory on a labelled file.
+
+use super::DataArgs;
+use crate::error::Result;
+use crate::tasks::classify::SequenceClassifier;
+use crate::train::trainer::{dataset_for, evaluate_logits, predict_logits};
+use crate::Tokenizer;
+use candle_core::Device;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Fine-tuned model directory (written by `bert4rs train`, or an HF
+    /// *ForSequenceClassification directory).
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled data: .csv / .tsv / .jsonl.
+    #[arg(long)]
+    data: PathBuf,
+    /// Write the metrics JSON here (atomically) as well as to stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    fields: DataArgs,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
+    let tokenizer = Tokenizer::from_dir(&a.model)?;
+    let dcfg = a.fields.config();
+    let ex = crate::data::dataset::read_labelled(&a.data, &dcfg, true)?;
+    let ds = dataset_for(&model, &tokenizer, &a.data, ex, a.fields.max_length, true)?;
+    let pad = super::pad_id(&tokenizer);
+    let logits = predict_logits(&model, &ds, a.fields.batch_size, pad, &Device::Cpu)?;
+    let ev = evaluate_logits(
+        &model,
+        &ds,
+        &logits,
+        &a.data.display().to_string(),
+        0,
+        &Default::default(),
+    )?;
+    let text =
+        serde_json::to_string_pretty(&ev).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+    if let Some(out) = &a.output {
+        crate::util::write_atomic(out, text.as_bytes())?;
+    }
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! `bert4rs predict`: labels and probabilities for every input line, in input order.
+
+use super::DataArgs;
+use crate::error::Result;
+use crate::tasks::classify::{Problem, SequenceClassifier};
+use crate::train::trainer::{dataset_for, predict_logits, probabilities, read_unlabelled};
+use crate::Tokenizer;
+use candle_core::Device;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Fine-tuned model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Input: .csv / .tsv / .jsonl (a label field, if present, is ignored).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .jsonl: {"label", "probabilities"} (multi-label: {"labels", ...};
+    /// regression: {"score"}) per input line.
+    #[arg(long)]
+    output: PathBuf,
+    #[command(flatten)]
+    fields: DataArgs,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
+    let tokenizer = Tokenizer::from_dir(&a.model)?;
+    let ex = read_unlabelled(&a.input, &a.fields.config())?;
+    let ds = dataset_for(&model, &tokenizer, &a.input, ex, a.fields.max_length, false)?;
+    let logits = predict_logits(
+        &model,
+        &ds,
+        a.fields.batch_size,
+        super::pad_id(&tokenizer),
+        &Device::Cpu,
+    )?;
+    let spec = model.spec();
+    let mut out = String::new();
+    for row in &logits {
+        let p = probabilities(spec.problem, row);
+        let probs: serde_json::Map<String, serde_json::Value> = spec
+            .labels
+            .iter()
+            .cloned()
+            .zip(p.iter().map(|v| json!(v)))
+            .collect();
+        let line = match spec.problem {
+            Problem::SingleLabel => {
+                json!({"label": spec.labels[crate::train::trainer::argmax(row)], "probabilities": probs})
+            }
+            Problem::MultiLabel => {
+                let on: Vec<&String> = spec
+                    .labels
+                    .iter()
+                    .zip(&p)
+                    .filter(|(_, v)| **v > 0.5)
+                    .map(|(l, _)| l)
+                    .collect();
+                json!({"labels": on, "probabilities": probs})
+            }
+            Problem::Regression => json!({"score": row[0]}),
+        };
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    crate::util::write_atomic(&a.output, out.as_bytes())?;
+    eprintln!("{} predictions → {}", logits.len(), a.output.display());
+    Ok(())
+}

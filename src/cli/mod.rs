@@ -8,6 +8,7 @@ mod eval;
 mod fetch;
 mod inspect;
 mod predict;
+mod prepare;
 mod tokenize;
 mod train;
 
@@ -39,6 +40,8 @@ enum Command {
     Eval(eval::Args),
     /// Labels and probabilities for every input line.
     Predict(predict::Args),
+    /// Write a fetched corpus as JSON lines for training (spam-assassin).
+    Prepare(prepare::Args),
 }
 
 /// Parses the arguments, runs the subcommand and returns the process exit code.
@@ -53,6 +56,7 @@ pub fn main() -> i32 {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Prepare(a) => prepare::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -1,5 +1,6 @@
 //! Input readers and batching.
 
 pub mod batch;
+pub mod corpora;
 pub mod dataset;
 pub mod input;

@@ -1,0 +1,68 @@
+//! Turning the registry corpora that are not already one file of labelled lines into JSON
+//! lines the trainer reads (`{"text", "label"}`).
+
+use super::dataset::{write_jsonl, Example, RawLabel};
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Characters of an e-mail body kept (the model sees at most `max_length` tokens anyway).
+const MAX_EMAIL_CHARS: usize = 2000;
+
+/// SpamAssassin (`bert4rs fetch spam-assassin`): one example per e-mail, label `ham` or
+/// `spam` from its group folder, text = the Subject line plus the body (headers dropped,
+/// whitespace collapsed). Files are visited in sorted order, so the output is stable.
+pub fn spam_assassin(asset_dir: &Path, out: &Path) -> Result<usize> {
+    let mut files = Vec::new();
+    for group in ["easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"] {
+        let dir = asset_dir.join(group);
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        for e in rd {
+            let p = e.map_err(|e| Error::io(&dir, e))?.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push((group, p));
+            }
+        }
+    }
+    files.sort();
+    let mut examples = Vec::with_capacity(files.len());
+    for (group, p) in files {
+        let raw = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| Error::Input {
+            path: p.clone(),
+            line: e.line(),
+            msg: e.to_string(),
+        })?;
+        let text = v["text"].as_str().unwrap_or_default();
+        let label = if group.starts_with("spam") {
+            "spam"
+        } else {
+            "ham"
+        };
+        examples.push(Example {
+            text: email_text(text),
+            text_pair: None,
+            label: Some(RawLabel::Name(label.into())),
+            line: 0,
+        });
+    }
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    write_jsonl(out, &examples)?;
+    Ok(examples.len())
+}
+
+fn email_text(raw: &str) -> String {
+    let (headers, body) = raw.split_once("\n\n").unwrap_or(("", raw));
+    let subject = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject:"))
+        .unwrap_or("")
+        .trim();
+    let body: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut text = format!("{subject} {body}");
+    if let Some((i, _)) = text.char_indices().nth(MAX_EMAIL_CHARS) {
+        text.truncate(i);
+    }
+    text
+}

@@ -242,3 +242,47 @@ fn fused_add_layer_norm_matches_add_then_layer_norm() {
             .is_some());
     }
 }
+
+#[test]
+fn trainable_linear_matches_composite_forward_and_all_three_gradients() {
+    use bert4rs::kernels::linear_train;
+    let dev = Device::Cpu;
+    for (rows, k, n) in [(1usize, 8usize, 5usize), (7, 33, 17), (130, 96, 70)] {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (rows, k), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, n, &dev).unwrap()).unwrap();
+        // A non-uniform upstream gradient: weight the outputs before summing.
+        let up = Tensor::randn(0f32, 1.0, (rows, n), &dev).unwrap();
+        let fused = linear_train(x.as_tensor(), w.as_tensor(), b.as_tensor())
+            .unwrap()
+            .expect("CPU f32 takes the fast path");
+        let composite = x
+            .as_tensor()
+            .matmul(&w.as_tensor().t().unwrap())
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap();
+        assert!(max_diff(&fused, &composite) < 1e-4, "forward rows={rows}");
+        let gf = fused
+            .mul(&up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gc = composite
+            .mul(&up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (v, what) in [(&x, "dx"), (&w, "dW"), (&b, "db")] {
+            let d = max_diff(
+                gf.get(v.as_tensor()).unwrap(),
+                gc.get(v.as_tensor()).unwrap(),
+            );
+            assert!(d < 1e-3, "{what} rows={rows}: {d}");
+        }
+    }
+}

@@ -158,3 +158,147 @@ impl CustomOp3 for LinearOp {
         Ok((Some(dx), None, None))
     }
 }
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor (read-locked, no copy).
+fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<T>) -> Result<T> {
+    let (st, l) = t.storage_and_layout();
+    match &*st {
+        candle_core::Storage::Cpu(cs) => f(contiguous_f32(cs, l, "linear")?),
+        _ => candle_core::bail!("linear: expected a CPU tensor"),
+    }
+}
+
+/// `c [m, n] = a · b` on raw strided operands (row stride, column stride of each).
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    c: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+) {
+    let threads = candle_core::utils::get_num_threads();
+    let par = if threads > 1 && m * n * k > 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the callers pass slices covering m·n, m·k and k·n elements with these strides.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Trainable linear layer as one graph node: `y = x · Wᵀ + b` forward, and a backward that
+/// computes `dx = dy · W`, `dW = dyᵀ · x`, `db = Σ dy` with three direct GEMM/sum passes.
+/// Composed from candle ops the same layer is five nodes (reshape, transpose, matmul,
+/// broadcast add, reshape), each of which allocates a zero gradient, adds into it and copies
+/// strided views: most of a training step's backward time in a profile.
+struct TrainLinearOp;
+
+/// `x [rows, in] · wᵀ + b` for trainable `w [out, in]`, `b [out]`, differentiable in all
+/// three; `None` off CPU / f32 (the caller then uses candle ops).
+pub fn linear_train(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Option<Tensor>> {
+    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+    if !(f32_cpu(x) && f32_cpu(w) && f32_cpu(b)) {
+        return Ok(None);
+    }
+    Ok(Some(x.contiguous()?.apply_op3(w, b, TrainLinearOp)?))
+}
+
+impl CustomOp3 for TrainLinearOp {
+    fn name(&self) -> &'static str {
+        "bert4rs-linear-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "input")?;
+        let w = contiguous_f32(s2, l2, "weight")?;
+        let b = contiguous_f32(s3, l3, "bias")?;
+        let (rows, k) = l1.shape().dims2()?;
+        let (n, k2) = l2.shape().dims2()?;
+        if k != k2 || b.len() != n {
+            candle_core::bail!("linear: x [{rows}, {k}], w [{n}, {k2}], bias [{}]", b.len());
+        }
+        let mut out = vec![0f32; rows * n];
+        // wᵀ [k, n]: element (kk, nn) = w[nn·k + kk] → row stride 1, column stride k.
+        gemm_into(&mut out, rows, n, k, x, k, 1, w, 1, k);
+        for row in out.chunks_exact_mut(n) {
+            for (o, bb) in row.iter_mut().zip(b) {
+                *o += bb;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (rows, k) = x.dims2()?;
+        let n = w.dim(0)?;
+        let grad = grad.contiguous()?;
+        let dev = x.device();
+        let (dx, dw, db) = with_f32(&grad, |dy| {
+            with_f32(w, |wv| {
+                with_f32(x, |xv| {
+                    // dx [rows, k] = dy [rows, n] · w [n, k]
+                    let mut dx = vec![0f32; rows * k];
+                    gemm_into(&mut dx, rows, k, n, dy, n, 1, wv, k, 1);
+                    // dW [n, k] = dyᵀ [n, rows] · x [rows, k]; dyᵀ(o, r) = dy[r·n + o]
+                    let mut dw = vec![0f32; n * k];
+                    gemm_into(&mut dw, n, k, rows, dy, 1, n, xv, k, 1);
+                    let mut db = vec![0f32; n];
+                    for row in dy.chunks_exact(n) {
+                        for (d, g) in db.iter_mut().zip(row) {
+                            *d += g;
+                        }
+                    }
+                    Ok((dx, dw, db))
+                })
+            })
+        })?;
+        Ok((
+            Some(Tensor::from_vec(dx, (rows, k), dev)?),
+            Some(Tensor::from_vec(dw, (n, k), dev)?),
+            Some(Tensor::from_vec(db, n, dev)?),
+        ))
+    }
+}

@@ -16,5 +16,5 @@ mod softmax;
 pub use attention::fused_attention;
 pub use gelu::gelu_erf;
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
-pub use linear::linear_frozen;
+pub use linear::{linear_frozen, linear_train};
 pub use softmax::{masked_softmax, masked_softmax_composite};

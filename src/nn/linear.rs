@@ -65,6 +65,9 @@ impl Linear {
         let x2 = x.reshape((rows, in_dim))?;
         let fused = match (&self.weight_t, &self.bias) {
             (Some(wt), Some(b)) => kernels::linear_frozen(&x2, &self.weight, wt, b)?,
+            (None, Some(b)) if self.weight.is_variable() => {
+                kernels::linear_train(&x2, &self.weight, b)?
+            }
             _ => None,
         };
         let y = match fused {

@@ -73,7 +73,7 @@ fn rename_legacy(name: &str) -> String {
 /// rename), so an interrupted save never leaves a half-written checkpoint.
 pub fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = crate::util::temp_file_in(dir)?;
     let map: HashMap<String, Tensor> = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.contiguous()?)))

@@ -319,3 +319,100 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     });
     assert!(finite, "the kept checkpoint has finite weights");
 }
+
+#[test]
+fn multi_label_and_regression_runs_train_and_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let model = fixture("train/tiny-cls");
+    let texts = [
+        "hello world",
+        "the quick brown fox",
+        "lazy dog",
+        "playing played",
+    ];
+    // Multi-label from CSV with `a|b` label lists.
+    let mut csv = String::from("text,tags\n");
+    for (i, t) in texts.iter().enumerate() {
+        csv.push_str(&format!("{t},{}\n", ["x|y", "y", "z|x", "x"][i]));
+    }
+    let train = write(d, "multi.csv", &csv);
+    let out = d.join("multi");
+    let mut args = train_args(
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+        train.to_str().unwrap(),
+        train.to_str().unwrap(),
+    );
+    for s in [
+        "task.problem=\"multi_label\"",
+        "data.label_field=\"tags\"",
+        "train.metric=\"micro_f1\"",
+    ] {
+        args.push("--set".into());
+        args.push(s.into());
+    }
+    let res = run(&args);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["problem_type"], "multi_label_classification");
+    assert_eq!(cfg["id2label"].as_object().unwrap().len(), 3);
+    let pred = d.join("multi-pred.jsonl");
+    let p = bin(&[
+        "predict",
+        "--model",
+        out.join("best").to_str().unwrap(),
+        "--input",
+        train.to_str().unwrap(),
+        "--output",
+        pred.to_str().unwrap(),
+    ]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&pred)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(first["labels"].is_array());
+    assert_eq!(first["probabilities"].as_object().unwrap().len(), 3);
+
+    // Regression from TSV.
+    let mut tsv = String::from("text\tscore\n");
+    for (i, t) in texts.iter().enumerate() {
+        tsv.push_str(&format!("{t}\t{}\n", i as f64 * 0.5));
+    }
+    let train = write(d, "reg.tsv", &tsv);
+    let out = d.join("reg");
+    let mut args = train_args(
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+        train.to_str().unwrap(),
+        train.to_str().unwrap(),
+    );
+    for s in [
+        "task.problem=\"regression\"",
+        "data.label_field=\"score\"",
+        "train.metric=\"pearson\"",
+        "loss.name=\"mse_corr\"",
+    ] {
+        args.push("--set".into());
+        args.push(s.into());
+    }
+    let res = run(&args);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert!(summary["best_dev"]["regression"]["pearson"].is_number());
+}

@@ -416,3 +416,54 @@ fn multi_label_and_regression_runs_train_and_predict() {
     let summary: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     assert!(summary["best_dev"]["regression"]["pearson"].is_number());
 }
+
+#[test]
+fn pgd_layerwise_and_frozen_embeddings_run_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let model = fixture("train/tiny-cls");
+    let train = write(d, "train.jsonl", &rows(&["neg", "pos", "neu", "pos"]));
+    let out = d.join("run");
+    let mut args = train_args(
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+        train.to_str().unwrap(),
+        train.to_str().unwrap(),
+    );
+    for s in [
+        "tricks.adversarial=\"pgd\"",
+        "tricks.pgd_steps=2",
+        "optimizer.layer_decay=0.8",
+        "optimizer.freeze=[\"encoder.layer.0\"]",
+        "optimizer.name=\"rmsprop\"",
+        "loss.label_smoothing=0.1",
+        "loss.class_weights=[1.0, 2.0, 1.0]",
+    ] {
+        args.push("--set".into());
+        args.push(s.into());
+    }
+    let res = run(&args);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        stderr.contains("frozen"),
+        "the plan reports frozen parameters: {stderr}"
+    );
+    // The frozen layer did not move; a trained one did.
+    let load = |p: std::path::PathBuf| {
+        candle_core::safetensors::load(p, &candle_core::Device::Cpu).unwrap()
+    };
+    let before = load(model.join("model.safetensors"));
+    let after = load(out.join("checkpoint/model.safetensors"));
+    let same = |k: &str| {
+        let a = before[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = after[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        a == b
+    };
+    assert!(same("bert.encoder.layer.0.attention.self.query.weight"));
+    assert!(!same("bert.encoder.layer.1.attention.self.query.weight"));
+}

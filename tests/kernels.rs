@@ -286,3 +286,107 @@ fn trainable_linear_matches_composite_forward_and_all_three_gradients() {
         }
     }
 }
+
+/// The tensor-op attention the fused training kernel replaces, with an explicit dropout
+/// factor tensor `[b, heads, t, t]`.
+fn attention_composite(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    drop: &Tensor,
+) -> Tensor {
+    let (b, t, h) = q.dims3().unwrap();
+    let d = h / heads;
+    let split = |x: &Tensor| {
+        x.reshape((b, t, heads, d))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let (q, k, v) = (split(q), split(k), split(v));
+    let scores = q.matmul(&k.t().unwrap()).unwrap();
+    let probs =
+        bert4rs::kernels::masked_softmax_composite(&scores, mask, 1.0 / (d as f64).sqrt()).unwrap();
+    let ctx = probs.mul(drop).unwrap().matmul(&v).unwrap();
+    ctx.transpose(1, 2).unwrap().reshape((b, t, h)).unwrap()
+}
+
+#[test]
+fn fused_training_attention_matches_composite_with_padding_and_dropout() {
+    use bert4rs::kernels::{attention_train, AttentionDropout};
+    use bert4rs::nn::rng::uniform_at;
+    let dev = Device::Cpu;
+    let (b, t, h, heads) = (3usize, 7usize, 24usize, 4usize);
+    let mask = Tensor::from_vec(
+        vec![
+            1f32, 1., 1., 1., 1., 1., 1., 1., 1., 1., 0., 0., 0., 0., 1., 1., 1., 1., 1., 0., 0.,
+        ],
+        (b, t),
+        &dev,
+    )
+    .unwrap();
+    for p in [0.0f32, 0.3] {
+        let key = 1234u64;
+        let drop: Vec<f32> = (0..b * heads * t * t)
+            .map(|i| {
+                if p == 0.0 {
+                    1.0
+                } else if uniform_at(key, i as u64) >= p {
+                    1.0 / (1.0 - p)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let drop = Tensor::from_vec(drop, (b, heads, t, t), &dev).unwrap();
+        let mk = || Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, h), &dev).unwrap()).unwrap();
+        let (q, k, v) = (mk(), mk(), mk());
+        let up = Tensor::randn(0f32, 1.0, (b, t, h), &dev).unwrap();
+        let scale = 1.0 / ((h / heads) as f64).sqrt();
+        let fused = attention_train(
+            q.as_tensor(),
+            k.as_tensor(),
+            v.as_tensor(),
+            &mask,
+            heads,
+            scale,
+            AttentionDropout { p, key },
+        )
+        .unwrap()
+        .expect("CPU f32 takes the fused path");
+        let reference = attention_composite(
+            q.as_tensor(),
+            k.as_tensor(),
+            v.as_tensor(),
+            &mask,
+            heads,
+            &drop,
+        );
+        assert!(max_diff(&fused, &reference) < 1e-5, "forward p={p}");
+        let gf = fused
+            .mul(&up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gr = reference
+            .mul(&up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (x, what) in [(&q, "dq"), (&k, "dk"), (&v, "dv")] {
+            let d = max_diff(
+                gf.get(x.as_tensor()).unwrap(),
+                gr.get(x.as_tensor()).unwrap(),
+            );
+            assert!(d < 1e-4, "{what} p={p}: {d}");
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! devices so the CUDA build keeps working.
 
 mod attention;
+mod attention_train;
 mod gelu;
 mod layer_norm;
 mod linear;
@@ -14,6 +15,7 @@ pub(crate) mod simd;
 mod softmax;
 
 pub use attention::fused_attention;
+pub use attention_train::{attention_train, AttentionDropout};
 pub use gelu::gelu_erf;
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
 pub use linear::{linear_frozen, linear_train};

@@ -164,11 +164,27 @@ impl BertSelfAttention {
                     .contiguous()?;
                 (all.get(0)?, all.get(1)?, all.get(2)?)
             }
-            QkvProjections::Separate(query, key, value) => (
-                self.split_heads(&query.forward(x)?)?,
-                self.split_heads(&key.forward(x)?)?,
-                self.split_heads(&value.forward(x)?)?,
-            ),
+            QkvProjections::Separate(query, key, value) => {
+                let (q, k, v) = (query.forward(x)?, key.forward(x)?, value.forward(x)?);
+                // Trainable weights: one fused, differentiable attention node (dropout inside).
+                let p = if train { self.dropout.p() } else { 0.0 };
+                let key = if p > 0.0 {
+                    crate::nn::rng::next_dropout_key()
+                } else {
+                    0
+                };
+                let drop = kernels::AttentionDropout { p, key };
+                let fused =
+                    kernels::attention_train(&q, &k, &v, key_mask, self.num_heads, scale, drop)?;
+                if let Some(ctx) = fused {
+                    return Ok(ctx);
+                }
+                (
+                    self.split_heads(&q)?,
+                    self.split_heads(&k)?,
+                    self.split_heads(&v)?,
+                )
+            }
         };
         let scores = q.matmul(&k.t()?)?;
         let probs = kernels::masked_softmax(&scores, key_mask, scale)?;

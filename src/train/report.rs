@@ -260,6 +260,16 @@ fn grouped_bars(e: &Evaluation) -> String {
     let bar = slot / 4.0;
     let colors = ["#36c", "#c93", "#393"];
     let mut s = format!("<svg width={W} height={H}>");
+    // y axis: 0, 0.5, 1 with light grid lines.
+    for v in [0.0, 0.5, 1.0] {
+        let y = H - PAD - v * (H - 2.0 * PAD);
+        let _ = write!(
+            s,
+            "<line x1={PAD} x2={:.0} y1={y:.1} y2={y:.1} stroke='#ddd'/><text x=12 y={:.1} font-size=11>{v:.1}</text>",
+            W - PAD,
+            y + 4.0
+        );
+    }
     for (i, b) in buckets.iter().enumerate() {
         for (j, v) in [b.precision, b.recall, b.f1].iter().enumerate() {
             let x = PAD + i as f64 * slot + (j as f64 + 0.5) * bar;

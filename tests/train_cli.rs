@@ -41,7 +41,13 @@ fn rows(labels: &[&str]) -> String {
         .collect()
 }
 
-fn train_args<'a>(model: &'a str, out: &'a str, train: &'a str, dev: &'a str) -> Vec<String> {
+fn train_args(model: &Path, out: &Path, train: &Path, dev: &Path) -> Vec<String> {
+    let (model, out, train, dev) = (
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+        train.to_str().unwrap(),
+        dev.to_str().unwrap(),
+    );
     vec![
         "train".into(),
         "--set".into(),
@@ -57,6 +63,26 @@ fn train_args<'a>(model: &'a str, out: &'a str, train: &'a str, dev: &'a str) ->
         "--set".into(),
         "train.epochs=1".into(),
     ]
+}
+
+/// Appends `--set k=v` for each of `sets`.
+fn with_sets(mut args: Vec<String>, sets: &[&str]) -> Vec<String> {
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.to_string());
+    }
+    args
+}
+
+/// Runs and asserts success, showing stderr otherwise.
+fn run_ok(args: &[String]) -> Output {
+    let res = run(args);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    res
 }
 
 fn run(args: &[String]) -> Output {
@@ -87,18 +113,8 @@ fn train_eval_predict_end_to_end() {
     );
     let dev = write(d, "dev.jsonl", &rows(&["neg", "pos", "neu"]));
     let out = d.join("run");
-    let args = train_args(
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        train.to_str().unwrap(),
-        dev.to_str().unwrap(),
-    );
-    let res = run(&args);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let args = train_args(&model, &out, &train, &dev);
+    let res = run_ok(&args);
     let summary: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     assert_eq!(summary["steps"], 3);
     for f in [
@@ -195,12 +211,7 @@ fn malformed_row_names_file_and_line() {
     let train = write(d, "train.jsonl", &text);
     let dev = write(d, "dev.jsonl", &rows(&["neg"]));
     let out = d.join("run");
-    let res = run(&train_args(
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        train.to_str().unwrap(),
-        dev.to_str().unwrap(),
-    ));
+    let res = run(&train_args(&model, &out, &train, &dev));
     one_error_line(&res, &["train.jsonl:3", "not valid JSON"]);
     assert!(!out.join("checkpoint").exists());
 }
@@ -213,12 +224,7 @@ fn unknown_dev_label_names_file_line_and_known_labels() {
     let train = write(d, "train.jsonl", &rows(&["neg", "pos"]));
     let dev = write(d, "dev.jsonl", &rows(&["neg", "meh"]));
     let out = d.join("run");
-    let res = run(&train_args(
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        train.to_str().unwrap(),
-        dev.to_str().unwrap(),
-    ));
+    let res = run(&train_args(&model, &out, &train, &dev));
     one_error_line(&res, &["dev.jsonl:2", "unknown label `meh`", "neg, pos"]);
 }
 
@@ -230,12 +236,7 @@ fn empty_dev_set_is_an_error() {
     let train = write(d, "train.jsonl", &rows(&["neg", "pos"]));
     let dev = write(d, "dev.jsonl", "\n");
     let out = d.join("run");
-    let res = run(&train_args(
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        train.to_str().unwrap(),
-        dev.to_str().unwrap(),
-    ));
+    let res = run(&train_args(&model, &out, &train, &dev));
     one_error_line(&res, &["dev.jsonl", "no examples"]);
 }
 
@@ -277,25 +278,19 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     let train = write(d, "train.jsonl", &scores);
     let dev = write(d, "dev.jsonl", &scores);
     let out = d.join("run");
-    let mut args = train_args(
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        train.to_str().unwrap(),
-        dev.to_str().unwrap(),
+    let args = with_sets(
+        train_args(&model, &out, &train, &dev),
+        &[
+            "task.problem=\"regression\"",
+            "task.pooling=\"cls\"",
+            "train.metric=\"pearson\"",
+            "optimizer.name=\"sgd\"",
+            "optimizer.lr=1e30",
+            "train.max_grad_norm=0",
+            "train.save_every=1",
+            "train.epochs=3",
+        ],
     );
-    for s in [
-        "task.problem=\"regression\"",
-        "task.pooling=\"cls\"",
-        "train.metric=\"pearson\"",
-        "optimizer.name=\"sgd\"",
-        "optimizer.lr=1e30",
-        "train.max_grad_norm=0",
-        "train.save_every=1",
-        "train.epochs=3",
-    ] {
-        args.push("--set".into());
-        args.push(s.into());
-    }
     let res = run(&args);
     one_error_line(&res, &["loss became", "last good checkpoint"]);
     let state: serde_json::Value = serde_json::from_str(
@@ -338,26 +333,15 @@ fn multi_label_and_regression_runs_train_and_predict() {
     }
     let train = write(d, "multi.csv", &csv);
     let out = d.join("multi");
-    let mut args = train_args(
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        train.to_str().unwrap(),
-        train.to_str().unwrap(),
+    let args = with_sets(
+        train_args(&model, &out, &train, &train),
+        &[
+            "task.problem=\"multi_label\"",
+            "data.label_field=\"tags\"",
+            "train.metric=\"micro_f1\"",
+        ],
     );
-    for s in [
-        "task.problem=\"multi_label\"",
-        "data.label_field=\"tags\"",
-        "train.metric=\"micro_f1\"",
-    ] {
-        args.push("--set".into());
-        args.push(s.into());
-    }
-    let res = run(&args);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    run_ok(&args);
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("best/config.json")).unwrap())
             .unwrap();
@@ -392,27 +376,16 @@ fn multi_label_and_regression_runs_train_and_predict() {
     }
     let train = write(d, "reg.tsv", &tsv);
     let out = d.join("reg");
-    let mut args = train_args(
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        train.to_str().unwrap(),
-        train.to_str().unwrap(),
+    let args = with_sets(
+        train_args(&model, &out, &train, &train),
+        &[
+            "task.problem=\"regression\"",
+            "data.label_field=\"score\"",
+            "train.metric=\"pearson\"",
+            "loss.name=\"mse_corr\"",
+        ],
     );
-    for s in [
-        "task.problem=\"regression\"",
-        "data.label_field=\"score\"",
-        "train.metric=\"pearson\"",
-        "loss.name=\"mse_corr\"",
-    ] {
-        args.push("--set".into());
-        args.push(s.into());
-    }
-    let res = run(&args);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let res = run_ok(&args);
     let summary: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     assert!(summary["best_dev"]["regression"]["pearson"].is_number());
 }
@@ -424,30 +397,19 @@ fn pgd_layerwise_and_frozen_embeddings_run_end_to_end() {
     let model = fixture("train/tiny-cls");
     let train = write(d, "train.jsonl", &rows(&["neg", "pos", "neu", "pos"]));
     let out = d.join("run");
-    let mut args = train_args(
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        train.to_str().unwrap(),
-        train.to_str().unwrap(),
+    let args = with_sets(
+        train_args(&model, &out, &train, &train),
+        &[
+            "tricks.adversarial=\"pgd\"",
+            "tricks.pgd_steps=2",
+            "optimizer.layer_decay=0.8",
+            "optimizer.freeze=[\"encoder.layer.0\"]",
+            "optimizer.name=\"rmsprop\"",
+            "loss.label_smoothing=0.1",
+            "loss.class_weights=[1.0, 2.0, 1.0]",
+        ],
     );
-    for s in [
-        "tricks.adversarial=\"pgd\"",
-        "tricks.pgd_steps=2",
-        "optimizer.layer_decay=0.8",
-        "optimizer.freeze=[\"encoder.layer.0\"]",
-        "optimizer.name=\"rmsprop\"",
-        "loss.label_smoothing=0.1",
-        "loss.class_weights=[1.0, 2.0, 1.0]",
-    ] {
-        args.push("--set".into());
-        args.push(s.into());
-    }
-    let res = run(&args);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let res = run_ok(&args);
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(
         stderr.contains("frozen"),

@@ -30,7 +30,7 @@ pub fn run(a: Args) -> Result<()> {
     let dcfg = a.fields.config();
     let ex = crate::data::dataset::read_labelled(&a.data, &dcfg, true)?;
     let ds = dataset_for(&model, &tokenizer, &a.data, ex, a.fields.max_length, true)?;
-    let pad = super::pad_id(&tokenizer);
+    let pad = tokenizer.pad_id();
     let logits = predict_logits(&model, &ds, a.fields.batch_size, pad, &Device::Cpu)?;
     let ev = evaluate_logits(
         &model,

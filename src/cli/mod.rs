@@ -173,9 +173,3 @@ impl DataArgs {
         }
     }
 }
-
-fn pad_id(t: &crate::Tokenizer) -> u32 {
-    t.token_to_id("[PAD]")
-        .or_else(|| t.token_to_id("<pad>"))
-        .unwrap_or(0)
-}

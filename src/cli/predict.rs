@@ -3,7 +3,7 @@
 use super::DataArgs;
 use crate::error::Result;
 use crate::tasks::classify::{Problem, SequenceClassifier};
-use crate::train::trainer::{dataset_for, predict_logits, probabilities, read_unlabelled};
+use crate::train::trainer::{dataset_for, predict_logits, probabilities};
 use crate::Tokenizer;
 use candle_core::Device;
 use serde_json::json;
@@ -28,13 +28,13 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
     let tokenizer = Tokenizer::from_dir(&a.model)?;
-    let ex = read_unlabelled(&a.input, &a.fields.config())?;
+    let ex = crate::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
     let ds = dataset_for(&model, &tokenizer, &a.input, ex, a.fields.max_length, false)?;
     let logits = predict_logits(
         &model,
         &ds,
         a.fields.batch_size,
-        super::pad_id(&tokenizer),
+        tokenizer.pad_id(),
         &Device::Cpu,
     )?;
     let spec = model.spec();

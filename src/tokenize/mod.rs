@@ -228,6 +228,14 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// Id of the padding token (`[PAD]` for BERT vocabularies, `<pad>` for RoBERTa's), 0 if
+    /// the vocabulary has neither.
+    pub fn pad_id(&self) -> u32 {
+        self.token_to_id("[PAD]")
+            .or_else(|| self.token_to_id("<pad>"))
+            .unwrap_or(0)
+    }
+
     /// `model_max_length` from `tokenizer_config.json`, when it sets a real limit.
     pub fn model_max_length(&self) -> Option<usize> {
         self.model_max_length

@@ -325,10 +325,7 @@ impl Trainer {
         let model = SequenceClassifier::from_dir(&model_dir, &device, true, spec_arg)?;
         let spec = model.spec().clone();
         let tokenizer = Tokenizer::from_dir(&model_dir)?;
-        let pad_id = tokenizer
-            .token_to_id("[PAD]")
-            .or_else(|| tokenizer.token_to_id("<pad>"))
-            .unwrap_or(0);
+        let pad_id = tokenizer.pad_id();
         let max_len = cfg
             .data
             .max_length
@@ -1013,16 +1010,6 @@ fn head_spec(cfg: &RunConfig, train: &(PathBuf, Vec<Example>)) -> Result<HeadSpe
     })
 }
 
-/// Examples of a prediction input (labels optional).
-pub fn read_unlabelled(path: &Path, cfg: &dataset::DataConfig) -> Result<Vec<Example>> {
-    dataset::read_labelled(path, cfg, false)
-}
-
-/// Whether `text` has a label field at all (eval needs one).
-pub fn all_labelled(ex: &[Example]) -> Option<&Example> {
-    ex.iter().find(|e| e.label.is_none())
-}
-
 /// Probabilities of a head's logits row (softmax, sigmoid, or the raw score).
 pub fn probabilities(problem: Problem, row: &[f32]) -> Vec<f32> {
     match problem {
@@ -1046,7 +1033,7 @@ pub fn dataset_for(
     max_length: usize,
     with_labels: bool,
 ) -> Result<Dataset> {
-    let mut spec = model.spec().clone();
+    let spec = model.spec();
     if !with_labels {
         // Predictions need no gold answers: give each example a placeholder.
         let ex: Vec<Example> = examples
@@ -1060,8 +1047,7 @@ pub fn dataset_for(
                 e
             })
             .collect();
-        return Dataset::new(path, ex, tokenizer, &spec, max_length);
+        return Dataset::new(path, ex, tokenizer, spec, max_length);
     }
-    spec.labels = model.spec().labels.clone();
-    Dataset::new(path, examples, tokenizer, &spec, max_length)
+    Dataset::new(path, examples, tokenizer, spec, max_length)
 }

@@ -9,6 +9,7 @@
 //! gradient and adds into it on the way back; here it is one node.
 
 use super::layer_norm::contiguous_f32;
+use super::linear::strided_gemm;
 use super::softmax::softmax_row_in_place;
 use crate::nn::rng::uniform_at;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -94,8 +95,8 @@ impl Ptr {
     }
 }
 
-/// `dst [m, n] (row stride dst_rs) = beta · a [m, k] · b [k, n]` on strided operands,
-/// single-threaded (the callers run many of these side by side).
+/// `dst [m, n] (row stride dst_rs) = beta · a [m, k] · b [k, n]`, single-threaded (the
+/// callers run many of these side by side).
 ///
 /// # Safety
 /// Every pointer must cover its operand with the given strides.
@@ -114,26 +115,15 @@ unsafe fn mm(
     b_cs: usize,
     beta: f32,
 ) {
-    gemm::gemm(
-        m,
-        n,
-        k,
+    let par = gemm::Parallelism::None;
+    strided_gemm(
+        (m, n, k),
         dst,
-        1,
-        dst_rs as isize,
-        false,
-        a,
-        a_cs as isize,
-        a_rs as isize,
-        b,
-        b_cs as isize,
-        b_rs as isize,
-        0.0f32,
+        dst_rs,
+        (a, a_rs, a_cs),
+        (b, b_rs, b_cs),
         beta,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
+        par,
     );
 }
 

@@ -66,12 +66,7 @@ impl CustomOp3 for LinearOp {
                 b.len()
             );
         }
-        let threads = candle_core::utils::get_num_threads();
-        let par = if threads > 1 && rows * n * k > 64 * 64 * 64 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        let par = parallelism(rows * n * k);
         let out = if self.transposed {
             // outᵀ [n, rows] = W [n, k] · xᵀ [k, rows], row-major (the layout gemm is fast
             // with here, measured), then one small transpose.
@@ -168,7 +163,56 @@ pub(super) fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<T>) -> Re
     }
 }
 
-/// `c [m, n] = a · b` on raw strided operands (row stride, column stride of each).
+/// Splits a GEMM of `m·n·k` multiply-adds over rayon's threads only when it is big enough
+/// to pay for the hand-off.
+fn parallelism(work: usize) -> gemm::Parallelism {
+    let threads = candle_core::utils::get_num_threads();
+    if threads > 1 && work > 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// `dst [m, n] (row stride dst_rs) = beta · a [m, k] · b [k, n]` on strided operands.
+///
+/// # Safety
+/// Every pointer must cover its operand with the given strides.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn strided_gemm(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    (a, a_rs, a_cs): (*const f32, usize, usize),
+    (b, b_rs, b_cs): (*const f32, usize, usize),
+    beta: f32,
+    par: gemm::Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        0.0f32,
+        beta,
+        false,
+        false,
+        false,
+        par,
+    );
+}
+
+/// `c [m, n] = a · b` on strided operands (row stride, column stride of each), threaded
+/// when large.
 #[allow(clippy::too_many_arguments)]
 fn gemm_into(
     c: &mut [f32],
@@ -182,33 +226,16 @@ fn gemm_into(
     b_rs: usize,
     b_cs: usize,
 ) {
-    let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 && m * n * k > 64 * 64 * 64 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = parallelism(m * n * k);
     // SAFETY: the callers pass slices covering m·n, m·k and k·n elements with these strides.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        strided_gemm(
+            (m, n, k),
             c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
+            n,
+            (a.as_ptr(), a_rs, a_cs),
+            (b.as_ptr(), b_rs, b_cs),
+            1.0,
             par,
         );
     }

@@ -168,3 +168,134 @@ impl BertConfig {
         serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(e.to_string()))
     }
 }
+
+/// A GPT-2 `config.json` (HF `GPT2Config`), field for field; unknown fields round-trip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gpt2Config {
+    /// Always `gpt2`.
+    pub model_type: String,
+    /// Rows of the token table (and columns of the tied LM head).
+    pub vocab_size: usize,
+    /// Rows of the learned position table: the longest sequence the model accepts.
+    pub n_positions: usize,
+    /// Width of every hidden state.
+    pub n_embd: usize,
+    /// Number of blocks.
+    pub n_layer: usize,
+    /// Attention heads per block; must divide `n_embd`.
+    pub n_head: usize,
+    /// Width of the feed-forward layer (`null` → 4 · n_embd).
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// Feed-forward activation (`gelu_new` in every released GPT-2).
+    #[serde(default = "default_gpt2_act")]
+    pub activation_function: HiddenAct,
+    /// Dropout after the attention and MLP projections.
+    #[serde(default = "default_dropout")]
+    pub resid_pdrop: f64,
+    /// Dropout after the embeddings.
+    #[serde(default = "default_dropout")]
+    pub embd_pdrop: f64,
+    /// Dropout on the attention probabilities.
+    #[serde(default = "default_dropout")]
+    pub attn_pdrop: f64,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_gpt2_ln_eps")]
+    pub layer_norm_epsilon: f64,
+    /// Std of the normal init of new weights.
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f64,
+    /// Divide attention scores by √head_dim.
+    #[serde(default = "default_true")]
+    pub scale_attn_weights: bool,
+    /// Also divide attention scores of block `i` by `i + 1`.
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+    /// Start-of-text id.
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    /// End-of-text id: generation stops here and pads with it.
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+    /// Every other field of the file, written back unchanged on save.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_gpt2_act() -> HiddenAct {
+    HiddenAct::GeluNew
+}
+fn default_gpt2_ln_eps() -> f64 {
+    1e-5
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Gpt2Config {
+    /// Reads and validates a GPT-2 `config.json`; errors name the file and the field.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let raw: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::config(path, format!("not valid JSON: {e}")))?;
+        match raw.get("model_type").and_then(|v| v.as_str()) {
+            Some("gpt2") => {}
+            Some(other) => {
+                return Err(Error::config(
+                    path,
+                    format!("unsupported model_type {other:?}: a causal LM must be \"gpt2\""),
+                ))
+            }
+            None => return Err(Error::config(path, "missing field `model_type`")),
+        }
+        let cfg: Gpt2Config =
+            serde_json::from_value(raw).map_err(|e| Error::config(path, e.to_string()))?;
+        cfg.validate().map_err(|msg| Error::config(path, msg))?;
+        Ok(cfg)
+    }
+
+    /// Checks the relations between fields that serde cannot.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(format!(
+                "n_embd {} is not divisible by n_head {}",
+                self.n_embd, self.n_head
+            ));
+        }
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("n_embd", self.n_embd),
+            ("n_positions", self.n_positions),
+            ("n_layer", self.n_layer),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be > 0"));
+            }
+        }
+        if self
+            .eos_token_id
+            .is_some_and(|e| e as usize >= self.vocab_size)
+        {
+            return Err(format!(
+                "eos_token_id {:?} is outside the vocabulary of {}",
+                self.eos_token_id, self.vocab_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// Size of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Width of the feed-forward layer.
+    pub fn inner_dim(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+
+    /// Serializes back to the HF JSON form.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(e.to_string()))
+    }
+}

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod generate;
 pub mod kernels;
 pub mod models;
 pub mod nn;

@@ -9,6 +9,7 @@
 mod attention;
 mod attention_train;
 mod gelu;
+mod kv_attention;
 mod layer_norm;
 mod linear;
 pub(crate) mod simd;
@@ -17,6 +18,7 @@ mod softmax;
 pub use attention::fused_attention;
 pub use attention_train::{attention_train, AttentionDropout};
 pub use gelu::gelu_erf;
+pub use kv_attention::{cached_causal_attention, KvBuffer};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
 pub use linear::{linear_frozen, linear_train};
 pub use softmax::{masked_softmax, masked_softmax_composite};

@@ -3,6 +3,7 @@
 
 pub mod bert;
 pub mod checkpoint;
+pub mod gpt2;
 pub mod roberta;
 
 use crate::config::{BertConfig, ModelType};

@@ -46,6 +46,24 @@ impl Linear {
         }
     }
 
+    /// Builds from a weight stored `[in, out]` (GPT-2's `Conv1D`): inference keeps that
+    /// tensor as the pre-transposed copy instead of making a second one.
+    pub fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        if weight_t.is_variable() {
+            // Trainable: the gradient must reach the `[in, out]` variable itself.
+            return Ok(Linear {
+                weight: weight_t.t()?,
+                bias,
+                weight_t: None,
+            });
+        }
+        Ok(Linear {
+            weight: weight_t.t()?.contiguous()?,
+            bias,
+            weight_t: Some(weight_t),
+        })
+    }
+
     /// The `[out, in]` weight.
     pub fn weight(&self) -> &Tensor {
         &self.weight

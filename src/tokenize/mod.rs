@@ -104,6 +104,8 @@ struct BertTokenizerConfig {
     mask_token: String,
     model_max_length: Option<usize>,
     additional_special_tokens: Vec<String>,
+    /// The whole file, for fields only some tokenizer classes have.
+    raw: Value,
 }
 
 impl BertTokenizerConfig {
@@ -143,6 +145,7 @@ impl BertTokenizerConfig {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(token_value).collect())
                 .unwrap_or_default(),
+            raw: v,
         })
     }
 }
@@ -181,20 +184,27 @@ impl Tokenizer {
         let cfg = BertTokenizerConfig::read(dir)?;
         let json = dir.join("tokenizer.json");
         let vocab = dir.join("vocab.txt");
+        let bpe_vocab = dir.join("vocab.json");
+        let mut pad_default = cfg.pad_token.clone();
         let inner = if json.is_file() {
             tokenizers::Tokenizer::from_file(&json)
                 .map_err(|e| Error::config(&json, format!("cannot load tokenizer: {e}")))?
+        } else if bpe_vocab.is_file() {
+            let (tk, eos) = byte_level_bpe(dir)?;
+            // GPT-2 has no padding token; HF pads with end-of-text.
+            pad_default = token_field(&cfg.raw, "pad_token").unwrap_or(eos);
+            tk
         } else if vocab.is_file() {
             wordpiece_from_vocab(&vocab, &cfg)?
         } else {
             return Err(Error::config(
                 dir,
-                "no tokenizer: expected tokenizer.json or vocab.txt in this directory",
+                "no tokenizer: expected tokenizer.json, vocab.json + merges.txt or vocab.txt in this directory",
             ));
         };
         let pad_token = match inner.get_padding() {
             Some(p) => p.pad_token.clone(),
-            None => cfg.pad_token.clone(),
+            None => pad_default,
         };
         let mut tok = Tokenizer {
             inner,
@@ -337,6 +347,33 @@ impl Tokenizer {
         self.inner.decode(ids, true).map_err(tk_err)
     }
 
+    /// Decodes ids back to text, keeping special tokens unless `skip_special`; ids outside
+    /// the vocabulary are an error (not silently dropped).
+    pub fn decode_with(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        let size = self.vocab_size() as u32;
+        if let Some(bad) = ids.iter().find(|&&i| i >= size) {
+            return Err(Error::Tokenizer(format!(
+                "token id {bad} is outside the vocabulary of {size} tokens"
+            )));
+        }
+        self.inner.decode(ids, skip_special).map_err(tk_err)
+    }
+
+    /// Ids of `text` as the tokenizer's model splits it, with no special tokens added
+    /// (generation prompts, scored continuations).
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(tk_err)?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// True for a WordPiece (`vocab.txt`) tokenizer, whose texts start with `[CLS]`.
+    pub fn is_wordpiece(&self) -> bool {
+        matches!(
+            self.inner.get_model(),
+            tokenizers::ModelWrapper::WordPiece(_)
+        )
+    }
+
     /// Writes `tokenizer.json`, `vocab.txt` (WordPiece models), `tokenizer_config.json` and
     /// `special_tokens_map.json` so `transformers.AutoTokenizer` loads the directory.
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -378,6 +415,35 @@ impl Tokenizer {
             &serde_json::json!(specials),
         )
     }
+}
+
+/// HF `GPT2TokenizerFast` built from `vocab.json` + `merges.txt`: byte-level BPE, no prefix
+/// space, `<|endoftext|>` special. Returns the tokenizer and its end-of-text token.
+fn byte_level_bpe(dir: &Path) -> Result<(tokenizers::Tokenizer, String)> {
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+    if !merges.is_file() {
+        return Err(Error::config(
+            &merges,
+            "missing merges file: a byte-level BPE tokenizer needs vocab.json and merges.txt",
+        ));
+    }
+    let path_str = |p: &Path| p.to_string_lossy().into_owned();
+    let model = BPE::from_file(&path_str(&vocab), &path_str(&merges))
+        .build()
+        .map_err(|e| Error::config(dir, format!("cannot load vocab.json + merges.txt: {e}")))?;
+    let mut tk = tokenizers::Tokenizer::new(model);
+    let byte_level = ByteLevel::new(false, false, true);
+    tk.with_pre_tokenizer(Some(byte_level));
+    tk.with_decoder(Some(byte_level));
+    tk.with_post_processor(Some(byte_level));
+    let eos = "<|endoftext|>".to_string();
+    if tk.token_to_id(&eos).is_some() {
+        tk.add_special_tokens(vec![AddedToken::from(eos.clone(), true)])
+            .map_err(tk_err)?;
+    }
+    Ok((tk, eos))
 }
 
 /// HF `BertTokenizerFast` built from a `vocab.txt`.

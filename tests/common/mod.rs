@@ -117,3 +117,45 @@ pub fn unpadded_row(batch: &EncoderInput, row: usize) -> (EncoderInput, usize) {
     };
     (single, len)
 }
+
+/// Rebuilds a tiny random GPT-2 fixture (`tests/fixtures/gpt2/<name>`) as an HF model
+/// directory in a temp dir: every weight is a pure function of (seed, name, index), the
+/// generator `reference/make_gpt2_fixtures.py` used, so no megabyte weights are committed.
+pub fn gpt2_fixture_dir(name: &str) -> tempfile::TempDir {
+    use bert4rs::nn::rng::{hash_str, uniform_at};
+    let src = fixture(&format!("gpt2/{name}"));
+    let spec = json(&format!("gpt2/{name}/weights.json"));
+    let seed = spec["seed"].as_u64().unwrap();
+    let mut tensors = HashMap::new();
+    for t in spec["tensors"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let scale = t["scale"].as_f64().unwrap() as f32;
+        let ln = t["kind"].as_str() == Some("ln_weight");
+        let key = hash_str(name) ^ seed;
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n as u64)
+            .map(|i| {
+                let v = uniform_at(key, i) * 2.0 - 1.0;
+                if ln {
+                    1.0 + v * scale
+                } else {
+                    v * scale
+                }
+            })
+            .collect();
+        tensors.insert(
+            name.to_string(),
+            Tensor::from_vec(data, shape, &Device::Cpu).unwrap(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+    std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+    dir
+}

@@ -1,0 +1,87 @@
+//! Greedy decoding and sampling (HF `_sample`): one token per row per step; a finished row
+//! gets the pad token until every row is done.
+
+use super::{left_pad, processors, Generated, GenerationConfig, Session, StepInfo};
+use crate::error::Result;
+use crate::models::gpt2::Gpt2LMHeadModel;
+use crate::nn::rng::Rng;
+
+pub(super) fn greedy_or_sample(
+    model: &Gpt2LMHeadModel,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    on_step: &mut dyn FnMut(&StepInfo),
+) -> Result<Vec<Generated>> {
+    // Sampling several sequences per prompt = the prompt repeated (HF expands the batch).
+    let copies = if cfg.do_sample {
+        cfg.num_return_sequences
+    } else {
+        1
+    };
+    let rows: Vec<Vec<u32>> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.clone(), copies))
+        .collect();
+    let pad = cfg.pad();
+    let (ids, mask) = left_pad(&rows, pad);
+    let mut session = Session::new(model, rows.len(), cfg.use_cache);
+    let mut logits = session.feed(&ids, &mask)?;
+    let mut seqs = rows.clone();
+    let mut done = vec![false; rows.len()];
+    let mut rng = Rng::new(cfg.seed);
+    for step in 0..cfg.max_new_tokens {
+        let mut next = Vec::with_capacity(rows.len());
+        for (r, row_logits) in logits.iter_mut().enumerate() {
+            if done[r] {
+                next.push(pad);
+                continue;
+            }
+            cfg.process(&seqs[r], row_logits);
+            let token = if cfg.do_sample {
+                draw(&processors::softmax(row_logits), &mut rng)
+            } else {
+                processors::argmax(row_logits) as u32
+            };
+            on_step(&StepInfo {
+                row: r,
+                token,
+                top: processors::top_candidates(row_logits, 5),
+            });
+            seqs[r].push(token);
+            done[r] = cfg.eos_token_id == Some(token);
+            next.push(token);
+        }
+        if done.iter().all(|d| *d) || step + 1 == cfg.max_new_tokens {
+            break;
+        }
+        let step_ids: Vec<Vec<u32>> = next.into_iter().map(|t| vec![t]).collect();
+        let step_mask = vec![vec![1.0]; rows.len()];
+        logits = session.feed(&step_ids, &step_mask)?;
+    }
+    Ok(rows
+        .iter()
+        .zip(seqs)
+        .map(|(p, ids)| Generated {
+            prompt_len: p.len(),
+            ids,
+            score: None,
+        })
+        .collect())
+}
+
+/// Draws an index from a probability vector.
+fn draw(probs: &[f32], rng: &mut Rng) -> u32 {
+    let u = rng.uniform();
+    let mut cum = 0f64;
+    let mut last = 0;
+    for (i, &p) in probs.iter().enumerate() {
+        if p > 0.0 {
+            cum += p as f64;
+            last = i;
+            if u < cum {
+                return i as u32;
+            }
+        }
+    }
+    last as u32
+}

@@ -1,0 +1,486 @@
+//! GPT-2 ([Radford et al., 2019](https://cdn.openai.com/better-language-models/language_models_are_unsupervised_multitask_learners.pdf)),
+//! block for block as HF `modeling_gpt2.py` names them: token + learned position embeddings,
+//! pre-norm blocks of causal self-attention and MLP (`Conv1D` weights stored `[in, out]`),
+//! a final LayerNorm and an LM head tied to the token table.
+//!
+//! Two forward passes share the weights: [`Gpt2LMHeadModel::forward`] runs whole sequences
+//! with tensor ops (differentiable, for training and scoring) and
+//! [`Gpt2LMHeadModel::forward_cached`] appends tokens to a [`Gpt2Cache`] for decoding.
+
+use crate::config::{Gpt2Config, HiddenAct};
+use crate::error::{Error, Result};
+use crate::kernels::{self, KvBuffer};
+use crate::models::checkpoint;
+use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
+use candle_core::{DType, Device, Tensor, D};
+use std::path::Path;
+
+/// Checkpoint keys that are buffers (the causal-mask tables of old checkpoints), not weights.
+const BUFFER_SUFFIXES: [&str; 2] = [".attn.bias", ".attn.masked_bias"];
+
+/// GPT-2's `Conv1D`: a linear layer whose weight is stored `[in, out]`.
+fn conv1d(p: &Params, in_dim: usize, out_dim: usize) -> Result<Linear> {
+    let w = p.get((in_dim, out_dim), "weight")?;
+    let b = p.get(out_dim, "bias")?;
+    Linear::from_transposed(w, Some(b))
+}
+
+/// Causal multi-head self-attention with one fused QKV projection (`c_attn`).
+pub struct Gpt2Attention {
+    c_attn: Linear,
+    c_proj: Linear,
+    attn_dropout: Dropout,
+    resid_dropout: Dropout,
+    n_head: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl Gpt2Attention {
+    fn load(p: &Params, cfg: &Gpt2Config, layer: usize) -> Result<Self> {
+        let e = cfg.n_embd;
+        let mut scale = 1.0;
+        if cfg.scale_attn_weights {
+            scale /= (cfg.head_dim() as f64).sqrt();
+        }
+        if cfg.scale_attn_by_inverse_layer_idx {
+            scale /= (layer + 1) as f64;
+        }
+        Ok(Gpt2Attention {
+            c_attn: conv1d(&p.pp("c_attn"), e, 3 * e)?,
+            c_proj: conv1d(&p.pp("c_proj"), e, e)?,
+            attn_dropout: Dropout::new(cfg.attn_pdrop),
+            resid_dropout: Dropout::new(cfg.resid_pdrop),
+            n_head: cfg.n_head,
+            head_dim: cfg.head_dim(),
+            scale,
+        })
+    }
+
+    /// Whole sequences: `mask_bias` `[batch, 1, seq, seq]` is 0 where a query may see a key
+    /// and a large negative number elsewhere (future tokens, padding).
+    fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, t, e) = x.dims3()?;
+        let qkv = self
+            .c_attn
+            .forward(x)?
+            .reshape((b, t, 3, self.n_head, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?;
+        let (q, k, v) = (
+            qkv.get(0)?.contiguous()?,
+            qkv.get(1)?.contiguous()?,
+            qkv.get(2)?.contiguous()?,
+        );
+        let scores = (q.matmul(&k.t()?)? * self.scale)?.broadcast_add(mask_bias)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = self.attn_dropout.forward(&probs, train)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, e))?;
+        self.resid_dropout
+            .forward(&self.c_proj.forward(&ctx)?, train)
+    }
+
+    /// New tokens only: keys and values of earlier tokens come from `cache`.
+    fn forward_cached(&self, x: &Tensor, cache: &mut KvBuffer, key_mask: &[f32]) -> Result<Tensor> {
+        let (b, t, e) = x.dims3()?;
+        let qkv = self.c_attn.forward(x)?.flatten_all()?.to_vec1::<f32>()?;
+        let ctx = kernels::cached_causal_attention(&qkv, t, cache, key_mask, self.scale as f32);
+        let ctx = Tensor::from_vec(ctx, (b, t, e), x.device())?;
+        self.c_proj.forward(&ctx)
+    }
+}
+
+/// Feed-forward block: `c_fc`, activation, `c_proj`, dropout.
+pub struct Gpt2Mlp {
+    c_fc: Linear,
+    c_proj: Linear,
+    act: HiddenAct,
+    dropout: Dropout,
+}
+
+impl Gpt2Mlp {
+    fn load(p: &Params, cfg: &Gpt2Config) -> Result<Self> {
+        let (e, inner) = (cfg.n_embd, cfg.inner_dim());
+        Ok(Gpt2Mlp {
+            c_fc: conv1d(&p.pp("c_fc"), e, inner)?,
+            c_proj: conv1d(&p.pp("c_proj"), inner, e)?,
+            act: cfg.activation_function,
+            dropout: Dropout::new(cfg.resid_pdrop),
+        })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.c_fc.forward(x)?;
+        let y = match self.act {
+            HiddenAct::GeluNew => y.gelu()?,
+            HiddenAct::Gelu => kernels::gelu_erf(&y)?,
+            HiddenAct::Relu => y.relu()?,
+        };
+        self.dropout.forward(&self.c_proj.forward(&y)?, train)
+    }
+}
+
+/// One pre-norm block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+pub struct Gpt2Block {
+    ln_1: LayerNorm,
+    attn: Gpt2Attention,
+    ln_2: LayerNorm,
+    mlp: Gpt2Mlp,
+}
+
+impl Gpt2Block {
+    fn load(p: &Params, cfg: &Gpt2Config, layer: usize) -> Result<Self> {
+        let (e, eps) = (cfg.n_embd, cfg.layer_norm_epsilon);
+        Ok(Gpt2Block {
+            ln_1: LayerNorm::load(&p.pp("ln_1"), e, eps)?,
+            attn: Gpt2Attention::load(&p.pp("attn"), cfg, layer)?,
+            ln_2: LayerNorm::load(&p.pp("ln_2"), e, eps)?,
+            mlp: Gpt2Mlp::load(&p.pp("mlp"), cfg)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
+        let x = (x + self
+            .attn
+            .forward(&self.ln_1.forward(x)?, mask_bias, train)?)?;
+        Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, train)?)?)
+    }
+
+    fn forward_cached(&self, x: &Tensor, cache: &mut KvBuffer, key_mask: &[f32]) -> Result<Tensor> {
+        let x = (x + self
+            .attn
+            .forward_cached(&self.ln_1.forward(x)?, cache, key_mask)?)?;
+        Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, false)?)?)
+    }
+}
+
+/// Keys, values, masks and next positions of every sequence being decoded.
+pub struct Gpt2Cache {
+    layers: Vec<KvBuffer>,
+    /// Per sequence, 1 for every cached token and 0 for padding.
+    mask: Vec<Vec<f32>>,
+    /// Per sequence, the position id of its next real token.
+    next_position: Vec<u32>,
+}
+
+impl Gpt2Cache {
+    /// Cached positions per sequence (padding included).
+    pub fn len(&self) -> usize {
+        self.mask.first().map_or(0, Vec::len)
+    }
+
+    /// True before the first token.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sequences in the cache.
+    pub fn rows(&self) -> usize {
+        self.mask.len()
+    }
+
+    /// Keeps sequence `order[i]` as sequence `i` (beam search).
+    pub fn reorder(&mut self, order: &[usize]) {
+        for l in &mut self.layers {
+            l.reorder(order);
+        }
+        self.mask = order.iter().map(|&i| self.mask[i].clone()).collect();
+        self.next_position = order.iter().map(|&i| self.next_position[i]).collect();
+    }
+}
+
+/// The transformer: embeddings, blocks and the final LayerNorm (HF `GPT2Model`).
+pub struct Gpt2Model {
+    wte: Embedding,
+    wpe: Embedding,
+    drop: Dropout,
+    h: Vec<Gpt2Block>,
+    ln_f: LayerNorm,
+    config: Gpt2Config,
+}
+
+impl Gpt2Model {
+    /// Loads from parameters named as HF's `GPT2Model` state dict.
+    pub fn load(p: &Params, cfg: &Gpt2Config) -> Result<Self> {
+        let e = cfg.n_embd;
+        Ok(Gpt2Model {
+            wte: Embedding::load(&p.pp("wte"), cfg.vocab_size, e)?,
+            wpe: Embedding::load(&p.pp("wpe"), cfg.n_positions, e)?,
+            drop: Dropout::new(cfg.embd_pdrop),
+            h: (0..cfg.n_layer)
+                .map(|i| Gpt2Block::load(&p.pp(&format!("h.{i}")), cfg, i))
+                .collect::<Result<_>>()?,
+            ln_f: LayerNorm::load(&p.pp("ln_f"), e, cfg.layer_norm_epsilon)?,
+            config: cfg.clone(),
+        })
+    }
+
+    /// Final hidden states `[batch, seq, n_embd]` of whole sequences.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        if attention_mask.dims2()? != (b, t) {
+            return Err(Error::Invalid(format!(
+                "attention_mask {:?} does not match input_ids {:?}",
+                attention_mask.dims(),
+                input_ids.dims()
+            )));
+        }
+        let mask: Vec<Vec<f32>> = attention_mask.to_dtype(DType::F32)?.to_vec2()?;
+        let mut positions = Vec::with_capacity(b * t);
+        for row in &mask {
+            let mut next = 0;
+            for &m in row {
+                positions.push(position_of(m, &mut next));
+            }
+            self.check_positions(next)?;
+        }
+        let dev = input_ids.device();
+        let positions = Tensor::from_vec(positions, (b, t), dev)?;
+        let x = (self.wte.forward(input_ids)? + self.wpe.forward(&positions)?)?;
+        let mut x = self.drop.forward(&x, train)?;
+        let bias = causal_mask_bias(&mask, dev)?;
+        for block in &self.h {
+            x = block.forward(&x, &bias, train)?;
+        }
+        self.ln_f.forward(&x)
+    }
+
+    /// An empty cache for `rows` sequences.
+    pub fn new_cache(&self, rows: usize) -> Gpt2Cache {
+        let c = &self.config;
+        Gpt2Cache {
+            layers: (0..c.n_layer)
+                .map(|_| KvBuffer::new(rows, c.n_head, c.head_dim()))
+                .collect(),
+            mask: vec![Vec::new(); rows],
+            next_position: vec![0; rows],
+        }
+    }
+
+    /// Appends `ids` (`rows × t`, equal lengths; `mask` 0 marks left padding) to the cache
+    /// and returns the final hidden state of each row's last token, `[rows, n_embd]`.
+    pub fn forward_cached(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<f32>],
+        cache: &mut Gpt2Cache,
+    ) -> Result<Tensor> {
+        let rows = cache.rows();
+        let t = ids.first().map_or(0, Vec::len);
+        if ids.len() != rows || mask.len() != rows || t == 0 {
+            return Err(Error::Invalid(format!(
+                "forward_cached: {} id rows and {} mask rows for a cache of {rows} sequences (need equal, non-empty rows)",
+                ids.len(),
+                mask.len()
+            )));
+        }
+        let mut positions = Vec::with_capacity(rows * t);
+        for r in 0..rows {
+            if ids[r].len() != t || mask[r].len() != t {
+                return Err(Error::Invalid(
+                    "forward_cached: rows of different lengths".into(),
+                ));
+            }
+            let mut next = cache.next_position[r];
+            for &m in &mask[r] {
+                positions.push(position_of(m, &mut next));
+            }
+            self.check_positions(next)?;
+            cache.next_position[r] = next;
+            cache.mask[r].extend_from_slice(&mask[r]);
+        }
+        let dev = self.wte.weight().device();
+        let flat: Vec<u32> = ids.concat();
+        let ids = Tensor::from_vec(flat, (rows, t), dev)?;
+        let positions = Tensor::from_vec(positions, (rows, t), dev)?;
+        let mut x = (self.wte.forward(&ids)? + self.wpe.forward(&positions)?)?;
+        let key_mask: Vec<f32> = cache.mask.concat();
+        for (block, kv) in self.h.iter().zip(&mut cache.layers) {
+            x = block.forward_cached(&x, kv, &key_mask)?;
+        }
+        let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
+        self.ln_f.forward(&last)
+    }
+
+    fn check_positions(&self, next: u32) -> Result<()> {
+        let max = self.config.n_positions;
+        if next as usize > max {
+            return Err(Error::Invalid(format!(
+                "sequence of {next} tokens is longer than the model's n_positions ({max}); \
+                 shorten the prompt or generate fewer tokens"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Position id of a token given the count of real tokens before it, as HF `generate`
+/// derives them (`cumsum(mask) - 1`, padding set to 1): left padding does not shift the
+/// positions of the real tokens.
+fn position_of(mask: f32, next: &mut u32) -> u32 {
+    if mask > 0.0 {
+        *next += 1;
+        *next - 1
+    } else {
+        1
+    }
+}
+
+/// `[batch, 1, seq, seq]` additive mask: 0 where key `j ≤ i` is a token, else -1e30.
+fn causal_mask_bias(mask: &[Vec<f32>], dev: &Device) -> Result<Tensor> {
+    let (b, t) = (mask.len(), mask.first().map_or(0, Vec::len));
+    let mut bias = vec![0f32; b * t * t];
+    for (r, row) in mask.iter().enumerate() {
+        for i in 0..t {
+            for (j, &m) in row.iter().enumerate() {
+                if j > i || m <= 0.0 {
+                    bias[(r * t + i) * t + j] = -1e30;
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(bias, (b, 1, t, t), dev)?)
+}
+
+/// GPT-2 with its language-model head (HF `GPT2LMHeadModel`).
+pub struct Gpt2LMHeadModel {
+    transformer: Gpt2Model,
+    lm_head: Linear,
+    params: Params,
+    prefix: String,
+}
+
+impl Gpt2LMHeadModel {
+    /// Loads `config.json` and the weights of an HF GPT-2 directory (names with or without
+    /// the `transformer.` prefix).
+    pub fn from_dir(dir: &Path, device: &Device, trainable: bool) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::config(dir, "model directory not found"));
+        }
+        let cfg = Gpt2Config::from_file(&dir.join("config.json"))?;
+        let weights = checkpoint::find_weights(dir)?;
+        let tensors = checkpoint::read_tensors(&weights)?;
+        let prefix = if tensors.contains_key("transformer.wte.weight") {
+            "transformer"
+        } else if tensors.contains_key("wte.weight") {
+            ""
+        } else {
+            return Err(Error::checkpoint(
+                &weights,
+                "no GPT-2 weights: expected `transformer.wte.weight` or `wte.weight`",
+            ));
+        };
+        let params = Params::from_tensors(tensors, &weights, device, trainable);
+        let model = Self::load(&params, &cfg, prefix)?;
+        let unused: Vec<String> = params
+            .unused_keys()
+            .into_iter()
+            .filter(|k| !BUFFER_SUFFIXES.iter().any(|s| k.ends_with(s)))
+            .collect();
+        if !unused.is_empty() {
+            eprintln!(
+                "warning: {} unused tensors in {}: {}",
+                unused.len(),
+                weights.display(),
+                unused.join(", ")
+            );
+        }
+        Ok(model)
+    }
+
+    /// Builds from parameters (`prefix` is where the `GPT2Model` weights live).
+    pub fn load(params: &Params, cfg: &Gpt2Config, prefix: &str) -> Result<Self> {
+        let scoped = if prefix.is_empty() {
+            params.clone()
+        } else {
+            params.pp(prefix)
+        };
+        let transformer = Gpt2Model::load(&scoped, cfg)?;
+        let tied = cfg
+            .extra
+            .get("tie_word_embeddings")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        let table = if !tied && params.contains("lm_head.weight") {
+            params.get((cfg.vocab_size, cfg.n_embd), "lm_head.weight")?
+        } else {
+            // Tied: the checkpoint's copy (if any) equals `wte`; mark it as used.
+            params.discard("lm_head.weight");
+            transformer.wte.weight().clone()
+        };
+        let zeros = Tensor::zeros(cfg.vocab_size, DType::F32, table.device())?;
+        Ok(Gpt2LMHeadModel {
+            transformer,
+            lm_head: Linear::new(table, Some(zeros)),
+            params: params.clone(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The config the model was built from.
+    pub fn config(&self) -> &Gpt2Config {
+        &self.transformer.config
+    }
+
+    /// Every parameter by HF name.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Logits `[batch, seq, vocab]` of whole sequences (differentiable).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let h = self.transformer.forward(input_ids, attention_mask, train)?;
+        self.lm_head.forward(&h)
+    }
+
+    /// An empty decoding cache for `rows` sequences.
+    pub fn new_cache(&self, rows: usize) -> Gpt2Cache {
+        self.transformer.new_cache(rows)
+    }
+
+    /// Appends tokens to the cache and returns the next-token logits `[rows, vocab]`.
+    pub fn forward_cached(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<f32>],
+        cache: &mut Gpt2Cache,
+    ) -> Result<Tensor> {
+        let h = self.transformer.forward_cached(ids, mask, cache)?;
+        self.lm_head.forward(&h)
+    }
+
+    /// Writes `config.json` and `model.safetensors` as `GPT2LMHeadModel.save_pretrained`
+    /// does (HF names, tied head not stored), atomically.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut cfg = self.config().clone();
+        cfg.extra.insert(
+            "architectures".into(),
+            serde_json::json!(["GPT2LMHeadModel"]),
+        );
+        crate::util::write_atomic(&dir.join("config.json"), cfg.to_json()?.as_bytes())?;
+        let tensors: Vec<(String, Tensor)> = self
+            .params
+            .named_tensors()
+            .into_iter()
+            .map(|(k, t)| {
+                let k = if self.prefix.is_empty() && k != "lm_head.weight" {
+                    format!("transformer.{k}")
+                } else {
+                    k
+                };
+                (k, t)
+            })
+            .collect();
+        checkpoint::write_safetensors(&tensors, &dir.join("model.safetensors"))
+    }
+}

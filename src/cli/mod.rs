@@ -6,6 +6,7 @@ mod embed;
 mod encode;
 mod eval;
 mod fetch;
+mod generate;
 mod inspect;
 mod predict;
 mod prepare;
@@ -14,7 +15,7 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
-/// BERT-family models in Rust: tokenize, encode, embed, inspect and fetch assets.
+/// BERT-family and GPT-2 models in Rust: tokenize, embed, fine-tune, generate, fetch assets.
 #[derive(Parser, Debug)]
 #[command(name = "bert4rs", version, about)]
 pub struct Cli {
@@ -42,6 +43,10 @@ enum Command {
     Predict(predict::Args),
     /// Write a fetched corpus as JSON lines for training (spam-assassin).
     Prepare(prepare::Args),
+    /// Generate text with a GPT-2 model: greedy, beam search or sampling.
+    Generate(generate::Args),
+    /// Log-probability of continuations after a prompt (GPT-2).
+    Score(generate::ScoreArgs),
 }
 
 /// Parses the arguments, runs the subcommand and returns the process exit code.
@@ -57,6 +62,8 @@ pub fn main() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Prepare(a) => prepare::run(a),
+        Command::Generate(a) => generate::run(a),
+        Command::Score(a) => generate::run_score(a),
     };
     match result {
         Ok(()) => 0,

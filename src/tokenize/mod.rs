@@ -238,10 +238,11 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// Id of the padding token (`[PAD]` for BERT vocabularies, `<pad>` for RoBERTa's), 0 if
-    /// the vocabulary has neither.
+    /// Id of the padding token (`[PAD]` for BERT vocabularies, `<pad>` for RoBERTa's,
+    /// `<|endoftext|>` for GPT-2's), 0 if the vocabulary has none of them.
     pub fn pad_id(&self) -> u32 {
-        self.token_to_id("[PAD]")
+        self.token_to_id(&self.pad_token)
+            .or_else(|| self.token_to_id("[PAD]"))
             .or_else(|| self.token_to_id("<pad>"))
             .unwrap_or(0)
     }

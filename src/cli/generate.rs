@@ -1,0 +1,361 @@
+//! `bert4rs generate` and `bert4rs score`: text generation and continuation log-probs with a
+//! GPT-2 model directory (byte-level BPE, or the BERT vocabulary of the Chinese GPT-2s).
+
+use crate::error::{Error, Result};
+use crate::generate::{self, EarlyStopping, GenerationConfig, StepInfo};
+use crate::models::gpt2::Gpt2LMHeadModel;
+use crate::Tokenizer;
+use candle_core::Device;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where the prompt and tokenizer come from.
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// HF GPT-2 model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Tokenizer directory, when the model directory has none.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Threads for the forward passes (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Prompt text (repeat for a batch).
+    #[arg(
+        long,
+        required_unless_present = "prompt_ids",
+        conflicts_with = "prompt_ids"
+    )]
+    prompt: Vec<String>,
+    /// Prompt as comma-separated token ids, e.g. 15496,11,616.
+    #[arg(long, value_delimiter = ',')]
+    prompt_ids: Option<Vec<u32>>,
+    /// Tokens to generate at most.
+    #[arg(long, default_value_t = 50)]
+    max_new_tokens: usize,
+    /// Beam search with this many beams (1 = greedy / sampling).
+    #[arg(long, default_value_t = 1)]
+    num_beams: usize,
+    /// Never repeat an n-gram of this size (0 = off).
+    #[arg(long, default_value_t = 0)]
+    no_repeat_ngram_size: usize,
+    /// Beam score = log-prob / length^L.
+    #[arg(long, default_value_t = 1.0)]
+    length_penalty: f32,
+    /// Beam search stop rule: false (heuristic), true (num_beams finished), never.
+    #[arg(long, default_value = "false")]
+    early_stopping: String,
+    /// Sequences to return per prompt.
+    #[arg(long, default_value_t = 1)]
+    num_return_sequences: usize,
+    /// Sample instead of greedy decoding.
+    #[arg(long)]
+    do_sample: bool,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Sample from the K most likely tokens (0 = all).
+    #[arg(long, default_value_t = 50)]
+    top_k: usize,
+    /// Sample from the smallest set of tokens with probability ≥ P.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Penalise tokens already present (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// End-of-text id (default: config.json's, or [SEP] for a BERT vocabulary).
+    #[arg(long)]
+    eos_token_id: Option<u32>,
+    /// Print the five most likely next tokens and their probabilities at every step.
+    #[arg(long)]
+    show_top: bool,
+    /// text (streamed) or json (one {"ids", "text"} line per sequence).
+    #[arg(long, default_value = "text")]
+    format: String,
+}
+
+/// A loaded model and its tokenizer.
+struct Loaded {
+    model: Gpt2LMHeadModel,
+    tokenizer: Option<Tokenizer>,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Loaded> {
+        if let Some(n) = self.threads {
+            // Ignored when the global pool already exists (only the first call sets it).
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global();
+        }
+        let model = Gpt2LMHeadModel::from_dir(&self.model, &Device::Cpu, false)?;
+        let dir = self.tokenizer.as_deref().unwrap_or(&self.model);
+        let tokenizer = if has_tokenizer(dir) {
+            Some(Tokenizer::from_dir(dir)?)
+        } else if self.tokenizer.is_some() {
+            return Err(Error::config(dir, "no tokenizer files in this directory"));
+        } else {
+            None
+        };
+        if let Some(t) = &tokenizer {
+            let (tv, mv) = (t.vocab_size(), model.config().vocab_size);
+            if tv > mv {
+                return Err(Error::Invalid(format!(
+                    "the tokenizer has {tv} tokens but the model only {mv} (vocab_size): wrong tokenizer?"
+                )));
+            }
+        }
+        Ok(Loaded { model, tokenizer })
+    }
+}
+
+fn has_tokenizer(dir: &Path) -> bool {
+    ["tokenizer.json", "vocab.json", "vocab.txt"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+}
+
+impl Loaded {
+    fn tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::Invalid(
+                "text prompts need a tokenizer: pass --tokenizer DIR or --prompt-ids".into(),
+            )
+        })
+    }
+
+    /// Prompt ids: byte-level BPE as is; a BERT vocabulary starts with [CLS] and, as the
+    /// Chinese GPT-2s are trained, has no trailing [SEP].
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let tok = self.tokenizer()?;
+        if text.is_empty() {
+            return Err(Error::Invalid("empty prompt: give some text".into()));
+        }
+        if tok.is_wordpiece() {
+            let mut ids = tok
+                .encode(&crate::TextInput::single(text), &Default::default())?
+                .input_ids;
+            if ids.last() == tok.token_to_id("[SEP]").as_ref() {
+                ids.pop();
+            }
+            Ok(ids)
+        } else {
+            tok.encode_plain(text)
+        }
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<Option<String>> {
+        match &self.tokenizer {
+            Some(t) => Ok(Some(t.decode_with(ids, true)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn eos(&self, explicit: Option<u32>) -> Option<u32> {
+        explicit.or_else(|| match &self.tokenizer {
+            Some(t) if t.is_wordpiece() => t.token_to_id("[SEP]"),
+            _ => self.model.config().eos_token_id,
+        })
+    }
+}
+
+impl Args {
+    fn config(&self, eos: Option<u32>) -> Result<GenerationConfig> {
+        let early_stopping = match self.early_stopping.as_str() {
+            "false" => EarlyStopping::Heuristic,
+            "true" => EarlyStopping::Finished,
+            "never" => EarlyStopping::Never,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "--early-stopping must be true, false or never, got {other:?}"
+                )))
+            }
+        };
+        let cfg = GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            num_beams: self.num_beams,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
+            length_penalty: self.length_penalty,
+            early_stopping,
+            num_return_sequences: self.num_return_sequences,
+            do_sample: self.do_sample,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            repetition_penalty: self.repetition_penalty,
+            seed: self.seed,
+            eos_token_id: eos,
+            pad_token_id: None,
+            use_cache: true,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let json = match a.format.as_str() {
+        "json" => true,
+        "text" => false,
+        other => {
+            return Err(Error::Invalid(format!(
+                "--format must be text or json, got {other:?}"
+            )))
+        }
+    };
+    let loaded = a.model.load()?;
+    let cfg = a.config(loaded.eos(a.eos_token_id))?;
+    let prompts: Vec<Vec<u32>> = match &a.prompt_ids {
+        Some(ids) => vec![ids.clone()],
+        None => a
+            .prompt
+            .iter()
+            .map(|p| loaded.encode(p))
+            .collect::<Result<_>>()?,
+    };
+    // Streaming: one prompt, one sequence, text output.
+    let stream = !json && prompts.len() == 1 && cfg.num_beams == 1 && cfg.num_return_sequences == 1;
+    let mut streamer = Streamer::new(&loaded, &prompts[0], stream);
+    let mut on_step = |s: &StepInfo| streamer.step(s, a.show_top);
+    let out = generate::generate(&loaded.model, &prompts, &cfg, &mut on_step)?;
+    streamer.finish()?;
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    for g in &out {
+        let text = loaded.decode(&g.ids)?;
+        if json {
+            let mut v = serde_json::json!({ "ids": g.ids, "text": text });
+            if let Some(s) = g.score {
+                v["score"] = serde_json::json!(s);
+            }
+            writeln!(w, "{v}").map_err(|e| Error::io("<stdout>", e))?;
+        } else if !stream {
+            let shown = match text {
+                Some(t) => t,
+                None => format!("{:?}", g.ids),
+            };
+            writeln!(w, "{shown}").map_err(|e| Error::io("<stdout>", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints a single generation as it happens (text decoded incrementally; a token that
+/// ends inside a multi-byte character waits for the next one).
+struct Streamer<'a> {
+    loaded: &'a Loaded,
+    ids: Vec<u32>,
+    printed: String,
+    on: bool,
+}
+
+impl<'a> Streamer<'a> {
+    fn new(loaded: &'a Loaded, prompt: &[u32], on: bool) -> Self {
+        let mut s = Streamer {
+            loaded,
+            ids: prompt.to_vec(),
+            printed: String::new(),
+            on,
+        };
+        if on {
+            s.flush_text();
+        }
+        s
+    }
+
+    fn step(&mut self, s: &StepInfo, show_top: bool) {
+        if show_top {
+            let tops: Vec<String> = s
+                .top
+                .iter()
+                .map(|(id, p)| {
+                    let tok = self
+                        .loaded
+                        .tokenizer
+                        .as_ref()
+                        .and_then(|t| t.decode_with(&[*id], false).ok())
+                        .unwrap_or_default();
+                    format!("{tok:?}({id}) {p:.4}")
+                })
+                .collect();
+            eprintln!(
+                "[row {} step {}] {}",
+                s.row,
+                self.ids.len(),
+                tops.join("  ")
+            );
+        }
+        if self.on {
+            self.ids.push(s.token);
+            self.flush_text();
+        }
+    }
+
+    fn flush_text(&mut self) {
+        let Ok(Some(text)) = self.loaded.decode(&self.ids) else {
+            return;
+        };
+        if text.ends_with('\u{FFFD}') || !text.starts_with(&self.printed) {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&text.as_bytes()[self.printed.len()..]);
+        let _ = out.flush();
+        self.printed = text;
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.on {
+            if self.loaded.tokenizer.is_none() {
+                println!("{:?}", self.ids);
+            } else {
+                println!();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The given context.
+    #[arg(long)]
+    prompt: String,
+    /// Text whose log-probability after the prompt is wanted (repeat to compare several).
+    #[arg(long, required = true)]
+    continuation: Vec<String>,
+}
+
+/// `bert4rs score`: one JSON line per continuation with its summed and per-token log-probs.
+pub fn run_score(a: ScoreArgs) -> Result<()> {
+    let loaded = a.model.load()?;
+    let prompt = loaded.encode(&a.prompt)?;
+    let tok = loaded.tokenizer()?;
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = a
+        .continuation
+        .iter()
+        .map(|c| Ok((prompt.clone(), tok.encode_plain(c)?)))
+        .collect::<Result<_>>()?;
+    let scores = generate::sequence_logprob(&loaded.model, &pairs)?;
+    for (c, s) in a.continuation.iter().zip(scores) {
+        let v = serde_json::json!({
+            "continuation": c,
+            "logprob": s.logprob,
+            "token_logprobs": s.token_logprobs,
+        });
+        println!("{v}");
+    }
+    Ok(())
+}

@@ -177,6 +177,39 @@ fn fused_gelu_matches_candle_erf_gelu_forward_and_backward() {
 }
 
 #[test]
+fn fused_tanh_gelu_matches_candle_gelu_forward_and_backward() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&(Tensor::randn(0f32, 3.0, (5, 257), &dev).unwrap())).unwrap();
+    let fused = bert4rs::kernels::gelu_tanh(x.as_tensor()).unwrap();
+    let reference = x.as_tensor().gelu().unwrap();
+    let d = max_diff(&fused, &reference);
+    assert!(d < 2e-6, "forward {d}");
+    let r = Tensor::randn(0f32, 1.0, (5, 257), &dev).unwrap();
+    let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gr = (reference * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let d = max_diff(
+        gf.get(x.as_tensor()).unwrap(),
+        gr.get(x.as_tensor()).unwrap(),
+    );
+    assert!(d < 1e-5, "backward {d}");
+    let big = Tensor::new(&[-100f32, -9.0, 0.0, 9.0, 100.0], &dev).unwrap();
+    let y: Vec<f32> = bert4rs::kernels::gelu_tanh(&big)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
+    assert!(
+        y[0].abs() < 1e-6 && y[2] == 0.0 && (y[4] - 100.0).abs() < 1e-4,
+        "{y:?}"
+    );
+}
+
+#[test]
 fn fused_attention_matches_split_heads_composite_with_padding() {
     let dev = Device::Cpu;
     let (b, t, heads, d) = (3usize, 9usize, 4usize, 8usize);

@@ -197,6 +197,7 @@ impl Args {
             eos_token_id: eos,
             pad_token_id: None,
             use_cache: true,
+            report_top: if self.show_top { 5 } else { 0 },
         };
         cfg.validate()?;
         Ok(cfg)

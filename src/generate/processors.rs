@@ -105,6 +105,9 @@ pub fn argmax(scores: &[f32]) -> usize {
 
 /// The `k` most likely tokens with their probabilities, most likely first.
 pub fn top_candidates(scores: &[f32], k: usize) -> Vec<(u32, f32)> {
+    if k == 0 {
+        return Vec::new();
+    }
     let probs = softmax(scores);
     let mut idx: Vec<usize> = (0..probs.len()).collect();
     let k = k.min(idx.len());

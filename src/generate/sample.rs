@@ -10,7 +10,7 @@ pub(super) fn greedy_or_sample(
     model: &Gpt2LMHeadModel,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
-    on_step: &mut dyn FnMut(&StepInfo),
+    on_step: &mut (dyn FnMut(&StepInfo) + Send),
 ) -> Result<Vec<Generated>> {
     // Sampling several sequences per prompt = the prompt repeated (HF expands the batch).
     let copies = if cfg.do_sample {
@@ -45,7 +45,7 @@ pub(super) fn greedy_or_sample(
             on_step(&StepInfo {
                 row: r,
                 token,
-                top: processors::top_candidates(row_logits, 5),
+                top: processors::top_candidates(row_logits, cfg.report_top),
             });
             seqs[r].push(token);
             done[r] = cfg.eos_token_id == Some(token);

@@ -13,11 +13,12 @@ mod kv_attention;
 mod layer_norm;
 mod linear;
 pub(crate) mod simd;
+mod skinny;
 mod softmax;
 
 pub use attention::fused_attention;
 pub use attention_train::{attention_train, AttentionDropout};
-pub use gelu::gelu_erf;
+pub use gelu::{gelu_erf, gelu_tanh};
 pub use kv_attention::{cached_causal_attention, KvBuffer};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
 pub use linear::{linear_frozen, linear_train};

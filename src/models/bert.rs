@@ -235,7 +235,7 @@ impl BertIntermediate {
         let y = self.dense.forward(x)?;
         Ok(match self.act {
             HiddenAct::Gelu => kernels::gelu_erf(&y)?,
-            HiddenAct::GeluNew => y.gelu()?,
+            HiddenAct::GeluNew => kernels::gelu_tanh(&y)?,
             HiddenAct::Relu => y.relu()?,
         })
     }

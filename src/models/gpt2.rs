@@ -111,7 +111,7 @@ impl Gpt2Mlp {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.c_fc.forward(x)?;
         let y = match self.act {
-            HiddenAct::GeluNew => y.gelu()?,
+            HiddenAct::GeluNew => kernels::gelu_tanh(&y)?,
             HiddenAct::Gelu => kernels::gelu_erf(&y)?,
             HiddenAct::Relu => y.relu()?,
         };

@@ -332,6 +332,30 @@ def bpe_fixture(bpe_dir, out_dir):
     return fast
 
 
+def sparse_fixture(out_dir):
+    """Dense attention with the local + strided mask in torch: the reference of bert4rs'
+    block-sparse kernel (outputs and input gradients)."""
+    g = torch.Generator().manual_seed(5)
+    b, h, t, d, stride, first = 2, 3, 37, 8, 4, [0, 5]
+    q, k, v, r = (torch.randn(b, h, t, d, generator=g) for _ in range(4))
+    allowed = torch.zeros(b, 1, t, t, dtype=torch.bool)
+    for row in range(b):
+        f = first[row]
+        for i in range(f, t):
+            for j in range(f, i + 1):
+                p, qq = i - f, j - f
+                allowed[row, 0, i, j] = (p - qq) < stride or (p - qq) % stride == 0
+    q, k, v = (x.clone().requires_grad_(True) for x in (q, k, v))
+    scores = q @ k.transpose(-1, -2) / d ** 0.5
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    probs = torch.nan_to_num(scores.softmax(-1))  # pad query rows see nothing -> 0
+    out = probs @ v
+    (out * r).sum().backward()
+    save_file({"q": q.detach(), "k": k.detach(), "v": v.detach(), "r": r, "out": out.detach(),
+               "dq": q.grad, "dk": k.grad, "dv": v.grad}, str(out_dir / "sparse.safetensors"))
+    (out_dir / "sparse.json").write_text(json.dumps({"stride": stride, "first": first, "scale": d ** -0.5}) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bpe", required=True, type=Path, help="dir with vocab.json + merges.txt")
@@ -339,6 +363,7 @@ def main():
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     tok = bpe_fixture(args.bpe, args.out)
+    sparse_fixture(args.out)
     for spec in MODELS:
         model_cases(spec, tok, args.out)
     (args.out / "manifest.json").write_text(json.dumps(

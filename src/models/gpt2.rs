@@ -34,6 +34,7 @@ pub struct Gpt2Attention {
     n_head: usize,
     head_dim: usize,
     scale: f64,
+    sparse: Option<usize>,
 }
 
 impl Gpt2Attention {
@@ -54,12 +55,20 @@ impl Gpt2Attention {
             n_head: cfg.n_head,
             head_dim: cfg.head_dim(),
             scale,
+            sparse: cfg.sparse_attention_stride,
         })
     }
 
     /// Whole sequences: `mask_bias` `[batch, 1, seq, seq]` is 0 where a query may see a key
-    /// and a large negative number elsewhere (future tokens, padding).
-    fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
+    /// and a large negative number elsewhere (future tokens, padding, outside the sparse
+    /// pattern); `first` counts each row's left padding (for the sparse kernel).
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask_bias: &Tensor,
+        first: &[usize],
+        train: bool,
+    ) -> Result<Tensor> {
         let (b, t, e) = x.dims3()?;
         let qkv = self
             .c_attn
@@ -71,6 +80,14 @@ impl Gpt2Attention {
             qkv.get(1)?.contiguous()?,
             qkv.get(2)?.contiguous()?,
         );
+        if let (Some(stride), false) = (self.sparse, train && self.attn_dropout.p() > 0.0) {
+            if let Some(ctx) = kernels::sparse_attention(&q, &k, &v, stride, self.scale, first)? {
+                let ctx = ctx.transpose(1, 2)?.reshape((b, t, e))?;
+                return self
+                    .resid_dropout
+                    .forward(&self.c_proj.forward(&ctx)?, train);
+            }
+        }
         let scores = (q.matmul(&k.t()?)? * self.scale)?.broadcast_add(mask_bias)?;
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let probs = self.attn_dropout.forward(&probs, train)?;
@@ -83,7 +100,14 @@ impl Gpt2Attention {
     fn forward_cached(&self, x: &Tensor, cache: &mut KvBuffer, key_mask: &[f32]) -> Result<Tensor> {
         let (b, t, e) = x.dims3()?;
         let qkv = self.c_attn.forward(x)?.flatten_all()?.to_vec1::<f32>()?;
-        let ctx = kernels::cached_causal_attention(&qkv, t, cache, key_mask, self.scale as f32);
+        let ctx = kernels::cached_causal_attention(
+            &qkv,
+            t,
+            cache,
+            key_mask,
+            self.scale as f32,
+            self.sparse,
+        );
         let ctx = Tensor::from_vec(ctx, (b, t, e), x.device())?;
         self.c_proj.forward(&ctx)
     }
@@ -138,10 +162,16 @@ impl Gpt2Block {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask_bias: &Tensor,
+        first: &[usize],
+        train: bool,
+    ) -> Result<Tensor> {
         let x = (x + self
             .attn
-            .forward(&self.ln_1.forward(x)?, mask_bias, train)?)?;
+            .forward(&self.ln_1.forward(x)?, mask_bias, first, train)?)?;
         Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, train)?)?)
     }
 
@@ -242,9 +272,13 @@ impl Gpt2Model {
         let positions = Tensor::from_vec(positions, (b, t), dev)?;
         let x = (self.wte.forward(input_ids)? + self.wpe.forward(&positions)?)?;
         let mut x = self.drop.forward(&x, train)?;
-        let bias = causal_mask_bias(&mask, dev)?;
+        let bias = causal_mask_bias(&mask, self.config.sparse_attention_stride, dev)?;
+        let first: Vec<usize> = mask
+            .iter()
+            .map(|row| row.iter().position(|&m| m > 0.0).unwrap_or(row.len()))
+            .collect();
         for block in &self.h {
-            x = block.forward(&x, &bias, train)?;
+            x = block.forward(&x, &bias, &first, train)?;
         }
         self.ln_f.forward(&x)
     }
@@ -330,14 +364,22 @@ fn position_of(mask: f32, next: &mut u32) -> u32 {
     }
 }
 
-/// `[batch, 1, seq, seq]` additive mask: 0 where key `j ≤ i` is a token, else -1e30.
-fn causal_mask_bias(mask: &[Vec<f32>], dev: &Device) -> Result<Tensor> {
+/// `[batch, 1, seq, seq]` additive mask: 0 where key `j ≤ i` is a token (and, with a
+/// sparse stride, in the local + strided pattern), else -1e30.
+fn causal_mask_bias(mask: &[Vec<f32>], sparse: Option<usize>, dev: &Device) -> Result<Tensor> {
     let (b, t) = (mask.len(), mask.first().map_or(0, Vec::len));
     let mut bias = vec![0f32; b * t * t];
     for (r, row) in mask.iter().enumerate() {
+        let first = row.iter().position(|&m| m > 0.0).unwrap_or(t);
         for i in 0..t {
             for (j, &m) in row.iter().enumerate() {
-                if j > i || m <= 0.0 {
+                let outside = match sparse {
+                    Some(k) => {
+                        i < first || j < first || !kernels::sparse_allowed(i - first, j - first, k)
+                    }
+                    None => false,
+                };
+                if j > i || m <= 0.0 || outside {
                     bias[(r * t + i) * t + j] = -1e30;
                 }
             }
@@ -390,6 +432,56 @@ impl Gpt2LMHeadModel {
             );
         }
         Ok(model)
+    }
+
+    /// A new model with HF's initialisation (`GPT2PreTrainedModel._init_weights`): normal(0,
+    /// initializer_range) weights and embeddings, the residual projections (`c_proj`) scaled
+    /// by 1/√(2·n_layer), zero biases, unit LayerNorms; seeded.
+    pub fn new_random(
+        cfg: &Gpt2Config,
+        device: &Device,
+        trainable: bool,
+        seed: u64,
+    ) -> Result<Self> {
+        let (e, inner, std) = (cfg.n_embd, cfg.inner_dim(), cfg.initializer_range);
+        let proj_std = std / (2.0 * cfg.n_layer as f64).sqrt();
+        let mut rng = crate::nn::rng::Rng::new(seed);
+        let mut tensors = std::collections::HashMap::new();
+        let mut normal = |name: String, shape: (usize, usize), s: f64| -> Result<()> {
+            let v: Vec<f32> = (0..shape.0 * shape.1)
+                .map(|_| (rng.normal() * s) as f32)
+                .collect();
+            tensors.insert(name, Tensor::from_vec(v, shape, &Device::Cpu)?);
+            Ok(())
+        };
+        normal("transformer.wte.weight".into(), (cfg.vocab_size, e), std)?;
+        normal("transformer.wpe.weight".into(), (cfg.n_positions, e), std)?;
+        for i in 0..cfg.n_layer {
+            let p = format!("transformer.h.{i}");
+            normal(format!("{p}.attn.c_attn.weight"), (e, 3 * e), std)?;
+            normal(format!("{p}.attn.c_proj.weight"), (e, e), proj_std)?;
+            normal(format!("{p}.mlp.c_fc.weight"), (e, inner), std)?;
+            normal(format!("{p}.mlp.c_proj.weight"), (inner, e), proj_std)?;
+        }
+        let mut constant = |name: String, n: usize, v: f32| -> Result<()> {
+            tensors.insert(name, Tensor::full(v, n, &Device::Cpu)?);
+            Ok(())
+        };
+        for i in 0..cfg.n_layer {
+            let p = format!("transformer.h.{i}");
+            constant(format!("{p}.attn.c_attn.bias"), 3 * e, 0.0)?;
+            constant(format!("{p}.attn.c_proj.bias"), e, 0.0)?;
+            constant(format!("{p}.mlp.c_fc.bias"), inner, 0.0)?;
+            constant(format!("{p}.mlp.c_proj.bias"), e, 0.0)?;
+            for ln in ["ln_1", "ln_2"] {
+                constant(format!("{p}.{ln}.weight"), e, 1.0)?;
+                constant(format!("{p}.{ln}.bias"), e, 0.0)?;
+            }
+        }
+        constant("transformer.ln_f.weight".into(), e, 1.0)?;
+        constant("transformer.ln_f.bias".into(), e, 0.0)?;
+        let params = Params::from_tensors(tensors, Path::new("<new model>"), device, trainable);
+        Self::load(&params, cfg, "transformer")
     }
 
     /// Builds from parameters (`prefix` is where the `GPT2Model` weights live).

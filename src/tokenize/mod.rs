@@ -383,20 +383,30 @@ impl Tokenizer {
         let tmp = dir.join(".tokenizer.json.tmp");
         self.inner.save(&tmp, true).map_err(tk_err)?;
         std::fs::rename(&tmp, &json).map_err(|e| Error::io(&json, e))?;
-        let vocab = self.inner.get_vocab(false);
-        let mut by_id: Vec<(&String, &u32)> = vocab.iter().collect();
-        by_id.sort_by_key(|(_, id)| **id);
-        let text: String = by_id.iter().map(|(t, _)| format!("{t}\n")).collect();
-        crate::util::write_atomic(&dir.join("vocab.txt"), text.as_bytes())?;
+        let wordpiece = self.is_wordpiece();
+        if wordpiece {
+            let vocab = self.inner.get_vocab(false);
+            let mut by_id: Vec<(&String, &u32)> = vocab.iter().collect();
+            by_id.sort_by_key(|(_, id)| **id);
+            let text: String = by_id.iter().map(|(t, _)| format!("{t}\n")).collect();
+            crate::util::write_atomic(&dir.join("vocab.txt"), text.as_bytes())?;
+        }
+        let class = if wordpiece {
+            "BertTokenizerFast"
+        } else {
+            "GPT2TokenizerFast"
+        };
         let cfg = serde_json::json!({
-            "tokenizer_class": "BertTokenizerFast",
-            "do_lower_case": self.lowercase,
+            "tokenizer_class": class,
+            "do_lower_case": self.lowercase && wordpiece,
             "model_max_length": self.model_max_length.unwrap_or(512),
             "pad_token": self.pad_token,
             "additional_special_tokens": self.added_special,
         });
         crate::util::write_json_atomic(&dir.join("tokenizer_config.json"), &cfg)?;
         let specials: HashMap<&str, Value> = [
+            ("eos_token", "<|endoftext|>"),
+            ("bos_token", "<|endoftext|>"),
             ("unk_token", "[UNK]"),
             ("sep_token", "[SEP]"),
             ("pad_token", self.pad_token.as_str()),

@@ -139,7 +139,7 @@ fn saved_name(name: &str, prefix: &str, family: &str) -> String {
 }
 
 /// Builds `dir` under a temporary name with `fill`, then swaps it in.
-fn swap_in(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+pub(crate) fn swap_in(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = dir.with_extension("tmp");
     let old = dir.with_extension("old");
     if tmp.exists() {

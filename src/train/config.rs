@@ -18,7 +18,11 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// HF model directory, or `asset:<name>` for a fetched asset (e.g. `asset:minilm`).
+    /// For `causal_lm`, a directory with only `config.json` starts a new model.
     pub model: String,
+    /// Tokenizer directory or `asset:<name>` when the model directory has none (a new
+    /// model); `None` = the model directory.
+    pub tokenizer: Option<String>,
     /// Where checkpoints, logs and the report go.
     pub output_dir: PathBuf,
     /// Seed of shuffling, dropout and new head weights.
@@ -43,6 +47,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             model: "asset:minilm".into(),
+            tokenizer: None,
             output_dir: PathBuf::from("runs/default"),
             seed: 42,
             data: DataConfig::default(),
@@ -60,6 +65,9 @@ impl Default for RunConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TaskConfig {
+    /// `classify` (a head on an encoder) or `causal_lm` (GPT-2 language modelling on
+    /// plain text packed into blocks of `data.max_length` tokens).
+    pub kind: TaskKind,
     /// single_label, multi_label or regression.
     pub problem: Problem,
     /// Pooling (`pooler` = HF's `BertForSequenceClassification`; `cls`, `mean`, ...).
@@ -74,12 +82,23 @@ pub struct TaskConfig {
 impl Default for TaskConfig {
     fn default() -> Self {
         TaskConfig {
+            kind: TaskKind::Classify,
             problem: Problem::SingleLabel,
             pooling: "pooler".into(),
             l1: 0.0,
             l2: 0.0,
         }
     }
+}
+
+/// What is trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Sequence classification / regression on an encoder.
+    Classify,
+    /// Next-token prediction with a GPT-2.
+    CausalLm,
 }
 
 /// Metric that picks the best checkpoint.
@@ -123,6 +142,9 @@ pub struct LoopConfig {
     /// Stop (with a checkpoint) after this many steps in this invocation: for tests of
     /// resume and for time-boxed runs (0 = off).
     pub stop_after_steps: u64,
+    /// End the run after this many optimiser steps in total, as HF's `max_steps` (the
+    /// schedule is laid out over them; 0 = `epochs` decide).
+    pub max_steps: u64,
     /// Worker threads (0 = all cores).
     pub threads: usize,
     /// Log a line to metrics.jsonl every N steps.
@@ -142,6 +164,7 @@ impl Default for LoopConfig {
             early_stopping_patience: 0,
             metric: BestMetric::Accuracy,
             stop_after_steps: 0,
+            max_steps: 0,
             threads: 0,
             log_every: 10,
         }

@@ -94,12 +94,16 @@ pub fn build_groups(
     Ok((groups, summary))
 }
 
-/// 0 for the embeddings, `i + 1` for `encoder.layer.i`, `num_layers` for the pooler.
+/// 0 for the embeddings, `i + 1` for block `i` (BERT `encoder.layer.i`, GPT-2 `h.i`),
+/// `num_layers` for what follows the blocks (pooler, final LayerNorm).
 fn layer_depth(rel: &str, num_layers: usize) -> usize {
-    if rel.starts_with("embeddings.") {
+    if rel.starts_with("embeddings.") || rel.starts_with("wte.") || rel.starts_with("wpe.") {
         return 0;
     }
-    if let Some(rest) = rel.strip_prefix("encoder.layer.") {
+    let block = rel
+        .strip_prefix("encoder.layer.")
+        .or_else(|| rel.strip_prefix("h."));
+    if let Some(rest) = block {
         if let Some(i) = rest.split('.').next().and_then(|s| s.parse::<usize>().ok()) {
             return i + 1;
         }

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod groups;
 pub mod inplace;
+pub mod lm;
 pub mod metrics;
 pub mod optim;
 pub mod report;

@@ -353,7 +353,10 @@ impl Trainer {
             .collect();
         let optimizer = Optimizer::new(&cfg.optimizer, groups)?;
         let steps_per_epoch = train.len().div_ceil(cfg.train.batch_size) as u64;
-        let total = steps_per_epoch * cfg.train.epochs as u64;
+        let mut total = steps_per_epoch * cfg.train.epochs as u64;
+        if cfg.train.max_steps > 0 {
+            total = total.min(cfg.train.max_steps);
+        }
         let schedule = cfg.schedule.build(total, cfg.optimizer.lr)?;
         let ema = if cfg.tricks.ema_decay > 0.0 {
             Some(Ema::new(cfg.tricks.ema_decay, optimizer.params())?)
@@ -634,10 +637,11 @@ impl Trainer {
         let bar = progress_bar(self.state.total_steps, self.state.global_step);
         let mut done_here = 0u64;
         let mut stop = self.state.finished;
-        while !stop && self.state.epoch < self.cfg.train.epochs {
+        let budget_left = |s: &TrainState| s.global_step < s.total_steps;
+        while !stop && self.state.epoch < self.cfg.train.epochs && budget_left(&self.state) {
             let epoch_seed = self.cfg.seed ^ rng::mix64(0xE90C + self.state.epoch as u64);
             let batches = dataset::bucketed_batches(&lengths, bs, epoch_seed);
-            while self.state.batch_in_epoch < batches.len() {
+            while self.state.batch_in_epoch < batches.len() && budget_left(&self.state) {
                 let idx = &batches[self.state.batch_in_epoch];
                 let mbs = idx
                     .chunks(micro)
@@ -924,7 +928,7 @@ pub fn argmax(row: &[f32]) -> usize {
     best
 }
 
-fn progress_bar(total: u64, pos: u64) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(total: u64, pos: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     let style = indicatif::ProgressStyle::with_template(
         "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
@@ -990,7 +994,7 @@ fn read_splits(cfg: &RunConfig) -> Result<Split3> {
 }
 
 /// `asset:<name>/<file>` → that file of a fetched asset.
-fn asset_file(spec: &str) -> Result<PathBuf> {
+pub(crate) fn asset_file(spec: &str) -> Result<PathBuf> {
     let (name, rel) = spec
         .split_once('/')
         .ok_or_else(|| Error::Invalid(format!("`asset:{spec}`: expected asset:<name>/<file>")))?;

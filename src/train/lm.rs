@@ -1,0 +1,523 @@
+//! Causal-LM training (`[task] kind = "causal_lm"`): a GPT-2, new from its `config.json` or
+//! loaded, trained on plain text packed into blocks, with the engine's optimisers, parameter
+//! groups, schedules, clipping and accumulation; held-out loss and perplexity; resumable
+//! checkpoints in the same layout as the fine-tuning runs.
+
+use super::checkpoint::{self, TrainState};
+use super::config::RunConfig;
+use super::groups::build_groups;
+use super::report::{self, LogRecord};
+use super::trainer::{resolve_model, StepStats};
+use super::tricks::{accumulate, clip_coefficient, global_grad_norm};
+use super::{Optimizer, OptimizerConfig, Schedule};
+use crate::config::Gpt2Config;
+use crate::data::text::{pack_blocks, read_documents};
+use crate::error::{Error, Result};
+use crate::models::gpt2::Gpt2LMHeadModel;
+use crate::nn::rng::{self, Rng};
+use crate::tokenize::Tokenizer;
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var, D};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Held-out result.
+#[derive(Clone, Debug, Serialize)]
+pub struct LmEvaluation {
+    /// `dev` or `test`.
+    pub split: String,
+    /// Step it was measured at.
+    pub step: u64,
+    /// Mean next-token cross-entropy (nats).
+    pub loss: f64,
+    /// `exp(loss)`.
+    pub perplexity: f64,
+    /// Tokens scored.
+    pub tokens: usize,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct LmSummary {
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Best dev evaluation.
+    pub best_dev: Option<LmEvaluation>,
+    /// Test evaluation with the best weights.
+    pub test: Option<LmEvaluation>,
+    /// The best model (HF directory).
+    pub best_dir: PathBuf,
+}
+
+/// The causal-LM training loop.
+pub struct LmTrainer {
+    cfg: RunConfig,
+    model: Gpt2LMHeadModel,
+    tokenizer: Tokenizer,
+    optimizer: Optimizer,
+    schedule: Schedule,
+    opt_vars: Vec<Var>,
+    train: Vec<Vec<u32>>,
+    dev: Vec<Vec<u32>>,
+    test: Vec<Vec<u32>>,
+    state: TrainState,
+    device: Device,
+    describe: String,
+}
+
+impl LmTrainer {
+    /// Loads (or creates) the model, reads and packs the corpus, builds the optimiser; with
+    /// `resume`, continues from `<output_dir>/checkpoint`.
+    pub fn new(cfg: RunConfig, resume: bool) -> Result<Self> {
+        if cfg.train.threads > 0 {
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(cfg.train.threads)
+                .build_global();
+        }
+        let device = Device::Cpu;
+        std::fs::create_dir_all(&cfg.output_dir).map_err(|e| Error::io(&cfg.output_dir, e))?;
+        let ckpt = checkpoint::latest(&cfg.output_dir);
+        if resume && ckpt.is_none() {
+            return Err(Error::Invalid(format!(
+                "--resume: no checkpoint in {} (start without --resume)",
+                cfg.output_dir.display()
+            )));
+        }
+        let model_dir = match (&ckpt, resume) {
+            (Some(dir), true) => dir.clone(),
+            _ => resolve_model(&cfg.model)?,
+        };
+        let model = load_or_create(&model_dir, &device, cfg.seed)?;
+        let tok_dir = match (&cfg.tokenizer, resume) {
+            (Some(t), false) => resolve_model(t)?,
+            _ => model_dir.clone(),
+        };
+        let tokenizer = Tokenizer::from_dir(&tok_dir)?;
+        let mc = model.config().clone();
+        if tokenizer.vocab_size() > mc.vocab_size {
+            return Err(Error::Invalid(format!(
+                "the tokenizer in {} has {} tokens but the model's vocab_size is {}",
+                tok_dir.display(),
+                tokenizer.vocab_size(),
+                mc.vocab_size
+            )));
+        }
+        let block = cfg.data.max_length.min(mc.n_positions);
+        let [train, dev, test] = read_blocks(&cfg, &tokenizer, &mc, block)?;
+        let opt_cfg = lm_optimizer_config(&cfg.optimizer);
+        let prefix = if model.params().contains("transformer.wte.weight") {
+            "transformer"
+        } else {
+            ""
+        };
+        let (groups, summary) = build_groups(model.params().vars(), &opt_cfg, prefix, mc.n_layer)?;
+        let opt_vars: Vec<Var> = groups
+            .iter()
+            .flat_map(|g| g.params.iter().map(|(_, v)| v.clone()))
+            .collect();
+        let optimizer = Optimizer::new(&opt_cfg, groups)?;
+        let steps_per_epoch = train.len().div_ceil(cfg.train.batch_size) as u64;
+        let mut total = steps_per_epoch * cfg.train.epochs as u64;
+        if cfg.train.max_steps > 0 {
+            total = total.min(cfg.train.max_steps);
+        }
+        let schedule = cfg.schedule.build(total, cfg.optimizer.lr)?;
+        let params: usize = model
+            .params()
+            .vars()
+            .iter()
+            .map(|(_, v)| v.elem_count())
+            .sum();
+        let describe = format!(
+            "causal LM: GPT-2 {} layers × {} ({} heads), vocab {}, {} parameters\n\
+             data: {} train / {} dev / {} test blocks of {block} tokens · {total} steps ({} epochs × {steps_per_epoch}, warm-up {})\n\
+             params: {} tensors ({}) with weight decay, {} ({}) without",
+            mc.n_layer,
+            mc.n_embd,
+            mc.n_head,
+            mc.vocab_size,
+            crate::util::human_count(params),
+            train.len(),
+            dev.len(),
+            test.len(),
+            cfg.train.epochs,
+            schedule.warmup_steps(),
+            summary.decayed.0,
+            crate::util::human_count(summary.decayed.1),
+            summary.not_decayed.0,
+            crate::util::human_count(summary.not_decayed.1),
+        );
+        let mut t = LmTrainer {
+            cfg,
+            model,
+            tokenizer,
+            optimizer,
+            schedule,
+            opt_vars,
+            train,
+            dev,
+            test,
+            state: TrainState::new(total),
+            device,
+            describe,
+        };
+        if let (true, Some(dir)) = (resume, ckpt) {
+            t.restore(&dir)?;
+        } else {
+            report::reset_log(&t.cfg.output_dir)?;
+        }
+        Ok(t)
+    }
+
+    /// The opening summary.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Gpt2LMHeadModel {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Mean next-token cross-entropy of a batch of equal-length blocks (dropout per `train`).
+    fn loss(&self, blocks: &[&[u32]], train: bool) -> Result<Tensor> {
+        let (b, t) = (blocks.len(), blocks[0].len());
+        let flat: Vec<u32> = blocks.iter().flat_map(|s| s.iter().copied()).collect();
+        let ids = Tensor::from_vec(flat, (b, t), &self.device)?;
+        let mask = Tensor::ones((b, t), DType::F32, &self.device)?;
+        let logits = self.model.forward(&ids, &mask, train)?;
+        let v = logits.dim(D::Minus1)?;
+        let pred = logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), v))?;
+        let target = ids.narrow(1, 1, t - 1)?.reshape(b * (t - 1))?;
+        Ok(candle_nn::loss::cross_entropy(&pred, &target)?)
+    }
+
+    /// One optimiser step over micro-batches of blocks.
+    pub fn step(&mut self, micro: &[Vec<Vec<u32>>]) -> Result<StepStats> {
+        let seed = self.cfg.seed ^ rng::mix64(self.state.global_step.wrapping_add(1));
+        rng::seed_dropout(seed);
+        let n = micro.len().max(1) as f64;
+        let mut acc = GradStore::default();
+        let mut loss_sum = 0.0;
+        for mb in micro {
+            let refs: Vec<&[u32]> = mb.iter().map(Vec::as_slice).collect();
+            let loss = self.loss(&refs, true)?;
+            let value = loss.to_scalar::<f32>()? as f64;
+            if !value.is_finite() {
+                return Err(Error::Invalid(format!(
+                    "the loss became {value} at step {}: training stopped (lower optimizer.lr or set train.max_grad_norm)",
+                    self.state.global_step + 1
+                )));
+            }
+            loss_sum += value / n;
+            let grads = (loss / n)?.backward()?;
+            accumulate(&mut acc, grads, self.opt_vars.iter())?;
+        }
+        let norm = global_grad_norm(&acc, self.opt_vars.iter())?;
+        let coef = clip_coefficient(norm, self.cfg.train.max_grad_norm);
+        let lr_scale = self.schedule.factor(self.state.global_step);
+        self.optimizer.step(&acc, lr_scale, coef)?;
+        self.state.global_step += 1;
+        let lr = self.optimizer.base_lrs().first().copied().unwrap_or(0.0) * lr_scale;
+        Ok(StepStats {
+            step: self.state.global_step,
+            loss: loss_sum,
+            lr,
+            grad_norm: norm,
+        })
+    }
+
+    /// Token-weighted mean loss and perplexity over a held-out set (eval mode).
+    pub fn evaluate(&self, split: &str) -> Result<Option<LmEvaluation>> {
+        let blocks = if split == "test" {
+            &self.test
+        } else {
+            &self.dev
+        };
+        if blocks.is_empty() {
+            return Ok(None);
+        }
+        let bs = self.cfg.train.eval_batch_size.max(1);
+        let (mut sum, mut tokens) = (0.0, 0usize);
+        for chunk in blocks.chunks(bs) {
+            let refs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+            let n = chunk.len() * (chunk[0].len() - 1);
+            sum += self.loss(&refs, false)?.to_scalar::<f32>()? as f64 * n as f64;
+            tokens += n;
+        }
+        let loss = sum / tokens as f64;
+        Ok(Some(LmEvaluation {
+            split: split.into(),
+            step: self.state.global_step,
+            loss,
+            perplexity: loss.exp(),
+            tokens,
+        }))
+    }
+
+    /// Epochs of shuffled blocks; evaluation every `eval_every` steps (or per epoch), the
+    /// best model by dev loss in `best/`, a resumable checkpoint, the test evaluation.
+    pub fn fit(&mut self) -> Result<LmSummary> {
+        let out = self.cfg.output_dir.clone();
+        crate::util::write_atomic(
+            &out.join("resolved_config.toml"),
+            self.cfg.to_toml()?.as_bytes(),
+        )?;
+        let bs = self.cfg.train.batch_size;
+        let micro = (bs / self.cfg.train.grad_accum.max(1)).max(1);
+        let bar = super::trainer::progress_bar(self.state.total_steps, self.state.global_step);
+        let mut done_here = 0u64;
+        let budget_left = |s: &TrainState| s.global_step < s.total_steps;
+        while !self.state.finished
+            && self.state.epoch < self.cfg.train.epochs
+            && budget_left(&self.state)
+        {
+            let mut order: Vec<usize> = (0..self.train.len()).collect();
+            Rng::new(self.cfg.seed ^ rng::mix64(0xE90C + self.state.epoch as u64))
+                .shuffle(&mut order);
+            let batches: Vec<Vec<usize>> = order.chunks(bs).map(<[usize]>::to_vec).collect();
+            while self.state.batch_in_epoch < batches.len() && budget_left(&self.state) {
+                let idx = &batches[self.state.batch_in_epoch];
+                let mbs: Vec<Vec<Vec<u32>>> = idx
+                    .chunks(micro)
+                    .map(|c| c.iter().map(|&i| self.train[i].clone()).collect())
+                    .collect();
+                let t0 = Instant::now();
+                let stats = self.step(&mbs)?;
+                let tok_per_s =
+                    (idx.len() * self.train[0].len()) as f64 / t0.elapsed().as_secs_f64();
+                self.state.batch_in_epoch += 1;
+                done_here += 1;
+                bar.set_position(self.state.global_step);
+                bar.set_message(format!(
+                    "loss {:.4} lr {:.2e} {:.0} tok/s",
+                    stats.loss, stats.lr, tok_per_s
+                ));
+                if stats.step % self.cfg.train.log_every.max(1) == 0 || stats.step == 1 {
+                    report::append_log(
+                        &out,
+                        &LogRecord::step(&stats, self.state.epoch, tok_per_s),
+                    )?;
+                }
+                let every = self.cfg.train.eval_every;
+                if every > 0 && stats.step % every == 0 {
+                    self.evaluate_and_keep()?;
+                    self.save_checkpoint()?;
+                }
+                let limit = self.cfg.train.stop_after_steps;
+                if limit > 0 && done_here >= limit {
+                    self.save_checkpoint()?;
+                    bar.abandon();
+                    return self.summary(None);
+                }
+            }
+            self.state.epoch += 1;
+            self.state.batch_in_epoch = 0;
+            if self.cfg.train.eval_every == 0 {
+                self.evaluate_and_keep()?;
+            }
+            self.save_checkpoint()?;
+        }
+        bar.finish_and_clear();
+        let every = self.cfg.train.eval_every;
+        if every > 0 && !self.state.finished && !self.state.global_step.is_multiple_of(every) {
+            self.evaluate_and_keep()?;
+        }
+        self.state.finished = true;
+        self.save_checkpoint()?;
+        let best = out.join("best");
+        if !best.join("model.safetensors").exists() {
+            self.save_model(&best)?;
+        }
+        self.model = load_or_create(&best, &self.device, self.cfg.seed)?;
+        let test = self.evaluate("test")?;
+        if let Some(t) = &test {
+            checkpoint::write_json(&best.join("test_metrics.json"), t)?;
+        }
+        self.summary(test)
+    }
+
+    /// Dev evaluation; the lowest dev loss so far is kept in `best/`.
+    fn evaluate_and_keep(&mut self) -> Result<()> {
+        let best = self.cfg.output_dir.join("best");
+        let Some(ev) = self.evaluate("dev")? else {
+            return self.save_model(&best);
+        };
+        eprintln!(
+            "step {}: dev loss {:.4}, perplexity {:.2}",
+            ev.step, ev.loss, ev.perplexity
+        );
+        let score = -ev.loss;
+        if self.state.best_score.is_none_or(|b| score > b) {
+            self.state.best_score = Some(score);
+            self.state.best_step = self.state.global_step;
+            self.save_model(&best)?;
+            checkpoint::write_json(&best.join("dev_metrics.json"), &ev)?;
+        }
+        checkpoint::write_json(&self.cfg.output_dir.join("last_dev_metrics.json"), &ev)
+    }
+
+    fn save_model(&self, dir: &Path) -> Result<()> {
+        checkpoint::swap_in(dir, |tmp| {
+            self.model.save_pretrained(tmp)?;
+            self.tokenizer.save(tmp)
+        })
+    }
+
+    /// Writes `<output_dir>/checkpoint`: weights, tokenizer, optimiser state, loop state.
+    pub fn save_checkpoint(&mut self) -> Result<()> {
+        let (tensors, steps) = self.optimizer.state()?;
+        self.state.optimizer_steps = steps;
+        let state = self.state.clone();
+        checkpoint::swap_in(&self.cfg.output_dir.join("checkpoint"), |tmp| {
+            self.model.save_pretrained(tmp)?;
+            self.tokenizer.save(tmp)?;
+            crate::models::checkpoint::write_safetensors(
+                &tensors,
+                &tmp.join("optimizer.safetensors"),
+            )?;
+            checkpoint::write_json(&tmp.join("trainer_state.json"), &state)
+        })
+    }
+
+    fn restore(&mut self, dir: &Path) -> Result<()> {
+        let (state, tensors) = checkpoint::load_state(dir)?;
+        self.optimizer
+            .load_state(&tensors, &state.optimizer_steps)?;
+        if state.total_steps != self.state.total_steps {
+            return Err(Error::Invalid(format!(
+                "{}: the checkpoint was made for {} steps, this config gives {} (data or epochs changed?)",
+                dir.display(),
+                state.total_steps,
+                self.state.total_steps
+            )));
+        }
+        self.state = state;
+        Ok(())
+    }
+
+    fn summary(&self, test: Option<LmEvaluation>) -> Result<LmSummary> {
+        let best_dir = self.cfg.output_dir.join("best");
+        let p = best_dir.join("dev_metrics.json");
+        let best_dev = std::fs::read_to_string(&p).ok().and_then(|t| {
+            let v: serde_json::Value = serde_json::from_str(&t).ok()?;
+            Some(LmEvaluation {
+                split: "dev".into(),
+                step: v["step"].as_u64()?,
+                loss: v["loss"].as_f64()?,
+                perplexity: v["perplexity"].as_f64()?,
+                tokens: v["tokens"].as_u64()? as usize,
+            })
+        });
+        Ok(LmSummary {
+            steps: self.state.global_step,
+            best_dev,
+            test,
+            best_dir,
+        })
+    }
+}
+
+/// A GPT-2 directory with weights is loaded (trainable); one with only `config.json` gives a
+/// new model initialised as HF does.
+fn load_or_create(dir: &Path, device: &Device, seed: u64) -> Result<Gpt2LMHeadModel> {
+    let has_weights = crate::models::checkpoint::WEIGHT_FILES
+        .iter()
+        .any(|f| dir.join(f).is_file());
+    if has_weights {
+        Gpt2LMHeadModel::from_dir(dir, device, true)
+    } else {
+        let cfg = Gpt2Config::from_file(&dir.join("config.json"))?;
+        Gpt2LMHeadModel::new_random(&cfg, device, true, seed)
+    }
+}
+
+/// GPT-2 names its LayerNorms `ln_*`: the default no-decay list (`bias`,
+/// `LayerNorm.weight`) gets them added, so only ≥2-D weights decay (as nanoGPT does).
+fn lm_optimizer_config(cfg: &OptimizerConfig) -> OptimizerConfig {
+    let mut c = cfg.clone();
+    if c.no_decay.iter().any(|n| n == "LayerNorm.weight") {
+        for ln in ["ln_1.weight", "ln_2.weight", "ln_f.weight"] {
+            c.no_decay.push(ln.into());
+        }
+    }
+    c
+}
+
+/// Train / dev / test blocks: `data.train` (+ `dev`, `test`) files, or `data.file` split by
+/// document with `data.split` ratios.
+fn read_blocks(
+    cfg: &RunConfig,
+    tok: &Tokenizer,
+    mc: &Gpt2Config,
+    block: usize,
+) -> Result<[Vec<Vec<u32>>; 3]> {
+    let d = &cfg.data;
+    let path_of = |p: &PathBuf| -> Result<PathBuf> {
+        match p.to_str().and_then(|s| s.strip_prefix("asset:")) {
+            Some(spec) => super::trainer::asset_file(spec),
+            None => Ok(p.clone()),
+        }
+    };
+    let docs: [Vec<String>; 3] = if let Some(train) = &d.train {
+        let read = |p: Option<&PathBuf>| -> Result<Vec<String>> {
+            p.map(|p| read_documents(&path_of(p)?, d))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        [
+            read(Some(train))?,
+            read(d.dev.as_ref())?,
+            read(d.test.as_ref())?,
+        ]
+    } else {
+        let file = d.file.as_ref().ok_or_else(|| {
+            Error::Invalid("set data.train (and data.dev / data.test) or data.file".into())
+        })?;
+        let mut all = read_documents(&path_of(file)?, d)?;
+        Rng::new(d.split_seed).shuffle(&mut all);
+        let n = all.len() as f64;
+        let n_dev = (n * d.split[1]).round() as usize;
+        let n_test = (n * d.split[2]).round() as usize;
+        let test = all.split_off(all.len() - n_test.min(all.len()));
+        let dev = all.split_off(all.len() - n_dev.min(all.len()));
+        [all, dev, test]
+    };
+    let wordpiece = tok.is_wordpiece();
+    let eos = if wordpiece {
+        tok.token_to_id("[SEP]")
+    } else {
+        mc.eos_token_id.or_else(|| tok.token_to_id("<|endoftext|>"))
+    };
+    let cls = if wordpiece {
+        tok.token_to_id("[CLS]")
+    } else {
+        None
+    };
+    let pack = |docs: &[String]| -> Result<Vec<Vec<u32>>> {
+        let ids: Vec<Vec<u32>> = docs
+            .iter()
+            .map(|t| {
+                // The Chinese GPT-2s (BERT vocabulary) read `[CLS] text [SEP]`.
+                let mut v: Vec<u32> = cls.into_iter().collect();
+                v.extend(tok.encode_plain(t)?);
+                Ok(v)
+            })
+            .collect::<Result<_>>()?;
+        Ok(pack_blocks(&ids, eos, block))
+    };
+    let [a, b, c] = docs;
+    let train = pack(&a)?;
+    if train.is_empty() {
+        return Err(Error::Invalid(format!(
+            "the training text gives no complete block of {block} tokens (more text or a smaller data.max_length)"
+        )));
+    }
+    Ok([train, pack(&b)?, pack(&c)?])
+}

@@ -53,7 +53,7 @@ fn main() -> candle_core::Result<()> {
         "sparse KiB",
         "dense MiB"
     );
-    for n in [256usize, 512, 1024, 2048, 4096, 8192] {
+    for n in [64usize, 128, 256, 512, 1024, 2048, 4096, 8192] {
         let dev = Device::Cpu;
         let mk =
             || Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, h, n, d), &dev).unwrap()).unwrap();

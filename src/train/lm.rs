@@ -290,8 +290,8 @@ impl LmTrainer {
                     .collect();
                 let t0 = Instant::now();
                 let stats = self.step(&mbs)?;
-                let tok_per_s =
-                    (idx.len() * self.train[0].len()) as f64 / t0.elapsed().as_secs_f64();
+                let blocks_per_s = idx.len() as f64 / t0.elapsed().as_secs_f64();
+                let tok_per_s = blocks_per_s * self.train[0].len() as f64;
                 self.state.batch_in_epoch += 1;
                 done_here += 1;
                 bar.set_position(self.state.global_step);
@@ -302,7 +302,7 @@ impl LmTrainer {
                 if stats.step % self.cfg.train.log_every.max(1) == 0 || stats.step == 1 {
                     report::append_log(
                         &out,
-                        &LogRecord::step(&stats, self.state.epoch, tok_per_s),
+                        &LogRecord::step(&stats, self.state.epoch, blocks_per_s),
                     )?;
                 }
                 let every = self.cfg.train.eval_every;

@@ -129,8 +129,8 @@ impl GenerationConfig {
         Ok(())
     }
 
-    /// Applies the processors HF's `generate` would, in its order, to one row.
-    /// `log_probs`: beam search works on log-probabilities (no sampling warpers).
+    /// Applies the processors HF's `generate` would, in its order, to one row of scores
+    /// (logits for greedy and sampling, log-probabilities for beam search).
     fn process(&self, tokens: &[u32], scores: &mut [f32]) {
         if self.repetition_penalty != 1.0 {
             processors::repetition_penalty(tokens, scores, self.repetition_penalty);

@@ -112,3 +112,24 @@ fn an_interrupted_lm_run_resumes_to_the_same_weights() {
         assert_eq!(d, 0.0, "{k} differs after resume by {d}");
     }
 }
+
+#[test]
+fn blocks_shorter_than_two_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = corpus(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_bert4rs"))
+        .args(["train", "--set", "task.kind=causal_lm", "--set"])
+        .arg(format!("model={}", fixture("gpt2-new").display()))
+        .arg("--set")
+        .arg(format!("tokenizer={}", fixture("vocab-small").display()))
+        .arg("--set")
+        .arg(format!("output_dir={}", dir.path().join("run").display()))
+        .arg("--set")
+        .arg(format!("data.file={}", text.display()))
+        .args(["--set", "data.max_length=1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("max_length") && err.contains("2"), "{err}");
+}

@@ -76,7 +76,8 @@ pub struct Args {
     /// End-of-text id (default: config.json's, or [SEP] for a BERT vocabulary).
     #[arg(long)]
     eos_token_id: Option<u32>,
-    /// Print the five most likely next tokens and their probabilities at every step.
+    /// Print the five most likely next tokens and their probabilities at every step
+    /// (greedy and sampling).
     #[arg(long)]
     show_top: bool,
     /// text (streamed) or json (one {"ids", "text"} line per sequence).
@@ -302,21 +303,36 @@ impl<'a> Streamer<'a> {
         }
     }
 
+    /// Prints what the decoded text gained. A decoder may rewrite the end of earlier text
+    /// (WordPiece joins `it '` + `s` into `it's`); then the text after the common prefix is
+    /// printed again, so nothing is ever lost.
     fn flush_text(&mut self) {
         let Ok(Some(text)) = self.loaded.decode(&self.ids) else {
             return;
         };
-        if text.ends_with('\u{FFFD}') || !text.starts_with(&self.printed) {
-            return;
+        if text.ends_with('\u{FFFD}') {
+            return; // a multi-byte character is still incomplete
         }
+        let common = self
+            .printed
+            .char_indices()
+            .zip(text.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(self.printed.len().min(text.len()), |((i, _), _)| i);
+        let from = if text.starts_with(&self.printed) {
+            self.printed.len()
+        } else {
+            common
+        };
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&text.as_bytes()[self.printed.len()..]);
+        let _ = out.write_all(&text.as_bytes()[from..]);
         let _ = out.flush();
         self.printed = text;
     }
 
     fn finish(&mut self) -> Result<()> {
         if self.on {
+            self.flush_text();
             if self.loaded.tokenizer.is_none() {
                 println!("{:?}", self.ids);
             } else {

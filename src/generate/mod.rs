@@ -180,8 +180,11 @@ pub struct Generated {
 /// What a step reports to a streaming caller.
 #[derive(Clone, Debug)]
 pub struct StepInfo {
-    /// Which prompt (row of the batch).
+    /// Which sequence (row of the batch; with sampling and `num_return_sequences` > 1 the
+    /// prompt is `row / num_return_sequences`).
     pub row: usize,
+    /// Tokens generated for this row before this one.
+    pub step: usize,
     /// The chosen token.
     pub token: u32,
     /// The `report_top` most likely tokens after processing, with probabilities.
@@ -266,6 +269,17 @@ fn check_prompts(
     let c = model.config();
     if prompts.is_empty() {
         return Err(Error::Invalid("no prompts to generate from".into()));
+    }
+    for (name, id) in [
+        ("eos_token_id", cfg.eos_token_id),
+        ("pad_token_id", cfg.pad_token_id),
+    ] {
+        if let Some(id) = id.filter(|&i| i as usize >= c.vocab_size) {
+            return Err(Error::Invalid(format!(
+                "{name} {id} is outside the model's vocabulary of {}",
+                c.vocab_size
+            )));
+        }
     }
     for (i, p) in prompts.iter().enumerate() {
         if p.is_empty() {

@@ -44,6 +44,7 @@ pub(super) fn greedy_or_sample(
             };
             on_step(&StepInfo {
                 row: r,
+                step,
                 token,
                 top: processors::top_candidates(row_logits, cfg.report_top),
             });

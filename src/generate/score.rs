@@ -51,21 +51,25 @@ pub fn sequence_logprob(
     let dev = model.params().device();
     let ids_t = Tensor::from_vec(ids.concat(), (b, t), &dev)?;
     let mask_t = Tensor::from_vec(mask.concat(), (b, t), &dev)?;
-    let logits: Vec<Vec<Vec<f32>>> = model.forward(&ids_t, &mask_t, false)?.to_vec3()?;
-    Ok(pairs
+    let logits = model.forward(&ids_t, &mask_t, false)?;
+    pairs
         .iter()
         .zip(&rows)
-        .zip(&logits)
-        .map(|(((_, c), row), lg)| {
-            let pad = t - row.len();
+        .enumerate()
+        .map(|(r, ((_, c), row))| {
+            // Only the positions that predict the continuation leave the tensor.
+            let start = t - c.len() - 1;
+            let lg: Vec<Vec<f32>> = logits.get(r)?.narrow(0, start, c.len())?.to_vec2()?;
             let first = row.len() - c.len();
-            let token_logprobs: Vec<f32> = (first..row.len())
-                .map(|i| log_softmax(&lg[pad + i - 1])[row[i] as usize])
+            let token_logprobs: Vec<f32> = lg
+                .iter()
+                .zip(&row[first..])
+                .map(|(l, &tok)| log_softmax(l)[tok as usize])
                 .collect();
-            SequenceScore {
+            Ok(SequenceScore {
                 logprob: token_logprobs.iter().map(|&x| x as f64).sum(),
                 token_logprobs,
-            }
+            })
         })
-        .collect())
+        .collect()
 }

@@ -26,7 +26,15 @@ pub fn isa() -> Isa {
 
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Isa {
-    if std::env::var_os("BERT4RS_NO_AVX512").is_none() && is_x86_feature_detected!("avx512f") {
+    // The AVX-512 copies enable F, BW, DQ and VL (plus AVX2/FMA): require all of them
+    // (Knights Landing has F without BW/VL).
+    let avx512 = is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512dq")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma");
+    if std::env::var_os("BERT4RS_NO_AVX512").is_none() && avx512 {
         Isa::Avx512
     } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         Isa::Avx2

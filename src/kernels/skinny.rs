@@ -18,7 +18,14 @@ const LANES: usize = 8;
 /// `x [rows, k]`, `w [n, k]`, `b [n]` → `[rows, n]`; `rows ≤ MAX_ROWS`, all contiguous.
 pub fn skinny_linear(x: &[f32], rows: usize, k: usize, w: &[f32], b: &[f32]) -> Vec<f32> {
     let n = b.len();
-    debug_assert!(rows <= MAX_ROWS && x.len() == rows * k && w.len() == n * k);
+    // The AVX2 path reads through raw pointers: the shapes must hold in release builds too.
+    assert!(
+        rows <= MAX_ROWS && x.len() == rows * k && w.len() == n * k,
+        "skinny_linear shapes"
+    );
+    if rows == 0 || n == 0 {
+        return Vec::new();
+    }
     // outᵀ [n, rows]: each task owns a block of outputs.
     let mut out_t = vec![0f32; n * rows];
     out_t
@@ -152,6 +159,11 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skinny_linear_of_no_rows_is_empty() {
+        assert!(skinny_linear(&[], 0, 4, &[0.0; 8], &[0.0; 2]).is_empty());
+    }
 
     #[test]
     fn skinny_linear_matches_a_plain_loop() {

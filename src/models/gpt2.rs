@@ -65,7 +65,7 @@ impl Gpt2Attention {
     fn forward(
         &self,
         x: &Tensor,
-        mask_bias: &Tensor,
+        mask_bias: &MaskBias,
         first: &[usize],
         train: bool,
     ) -> Result<Tensor> {
@@ -88,7 +88,7 @@ impl Gpt2Attention {
                     .forward(&self.c_proj.forward(&ctx)?, train);
             }
         }
-        let scores = (q.matmul(&k.t()?)? * self.scale)?.broadcast_add(mask_bias)?;
+        let scores = (q.matmul(&k.t()?)? * self.scale)?.broadcast_add(mask_bias.get()?)?;
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let probs = self.attn_dropout.forward(&probs, train)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, e))?;
@@ -165,7 +165,7 @@ impl Gpt2Block {
     fn forward(
         &self,
         x: &Tensor,
-        mask_bias: &Tensor,
+        mask_bias: &MaskBias,
         first: &[usize],
         train: bool,
     ) -> Result<Tensor> {
@@ -272,7 +272,12 @@ impl Gpt2Model {
         let positions = Tensor::from_vec(positions, (b, t), dev)?;
         let x = (self.wte.forward(input_ids)? + self.wpe.forward(&positions)?)?;
         let mut x = self.drop.forward(&x, train)?;
-        let bias = causal_mask_bias(&mask, self.config.sparse_attention_stride, dev)?;
+        let bias = MaskBias {
+            mask: &mask,
+            sparse: self.config.sparse_attention_stride,
+            dev,
+            cell: std::cell::OnceCell::new(),
+        };
         let first: Vec<usize> = mask
             .iter()
             .map(|row| row.iter().position(|&m| m > 0.0).unwrap_or(row.len()))
@@ -361,6 +366,25 @@ fn position_of(mask: f32, next: &mut u32) -> u32 {
         *next - 1
     } else {
         1
+    }
+}
+
+/// The additive attention mask of a forward pass, built on first use: the sparse kernel never
+/// needs it, and at long lengths its `seq × seq` floats are what sparse attention avoids.
+struct MaskBias<'a> {
+    mask: &'a [Vec<f32>],
+    sparse: Option<usize>,
+    dev: &'a Device,
+    cell: std::cell::OnceCell<Tensor>,
+}
+
+impl MaskBias<'_> {
+    fn get(&self) -> Result<&Tensor> {
+        if let Some(t) = self.cell.get() {
+            return Ok(t);
+        }
+        let t = causal_mask_bias(self.mask, self.sparse, self.dev)?;
+        Ok(self.cell.get_or_init(|| t))
     }
 }
 

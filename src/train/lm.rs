@@ -104,6 +104,12 @@ impl LmTrainer {
             )));
         }
         let block = cfg.data.max_length.min(mc.n_positions);
+        if block < 2 {
+            return Err(Error::Invalid(format!(
+                "data.max_length {} gives blocks of {block} tokens: next-token training needs at least 2",
+                cfg.data.max_length
+            )));
+        }
         let [train, dev, test] = read_blocks(&cfg, &tokenizer, &mc, block)?;
         let opt_cfg = lm_optimizer_config(&cfg.optimizer);
         let prefix = if model.params().contains("transformer.wte.weight") {

@@ -8,3 +8,5 @@ cargo build -q --bin bert4rs
 minilm=$(./target/debug/bert4rs fetch minilm | cut -f2)
 zh=$(./target/debug/bert4rs fetch bert-base-chinese-vocab | cut -f2)
 "$py" reference/make_fixtures.py --minilm "$minilm" --zh-vocab "$zh/vocab.txt" --out tests/fixtures
+bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
+"$py" reference/make_gpt2_fixtures.py --bpe "$bpe" --out tests/fixtures/gpt2

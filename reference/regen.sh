@@ -10,3 +10,4 @@ zh=$(./target/debug/bert4rs fetch bert-base-chinese-vocab | cut -f2)
 "$py" reference/make_fixtures.py --minilm "$minilm" --zh-vocab "$zh/vocab.txt" --out tests/fixtures
 bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/make_gpt2_fixtures.py --bpe "$bpe" --out tests/fixtures/gpt2
+"$py" reference/make_train_fixtures.py --out tests/fixtures/train

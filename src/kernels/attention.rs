@@ -45,16 +45,17 @@ pub fn fused_attention(
     Ok(Some(qkv.contiguous()?.apply_op2(&mask, op)?))
 }
 
-/// A raw output pointer shared by tasks that write disjoint regions.
+/// A raw output pointer shared by tasks that write disjoint regions (this kernel and the
+/// KV-cache attention).
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(super) struct OutPtr(pub(super) *mut f32);
 // SAFETY: every task writes a distinct (sequence, head) block of the output.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// The pointer (a method, so closures capture the `Send` wrapper, not the raw field).
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -9,9 +9,10 @@
 //! than the arithmetic (and `cat` would copy the whole cache every step). Forward only;
 //! training runs the differentiable tensor-op attention.
 
+use super::attention::OutPtr;
 use super::simd::{dispatch, LANES};
 use super::softmax::softmax_row_in_place;
-use super::sparse_attention::sparse_positions;
+use super::sparse_attention::{leading_padding, sparse_positions};
 use rayon::prelude::*;
 
 /// Keys and values of one attention layer for `rows` sequences, laid out
@@ -97,19 +98,6 @@ impl KvBuffer {
     }
 }
 
-/// A raw output pointer shared by tasks that write disjoint regions.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes a distinct (row, head) block of the output.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Appends the keys and values of `t` new tokens and returns the attention context.
 ///
 /// `qkv` is `[rows, t, 3·hidden]` (Q, K, V blocks as GPT-2's `c_attn` writes them),
@@ -138,13 +126,13 @@ pub fn cached_causal_attention(
     let dst = OutPtr(out.as_mut_ptr());
     let (kc, vc) = (&cache.k, &cache.v);
     (0..rows * heads).into_par_iter().for_each_init(
-        || (vec![0f32; total], Vec::new()),
-        |(scores, gathered), job| {
+        || (vec![0f32; total], Vec::new(), vec![1f32; total]),
+        |(scores, gathered, ones), job| {
             let (r, head) = (job / heads, job % heads);
             let keys = &kc[job * cap * d..][..total * d];
             let values = &vc[job * cap * d..][..total * d];
             let mask = &key_mask[r * total..][..total];
-            let first = mask.iter().position(|&m| m > 0.0).unwrap_or(total);
+            let first = leading_padding(mask);
             for i in 0..t {
                 let q = &qkv[(r * t + i) * 3 * h + head * d..][..d];
                 let n = past + i + 1;
@@ -157,7 +145,7 @@ pub fn cached_causal_attention(
                         sparse_positions(n - 1 - first, k, gathered);
                         let keys = &keys[first * d..];
                         let values = &values[first * d..];
-                        attend_gathered(q, keys, values, gathered, scale, scores, ctx);
+                        attend_gathered(q, keys, values, gathered, ones, scale, scores, ctx);
                     }
                     Some(_) => ctx.iter_mut().for_each(|c| *c = 0.0),
                     None => attend_best(
@@ -176,12 +164,15 @@ pub fn cached_causal_attention(
     out
 }
 
-/// One query over the gathered key positions (counted from the row's first real token).
+/// One query over the gathered key positions (counted from the row's first real token);
+/// `ones` is an all-ones mask at least as long as `positions`.
+#[allow(clippy::too_many_arguments)]
 fn attend_gathered(
     q: &[f32],
     keys: &[f32],
     values: &[f32],
     positions: &[usize],
+    ones: &[f32],
     scale: f32,
     scores: &mut Vec<f32>,
     ctx: &mut [f32],
@@ -189,8 +180,7 @@ fn attend_gathered(
     let d = q.len();
     scores.clear();
     scores.extend(positions.iter().map(|&p| dot(q, &keys[p * d..][..d])));
-    let ones = vec![1f32; scores.len()];
-    softmax_row_in_place(scores, &ones, scale);
+    softmax_row_in_place(scores, &ones[..positions.len()], scale);
     ctx.iter_mut().for_each(|c| *c = 0.0);
     for (&p, &w) in positions.iter().zip(scores.iter()) {
         for (c, x) in ctx.iter_mut().zip(&values[p * d..][..d]) {

@@ -24,4 +24,4 @@ pub use kv_attention::{cached_causal_attention, KvBuffer};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
 pub use linear::{linear_frozen, linear_train};
 pub use softmax::{masked_softmax, masked_softmax_composite};
-pub use sparse_attention::{sparse_allowed, sparse_attention, sparse_positions};
+pub use sparse_attention::{leading_padding, sparse_allowed, sparse_attention, sparse_positions};

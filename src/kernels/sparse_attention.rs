@@ -30,6 +30,12 @@ pub fn sparse_positions(p: usize, k: usize, out: &mut Vec<usize>) {
     out.extend(lo..=p);
 }
 
+/// Left-padding tokens before a row's first real token (`mask` 1 = token); the whole row
+/// when it has none.
+pub fn leading_padding(mask: &[f32]) -> usize {
+    mask.iter().position(|&m| m > 0.0).unwrap_or(mask.len())
+}
+
 /// True when position `p` may attend to position `q` (the dense mask of the same pattern).
 pub fn sparse_allowed(p: usize, q: usize, k: usize) -> bool {
     q <= p && (p - q < k.max(1) || (p - q).is_multiple_of(k.max(1)))
@@ -82,9 +88,17 @@ pub fn sparse_attention(
     )?))
 }
 
-/// Probabilities of one query over its gathered keys (`keys` = indices into the row).
+/// Probabilities of one query over its gathered keys (`keys` = indices into the row);
+/// `ones` is an all-ones mask at least as long as `keys`.
 #[inline]
-fn probs_of(q: &[f32], kr: &[f32], keys: &[usize], d: usize, scale: f32, out: &mut Vec<f32>) {
+fn probs_of(
+    q: &[f32],
+    kr: &[f32],
+    keys: &[usize],
+    (d, scale): (usize, f32),
+    ones: &[f32],
+    out: &mut Vec<f32>,
+) {
     out.clear();
     out.extend(keys.iter().map(|&j| {
         q.iter()
@@ -92,8 +106,7 @@ fn probs_of(q: &[f32], kr: &[f32], keys: &[usize], d: usize, scale: f32, out: &m
             .map(|(a, b)| a * b)
             .sum::<f32>()
     }));
-    let ones = vec![1f32; out.len()];
-    softmax_row_in_place(out, &ones, scale);
+    softmax_row_in_place(out, &ones[..keys.len()], scale);
 }
 
 impl SparseOp {
@@ -133,15 +146,15 @@ impl CustomOp3 for SparseOp {
                 &k[base..base + t * d],
                 &v[base..base + t * d],
             );
-            let (mut keys, mut probs) = (Vec::new(), Vec::new());
+            let (mut keys, mut probs, ones) = (Vec::new(), Vec::new(), vec![1f32; t]);
             for i in first..t {
                 self.keys(i, first, &mut keys);
                 probs_of(
                     &qr[i * d..(i + 1) * d],
                     kr,
                     &keys,
-                    d,
-                    self.scale,
+                    (d, self.scale),
+                    &ones,
                     &mut probs,
                 );
                 let oi = &mut o[i * d..(i + 1) * d];
@@ -178,11 +191,12 @@ impl CustomOp3 for SparseOp {
                 let rng = base..base + t * d;
                 let (qr, kr, vr, gr) = (&q[rng.clone()], &k[rng.clone()], &v[rng.clone()], &g[rng]);
                 let (mut keys, mut probs, mut dp) = (Vec::new(), Vec::new(), Vec::new());
+                let ones = vec![1f32; t];
                 for i in first..t {
                     self.keys(i, first, &mut keys);
                     let qi = &qr[i * d..(i + 1) * d];
                     let gi = &gr[i * d..(i + 1) * d];
-                    probs_of(qi, kr, &keys, d, self.scale, &mut probs);
+                    probs_of(qi, kr, &keys, (d, self.scale), &ones, &mut probs);
                     dp.clear();
                     dp.extend(keys.iter().map(|&j| {
                         gi.iter()

@@ -280,7 +280,7 @@ impl Gpt2Model {
         };
         let first: Vec<usize> = mask
             .iter()
-            .map(|row| row.iter().position(|&m| m > 0.0).unwrap_or(row.len()))
+            .map(|row| kernels::leading_padding(row))
             .collect();
         for block in &self.h {
             x = block.forward(&x, &bias, &first, train)?;
@@ -394,7 +394,7 @@ fn causal_mask_bias(mask: &[Vec<f32>], sparse: Option<usize>, dev: &Device) -> R
     let (b, t) = (mask.len(), mask.first().map_or(0, Vec::len));
     let mut bias = vec![0f32; b * t * t];
     for (r, row) in mask.iter().enumerate() {
-        let first = row.iter().position(|&m| m > 0.0).unwrap_or(t);
+        let first = kernels::leading_padding(row);
         for i in 0..t {
             for (j, &m) in row.iter().enumerate() {
                 let outside = match sparse {

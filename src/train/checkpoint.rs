@@ -71,8 +71,26 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     crate::util::write_atomic(path, text.as_bytes())
 }
 
+/// A model that writes itself as an HF directory (config + weights).
+pub trait SavePretrained {
+    /// Writes `config.json` and the weights into `dir`.
+    fn save_pretrained(&self, dir: &Path) -> Result<()>;
+}
+
+impl SavePretrained for SequenceClassifier {
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        SequenceClassifier::save_pretrained(self, dir)
+    }
+}
+
+impl SavePretrained for crate::models::gpt2::Gpt2LMHeadModel {
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        crate::models::gpt2::Gpt2LMHeadModel::save_pretrained(self, dir)
+    }
+}
+
 /// Writes an HF model directory (config, weights, tokenizer) by swapping in a complete copy.
-pub fn save_model_dir(dir: &Path, model: &SequenceClassifier, tokenizer: &Tokenizer) -> Result<()> {
+pub fn save_model_dir(dir: &Path, model: &dyn SavePretrained, tokenizer: &Tokenizer) -> Result<()> {
     swap_in(dir, |tmp| {
         model.save_pretrained(tmp)?;
         tokenizer.save(tmp)
@@ -82,7 +100,7 @@ pub fn save_model_dir(dir: &Path, model: &SequenceClassifier, tokenizer: &Tokeni
 /// Writes the resume checkpoint of a run.
 pub fn save_checkpoint(
     output_dir: &Path,
-    model: &SequenceClassifier,
+    model: &dyn SavePretrained,
     tokenizer: &Tokenizer,
     optimizer_tensors: &[(String, Tensor)],
     state: &TrainState,
@@ -139,7 +157,7 @@ fn saved_name(name: &str, prefix: &str, family: &str) -> String {
 }
 
 /// Builds `dir` under a temporary name with `fill`, then swaps it in.
-pub(crate) fn swap_in(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+fn swap_in(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = dir.with_extension("tmp");
     let old = dir.with_extension("old");
     if tmp.exists() {

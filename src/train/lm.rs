@@ -7,8 +7,11 @@ use super::checkpoint::{self, TrainState};
 use super::config::RunConfig;
 use super::groups::build_groups;
 use super::report::{self, LogRecord};
-use super::trainer::{resolve_model, StepStats};
-use super::tricks::{accumulate, clip_coefficient, global_grad_norm};
+use super::trainer::{
+    apply_gradients, check_loss, check_same_plan, resolve_model, seed_step_dropout, start_run,
+    StepStats,
+};
+use super::tricks::accumulate;
 use super::{Optimizer, OptimizerConfig, Schedule};
 use crate::config::Gpt2Config;
 use crate::data::text::{pack_blocks, read_documents};
@@ -70,20 +73,8 @@ impl LmTrainer {
     /// Loads (or creates) the model, reads and packs the corpus, builds the optimiser; with
     /// `resume`, continues from `<output_dir>/checkpoint`.
     pub fn new(cfg: RunConfig, resume: bool) -> Result<Self> {
-        if cfg.train.threads > 0 {
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(cfg.train.threads)
-                .build_global();
-        }
         let device = Device::Cpu;
-        std::fs::create_dir_all(&cfg.output_dir).map_err(|e| Error::io(&cfg.output_dir, e))?;
-        let ckpt = checkpoint::latest(&cfg.output_dir);
-        if resume && ckpt.is_none() {
-            return Err(Error::Invalid(format!(
-                "--resume: no checkpoint in {} (start without --resume)",
-                cfg.output_dir.display()
-            )));
-        }
+        let ckpt = start_run(&cfg, resume)?;
         let model_dir = match (&ckpt, resume) {
             (Some(dir), true) => dir.clone(),
             _ => resolve_model(&cfg.model)?,
@@ -206,36 +197,31 @@ impl LmTrainer {
 
     /// One optimiser step over micro-batches of blocks.
     pub fn step(&mut self, micro: &[Vec<Vec<u32>>]) -> Result<StepStats> {
-        let seed = self.cfg.seed ^ rng::mix64(self.state.global_step.wrapping_add(1));
-        rng::seed_dropout(seed);
+        seed_step_dropout(self.cfg.seed, self.state.global_step);
         let n = micro.len().max(1) as f64;
         let mut acc = GradStore::default();
         let mut loss_sum = 0.0;
         for mb in micro {
             let refs: Vec<&[u32]> = mb.iter().map(Vec::as_slice).collect();
             let loss = self.loss(&refs, true)?;
-            let value = loss.to_scalar::<f32>()? as f64;
-            if !value.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "the loss became {value} at step {}: training stopped (lower optimizer.lr or set train.max_grad_norm)",
-                    self.state.global_step + 1
-                )));
-            }
-            loss_sum += value / n;
+            loss_sum += check_loss(&loss, &self.cfg, self.state.global_step)? / n;
             let grads = (loss / n)?.backward()?;
             accumulate(&mut acc, grads, self.opt_vars.iter())?;
         }
-        let norm = global_grad_norm(&acc, self.opt_vars.iter())?;
-        let coef = clip_coefficient(norm, self.cfg.train.max_grad_norm);
-        let lr_scale = self.schedule.factor(self.state.global_step);
-        self.optimizer.step(&acc, lr_scale, coef)?;
+        let (grad_norm, lr) = apply_gradients(
+            &mut self.optimizer,
+            &self.schedule,
+            &acc,
+            &self.opt_vars,
+            self.cfg.train.max_grad_norm,
+            self.state.global_step,
+        )?;
         self.state.global_step += 1;
-        let lr = self.optimizer.base_lrs().first().copied().unwrap_or(0.0) * lr_scale;
         Ok(StepStats {
             step: self.state.global_step,
             loss: loss_sum,
             lr,
-            grad_norm: norm,
+            grad_norm,
         })
     }
 
@@ -370,40 +356,27 @@ impl LmTrainer {
     }
 
     fn save_model(&self, dir: &Path) -> Result<()> {
-        checkpoint::swap_in(dir, |tmp| {
-            self.model.save_pretrained(tmp)?;
-            self.tokenizer.save(tmp)
-        })
+        checkpoint::save_model_dir(dir, &self.model, &self.tokenizer)
     }
 
     /// Writes `<output_dir>/checkpoint`: weights, tokenizer, optimiser state, loop state.
     pub fn save_checkpoint(&mut self) -> Result<()> {
         let (tensors, steps) = self.optimizer.state()?;
         self.state.optimizer_steps = steps;
-        let state = self.state.clone();
-        checkpoint::swap_in(&self.cfg.output_dir.join("checkpoint"), |tmp| {
-            self.model.save_pretrained(tmp)?;
-            self.tokenizer.save(tmp)?;
-            crate::models::checkpoint::write_safetensors(
-                &tensors,
-                &tmp.join("optimizer.safetensors"),
-            )?;
-            checkpoint::write_json(&tmp.join("trainer_state.json"), &state)
-        })
+        checkpoint::save_checkpoint(
+            &self.cfg.output_dir,
+            &self.model,
+            &self.tokenizer,
+            &tensors,
+            &self.state,
+        )
     }
 
     fn restore(&mut self, dir: &Path) -> Result<()> {
         let (state, tensors) = checkpoint::load_state(dir)?;
         self.optimizer
             .load_state(&tensors, &state.optimizer_steps)?;
-        if state.total_steps != self.state.total_steps {
-            return Err(Error::Invalid(format!(
-                "{}: the checkpoint was made for {} steps, this config gives {} (data or epochs changed?)",
-                dir.display(),
-                state.total_steps,
-                self.state.total_steps
-            )));
-        }
+        check_same_plan(dir, &state, &self.state)?;
         self.state = state;
         Ok(())
     }

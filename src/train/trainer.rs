@@ -294,22 +294,9 @@ impl Trainer {
     /// Builds everything a run needs from `cfg`; with `resume`, continues from
     /// `<output_dir>/checkpoint` (an error when there is none).
     pub fn new(cfg: RunConfig, resume: bool) -> Result<Self> {
-        if cfg.train.threads > 0 {
-            // Fails only when the global pool already exists (a second trainer in one process).
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(cfg.train.threads)
-                .build_global();
-        }
         let device = Device::Cpu;
-        std::fs::create_dir_all(&cfg.output_dir).map_err(|e| Error::io(&cfg.output_dir, e))?;
+        let ckpt = start_run(&cfg, resume)?;
         let base_dir = resolve_model(&cfg.model)?;
-        let ckpt = checkpoint::latest(&cfg.output_dir);
-        if resume && ckpt.is_none() {
-            return Err(Error::Invalid(format!(
-                "--resume: no checkpoint in {} (start without --resume)",
-                cfg.output_dir.display()
-            )));
-        }
         let (train_ex, dev_ex, test_ex) = read_splits(&cfg)?;
         let spec = head_spec(&cfg, &train_ex)?;
         if spec.problem != Problem::Regression {
@@ -507,40 +494,34 @@ impl Trainer {
     /// One optimiser step over `micro_batches` (gradients summed, each loss divided by
     /// their count): backward, adversarial passes, clipping, update, EMA.
     pub fn step(&mut self, micro_batches: &[Batch]) -> Result<StepStats> {
-        let seed = self.cfg.seed ^ rng::mix64(self.state.global_step.wrapping_add(1));
-        rng::seed_dropout(seed);
+        seed_step_dropout(self.cfg.seed, self.state.global_step);
         let n = micro_batches.len().max(1) as f64;
         let mut acc = GradStore::default();
         let mut loss_sum = 0.0;
         for mb in micro_batches {
             let loss = self.batch_loss(mb)?;
-            let value = loss.to_scalar::<f32>()? as f64;
-            if !value.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "the loss became {value} at step {}: training stopped; the last good checkpoint is in {} (lower optimizer.lr or enable train.max_grad_norm)",
-                    self.state.global_step + 1,
-                    self.cfg.output_dir.join("checkpoint").display()
-                )));
-            }
-            loss_sum += value / n;
+            loss_sum += check_loss(&loss, &self.cfg, self.state.global_step)? / n;
             let mut grads = (loss / n)?.backward()?;
             self.adversarial(mb, &mut grads, n)?;
             accumulate(&mut acc, grads, self.opt_vars.iter())?;
         }
-        let norm = global_grad_norm(&acc, self.opt_vars.iter())?;
-        let coef = clip_coefficient(norm, self.cfg.train.max_grad_norm);
-        let lr_scale = self.schedule.factor(self.state.global_step);
-        self.optimizer.step(&acc, lr_scale, coef)?;
+        let (grad_norm, lr) = apply_gradients(
+            &mut self.optimizer,
+            &self.schedule,
+            &acc,
+            &self.opt_vars,
+            self.cfg.train.max_grad_norm,
+            self.state.global_step,
+        )?;
         if let Some(ema) = &mut self.ema {
             ema.update()?;
         }
         self.state.global_step += 1;
-        let lr = self.optimizer.base_lrs().first().copied().unwrap_or(0.0) * lr_scale;
         Ok(StepStats {
             step: self.state.global_step,
             loss: loss_sum,
             lr,
-            grad_norm: norm,
+            grad_norm,
         })
     }
 
@@ -765,14 +746,7 @@ impl Trainer {
         if let Some(ema) = &mut self.ema {
             ema.load_state(&tensors)?;
         }
-        if state.total_steps != self.state.total_steps {
-            return Err(Error::Invalid(format!(
-                "{}: the checkpoint was made for {} steps, this config gives {} (data or epochs changed?)",
-                dir.display(),
-                state.total_steps,
-                self.state.total_steps
-            )));
-        }
+        check_same_plan(dir, &state, &self.state)?;
         self.state = state;
         self.log = report::read_log(&self.cfg.output_dir, self.state.global_step)?;
         Ok(())
@@ -941,6 +915,75 @@ pub(crate) fn progress_bar(total: u64, pos: u64) -> indicatif::ProgressBar {
 }
 
 /// `asset:<name>` → the fetched asset directory; anything else is a path.
+/// What every training run does first: sizes the thread pool, creates `output_dir`, and
+/// finds the checkpoint to continue from (an error when `resume` is asked and there is none).
+pub(crate) fn start_run(cfg: &RunConfig, resume: bool) -> Result<Option<PathBuf>> {
+    if cfg.train.threads > 0 {
+        // Fails only when the global pool already exists (a second trainer in one process).
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(cfg.train.threads)
+            .build_global();
+    }
+    std::fs::create_dir_all(&cfg.output_dir).map_err(|e| Error::io(&cfg.output_dir, e))?;
+    let ckpt = checkpoint::latest(&cfg.output_dir);
+    if resume && ckpt.is_none() {
+        return Err(Error::Invalid(format!(
+            "--resume: no checkpoint in {} (start without --resume)",
+            cfg.output_dir.display()
+        )));
+    }
+    Ok(ckpt)
+}
+
+/// Dropout masks of a step are a function of (seed, step), so a resumed run draws the same.
+pub(crate) fn seed_step_dropout(seed: u64, global_step: u64) {
+    rng::seed_dropout(seed ^ rng::mix64(global_step.wrapping_add(1)));
+}
+
+/// The value of a micro-batch loss, or an error when it is not finite.
+pub(crate) fn check_loss(loss: &Tensor, cfg: &RunConfig, global_step: u64) -> Result<f64> {
+    let value = loss.to_scalar::<f32>()? as f64;
+    if !value.is_finite() {
+        return Err(Error::Invalid(format!(
+            "the loss became {value} at step {}: training stopped; the last good checkpoint is in {} (lower optimizer.lr or enable train.max_grad_norm)",
+            global_step + 1,
+            cfg.output_dir.join("checkpoint").display()
+        )));
+    }
+    Ok(value)
+}
+
+/// The end of every step: global-norm clipping, the scheduled learning rate, the optimiser
+/// update. Returns the gradient norm (before clipping) and the first group's learning rate.
+pub(crate) fn apply_gradients(
+    optimizer: &mut Optimizer,
+    schedule: &Schedule,
+    grads: &GradStore,
+    vars: &[Var],
+    max_grad_norm: f64,
+    global_step: u64,
+) -> Result<(f64, f64)> {
+    let norm = global_grad_norm(grads, vars.iter())?;
+    let coef = clip_coefficient(norm, max_grad_norm);
+    let lr_scale = schedule.factor(global_step);
+    optimizer.step(grads, lr_scale, coef)?;
+    let lr = optimizer.base_lrs().first().copied().unwrap_or(0.0) * lr_scale;
+    Ok((norm, lr))
+}
+
+/// A checkpoint only resumes the run it was made for (same number of steps).
+pub(crate) fn check_same_plan(dir: &Path, saved: &TrainState, now: &TrainState) -> Result<()> {
+    if saved.total_steps != now.total_steps {
+        return Err(Error::Invalid(format!(
+            "{}: the checkpoint was made for {} steps, this config gives {} (data or epochs changed?)",
+            dir.display(),
+            saved.total_steps,
+            now.total_steps
+        )));
+    }
+    Ok(())
+}
+
 pub fn resolve_model(model: &str) -> Result<PathBuf> {
     match model.strip_prefix("asset:") {
         Some(name) => crate::assets::fetch(crate::assets::find(name)?),

@@ -8,6 +8,7 @@
 //! probabilities needs it anyway).
 
 use super::layer_norm::contiguous_f32;
+use super::linear::strided_gemm;
 use super::simd::dispatch;
 use super::softmax::softmax_row_in_place;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
@@ -98,47 +99,23 @@ impl CustomOp2 for AttentionOp {
                 // SAFETY: q/k/v cover t rows of stride 3h from `base`; scores is t×t; the
                 // output block (rows of sequence bi, columns head·d..) belongs to this task.
                 unsafe {
-                    gemm::gemm(
-                        t,
-                        t,
-                        d,
+                    strided_gemm(
+                        (t, t, d),
                         scores.as_mut_ptr(),
-                        1,
-                        t as isize,
-                        false,
-                        q.as_ptr(),
-                        1,
-                        h3 as isize,
-                        k.as_ptr(),
-                        h3 as isize,
-                        1,
-                        0.0f32,
+                        t,
+                        (q.as_ptr(), h3, 1),
+                        (k.as_ptr(), 1, h3),
                         self.scale,
-                        false,
-                        false,
-                        false,
                         gemm::Parallelism::None,
                     );
                     softmax_in_place_best(scores, &mask[bi * t..(bi + 1) * t]);
-                    gemm::gemm(
-                        t,
-                        d,
-                        t,
+                    strided_gemm(
+                        (t, d, t),
                         dst.get().add(bi * t * h + head * d),
-                        1,
-                        h as isize,
-                        false,
-                        scores.as_ptr(),
-                        1,
-                        t as isize,
-                        v.as_ptr(),
-                        1,
-                        h3 as isize,
-                        0.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
+                        h,
+                        (scores.as_ptr(), t, 1),
+                        (v.as_ptr(), h3, 1),
+                        1.0,
                         gemm::Parallelism::None,
                     );
                 }

@@ -4,17 +4,46 @@
 //! tile. candle's `matmul` offers neither, and these two were 10–25 % of BERT-base time.
 
 use super::layer_norm::contiguous_f32;
+use super::sgemm::{self, Strided};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+
+/// The inference copy of a frozen weight `w [out, in]` in the layout this machine's GEMM
+/// streams: 16-column panels (1-D) for the AVX2 kernel ([`sgemm`]), else the contiguous
+/// transpose `[in, out]` for the `gemm` crate. `w_t`: that transpose when the caller already
+/// holds it (GPT-2 stores `Conv1D` weights `[in, out]`). Other devices/dtypes: the transpose.
+pub fn prepare_frozen_weight(w: &Tensor, w_t: Option<&Tensor>) -> Result<Tensor> {
+    if sgemm::enabled() && w.device().is_cpu() && w.dtype() == DType::F32 {
+        let (n, k) = w.dims2()?;
+        let packed = with_f32(&w.contiguous()?, |wv| Ok(sgemm::pack_weight_t(wv, n, k)))?;
+        return Tensor::from_vec(packed, sgemm::packed_len(k, n), w.device());
+    }
+    match w_t {
+        Some(t) => Ok(t.clone()),
+        None => w.t()?.contiguous(),
+    }
+}
 
 /// Up to this many rows, the GEMM runs as `(W · xᵀ)ᵀ`: its long side is then the weight's
 /// output dimension (measured on BERT-base shapes).
 const SMALL_ROWS: usize = 64;
 
-/// `transposed`: the weight argument is `w [out, in]` and the product runs as `(W · xᵀ)ᵀ`.
-/// (Reading `w_t` as a column-major `W` instead, which would save the second weight copy, ran
-/// 2× slower at BERT-base 1 × 32: gemm then packs the weight on every call.)
+/// How [`LinearOp`] reads its weight argument.
+#[derive(Clone, Copy, PartialEq)]
+enum WeightLayout {
+    /// `w [out, in]`, the product run as `(W · xᵀ)ᵀ` (or by the skinny kernel).
+    /// (Reading `w_t` as a column-major `W` instead, which would save the second weight copy,
+    /// ran 2× slower at BERT-base 1 × 32: gemm then packs the weight on every call.)
+    Transposed,
+    /// `wᵀ [in, out]` for the `gemm` crate.
+    Plain,
+    /// [`sgemm`] panels of `wᵀ` (`n` outputs).
+    Packed { n: usize },
+}
+
 struct LinearOp {
-    transposed: bool,
+    layout: WeightLayout,
+    /// `w [out, in]`, for the backward pass `dx = dy · w` (an `Arc` clone, no copy).
+    weight: Tensor,
 }
 
 /// `x [rows, in] · wᵀ + bias [out]` on CPU f32, given both `w [out, in]` and its contiguous
@@ -31,9 +60,24 @@ pub fn linear_frozen(
         return Ok(None);
     }
     let x = x.contiguous()?;
-    let transposed = x.dim(0)? <= SMALL_ROWS;
-    let weight = if transposed { w } else { w_t };
-    Ok(Some(x.apply_op3(weight, bias, LinearOp { transposed })?))
+    let rows = x.dim(0)?;
+    let (layout, weight) = if w_t.rank() == 1 {
+        // Packed for the AVX2 kernel: it beats the skinny path above 16 rows.
+        if rows <= super::skinny::MAX_ROWS {
+            (WeightLayout::Transposed, w)
+        } else {
+            (WeightLayout::Packed { n: w.dim(0)? }, w_t)
+        }
+    } else if rows <= SMALL_ROWS {
+        (WeightLayout::Transposed, w)
+    } else {
+        (WeightLayout::Plain, w_t)
+    };
+    let op = LinearOp {
+        layout,
+        weight: w.clone(),
+    };
+    Ok(Some(x.apply_op3(weight, bias, op)?))
 }
 
 impl CustomOp3 for LinearOp {
@@ -54,11 +98,21 @@ impl CustomOp3 for LinearOp {
         let w = contiguous_f32(s2, l2, "weight")?;
         let b = contiguous_f32(s3, l3, "bias")?;
         let (rows, k) = l1.shape().dims2()?;
-        let (k2, n) = if self.transposed {
-            let (n, k) = l2.shape().dims2()?;
-            (k, n)
-        } else {
-            l2.shape().dims2()?
+        let (k2, n) = match self.layout {
+            WeightLayout::Transposed => {
+                let (n, k) = l2.shape().dims2()?;
+                (k, n)
+            }
+            WeightLayout::Plain => l2.shape().dims2()?,
+            WeightLayout::Packed { n } => {
+                if w.len() != sgemm::packed_len(k, n) {
+                    candle_core::bail!(
+                        "linear: packed weight of {} values for [{k}, {n}]",
+                        w.len()
+                    );
+                }
+                (k, n)
+            }
         };
         if k != k2 || b.len() != n {
             candle_core::bail!(
@@ -67,9 +121,34 @@ impl CustomOp3 for LinearOp {
             );
         }
         let par = parallelism(rows * n * k);
-        let out = if self.transposed && rows <= super::skinny::MAX_ROWS {
+        let transposed = self.layout == WeightLayout::Transposed;
+        let out = if transposed && rows <= super::skinny::MAX_ROWS {
             super::skinny::skinny_linear(x, rows, k, w, b)
-        } else if self.transposed {
+        } else if let WeightLayout::Packed { .. } = self.layout {
+            let mut out = Vec::with_capacity(rows * n);
+            for _ in 0..rows {
+                out.extend_from_slice(b);
+            }
+            let xs = Strided {
+                ptr: x.as_ptr(),
+                rs: k,
+                cs: 1,
+            };
+            // SAFETY: x covers rows·k values, w the packed [k, n], out rows·n.
+            unsafe {
+                sgemm::gemm_packed(
+                    (rows, n, k),
+                    xs,
+                    w,
+                    out.as_mut_ptr(),
+                    n,
+                    1.0,
+                    true,
+                    threads(rows * n * k),
+                );
+            }
+            out
+        } else if transposed {
             // outᵀ [n, rows] = W [n, k] · xᵀ [k, rows], row-major (the layout gemm is fast
             // with here, measured), then one small transpose.
             // The bias is added in the transpose below: gemm with read_dst is slower here.
@@ -142,17 +221,13 @@ impl CustomOp3 for LinearOp {
     fn bwd(
         &self,
         _x: &Tensor,
-        w: &Tensor,
+        _w: &Tensor,
         _b: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dx = if self.transposed {
-            grad.matmul(w)?
-        } else {
-            grad.matmul(&w.t()?)?
-        };
-        Ok((Some(dx), None, None))
+        // dx [rows, in] = dy [rows, out] · w [out, in], whatever layout the forward read.
+        Ok((Some(grad.matmul(&self.weight)?), None, None))
     }
 }
 
@@ -165,16 +240,23 @@ pub(super) fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<T>) -> Re
     }
 }
 
-/// Splits a GEMM of `m·n·k` multiply-adds over rayon's threads only when it is big enough
-/// to pay for the hand-off.
-fn parallelism(work: usize) -> gemm::Parallelism {
+/// Threads for a GEMM of `m·n·k` multiply-adds: rayon's, when it is big enough to pay for
+/// the hand-off.
+fn threads(work: usize) -> usize {
     // rayon's count of the pool we run in (candle's `get_num_threads` reads /proc/cpuinfo on
     // every call: 3 % of decoding time in a profile).
     let threads = rayon::current_num_threads();
     if threads > 1 && work > 64 * 64 * 64 {
-        gemm::Parallelism::Rayon(threads)
+        threads
     } else {
-        gemm::Parallelism::None
+        1
+    }
+}
+
+fn parallelism(work: usize) -> gemm::Parallelism {
+    match threads(work) {
+        1 => gemm::Parallelism::None,
+        t => gemm::Parallelism::Rayon(t),
     }
 }
 
@@ -192,6 +274,24 @@ pub(super) unsafe fn strided_gemm(
     beta: f32,
     par: gemm::Parallelism,
 ) {
+    if sgemm::enabled() {
+        let threads = match par {
+            gemm::Parallelism::Rayon(t) => t.max(1),
+            _ => 1,
+        };
+        let a = Strided {
+            ptr: a,
+            rs: a_rs,
+            cs: a_cs,
+        };
+        let b = Strided {
+            ptr: b,
+            rs: b_rs,
+            cs: b_cs,
+        };
+        sgemm::gemm((m, n, k), a, b, dst, dst_rs, beta, false, threads);
+        return;
+    }
     gemm::gemm(
         m,
         n,

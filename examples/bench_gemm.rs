@@ -1,0 +1,170 @@
+//! GEMM throughput at BERT shapes: bert4rs's packed AVX2 kernel (`kernels::sgemm`, B packed
+//! once as a frozen weight is, and packed per call) against the `gemm` crate, same threads.
+//!   cargo run --release --example bench_gemm [-- --threads 2]
+//! (PyTorch/OpenBLAS on the same shapes: `bench/torch_gemm.py`.)
+
+use bert4rs::kernels::sgemm::{self, Strided};
+use rayon::prelude::*;
+use std::time::Instant;
+
+fn time(iters: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::MAX;
+    for _ in 0..iters {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_avx2(n: usize, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm256_set1_ps(0.999_999);
+    let c = _mm256_set1_ps(1e-7);
+    let mut acc = [_mm256_set1_ps(seed); 12];
+    for _ in 0..n {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut out = [0f32; 8];
+    let mut s = _mm256_setzero_ps();
+    for a in acc {
+        s = _mm256_add_ps(s, a);
+    }
+    _mm256_storeu_ps(out.as_mut_ptr(), s);
+    out.iter().sum()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let threads = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .unwrap();
+    println!(
+        "AVX2 packed kernel in use by the model code: {}",
+        sgemm::enabled()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("fma") {
+        let n = 1usize << 24;
+        let t = Instant::now();
+        let s: f32 = (0..threads)
+            .into_par_iter()
+            .map(|i| unsafe { fma_avx2(n, i as f32) })
+            .sum();
+        std::hint::black_box(s);
+        let gf = (threads * n * 12 * 8 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9;
+        println!("AVX2 FMA peak: {gf:.0} GFLOP/s on {threads} threads");
+    }
+    println!(
+        "{:>16} {:>12} {:>12} {:>12} {:>10}",
+        "m×k×n", "ours packed", "ours+pack", "gemm crate", "crate/ours"
+    );
+    for &(m, k, n) in &[
+        (1024, 768, 3072),
+        (1024, 3072, 768),
+        (1024, 768, 2304),
+        (1024, 768, 768),
+        (2048, 384, 1536),
+        (32, 768, 3072),
+        (32, 768, 768),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i % 89) as f32 / 89.0 - 0.5).collect();
+        let mut c = vec![0f32; m * n];
+        let flops = 2.0 * (m * n * k) as f64 / 1e9;
+        let xs = Strided {
+            ptr: a.as_ptr(),
+            rs: k,
+            cs: 1,
+        };
+        let wt = Strided {
+            ptr: w.as_ptr(),
+            rs: 1,
+            cs: k,
+        };
+        let packed = sgemm::pack_weight_t(&w, n, k);
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // Paired rounds (ours, ours + packing, crate back to back), medians of each and of
+        // the per-round ratio: this shared machine's speed drifts by ±20 % between seconds.
+        let (mut t_ours, mut t_pack, mut t_crate, mut ratio) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..rounds {
+            let o = time(1, || unsafe {
+                sgemm::gemm_packed(
+                    (m, n, k),
+                    xs,
+                    &packed,
+                    c.as_mut_ptr(),
+                    n,
+                    1.0,
+                    false,
+                    threads,
+                )
+            });
+            let p = time(1, || unsafe {
+                sgemm::gemm((m, n, k), xs, wt, c.as_mut_ptr(), n, 1.0, false, threads)
+            });
+            let g = time(1, || unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    w.as_ptr(),
+                    k as isize,
+                    1,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            });
+            t_ours.push(o);
+            t_pack.push(p);
+            t_crate.push(g);
+            ratio.push(g / o);
+        }
+        println!(
+            "{:>16} {:>9.1} GF {:>9.1} GF {:>9.1} GF {:>9.2}x",
+            format!("{m}×{k}×{n}"),
+            flops / median(&mut t_ours),
+            flops / median(&mut t_pack),
+            flops / median(&mut t_crate),
+            median(&mut ratio)
+        );
+    }
+}

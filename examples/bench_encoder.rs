@@ -28,7 +28,7 @@ fn main() -> bert4rs::Result<()> {
         .num_threads(threads)
         .build_global();
     if args.iter().any(|a| a == "--peak") {
-        let gflops = peak_gflops(threads);
+        let gflops = bert4rs::kernels::simd::fma_peak_gflops(threads);
         println!("{{\"impl\": \"fma-peak\", \"threads\": {threads}, \"gflops\": {gflops:.1}}}");
         return Ok(());
     }
@@ -79,55 +79,4 @@ fn main() -> bert4rs::Result<()> {
         flops / (ms / 1e3) / 1e9
     );
     Ok(())
-}
-
-/// Best-case f32 FLOP/s: independent FMA chains (enough to hide latency) on every thread.
-fn peak_gflops(threads: usize) -> f64 {
-    use rayon::prelude::*;
-    const N: usize = 1 << 24;
-    let t0 = Instant::now();
-    let total: f32 = (0..threads)
-        .into_par_iter()
-        .map(|k| fma_loop(N, k as f32))
-        .sum();
-    let secs = t0.elapsed().as_secs_f64();
-    std::hint::black_box(total);
-    // 16 lanes × 12 chains × 2 flops per iteration.
-    (threads * N) as f64 * 16.0 * 12.0 * 2.0 / secs / 1e9
-}
-
-fn fma_loop(n: usize, seed: f32) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: feature checked above.
-            return unsafe { fma_loop_avx512(n, seed) };
-        }
-    }
-    let mut acc = [seed; 12 * 16];
-    for _ in 0..n {
-        for a in acc.iter_mut() {
-            *a = a.mul_add(0.999_999, 1e-7);
-        }
-    }
-    acc.iter().sum()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn fma_loop_avx512(n: usize, seed: f32) -> f32 {
-    use std::arch::x86_64::*;
-    let m = _mm512_set1_ps(0.999_999);
-    let c = _mm512_set1_ps(1e-7);
-    let mut acc = [_mm512_set1_ps(seed); 12];
-    for _ in 0..n {
-        for a in acc.iter_mut() {
-            *a = _mm512_fmadd_ps(*a, m, c);
-        }
-    }
-    let mut s = 0.0;
-    for a in acc {
-        s += _mm512_reduce_add_ps(a);
-    }
-    s
 }

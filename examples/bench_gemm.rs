@@ -1,10 +1,9 @@
 //! GEMM throughput at BERT shapes: bert4rs's packed AVX2 kernel (`kernels::sgemm`, B packed
 //! once as a frozen weight is, and packed per call) against the `gemm` crate, same threads.
 //!   cargo run --release --example bench_gemm [-- --threads 2]
-//! (PyTorch/OpenBLAS on the same shapes: `bench/torch_gemm.py`.)
+//! The model-level benchmarks (`bench/run.sh`, `bench/train.sh`) put it beside PyTorch.
 
 use bert4rs::kernels::sgemm::{self, Strided};
-use rayon::prelude::*;
 use std::time::Instant;
 
 fn time(iters: usize, mut f: impl FnMut()) -> f64 {
@@ -16,27 +15,6 @@ fn time(iters: usize, mut f: impl FnMut()) -> f64 {
         best = best.min(t.elapsed().as_secs_f64());
     }
     best
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fma_avx2(n: usize, seed: f32) -> f32 {
-    use std::arch::x86_64::*;
-    let m = _mm256_set1_ps(0.999_999);
-    let c = _mm256_set1_ps(1e-7);
-    let mut acc = [_mm256_set1_ps(seed); 12];
-    for _ in 0..n {
-        for a in acc.iter_mut() {
-            *a = _mm256_fmadd_ps(*a, m, c);
-        }
-    }
-    let mut out = [0f32; 8];
-    let mut s = _mm256_setzero_ps();
-    for a in acc {
-        s = _mm256_add_ps(s, a);
-    }
-    _mm256_storeu_ps(out.as_mut_ptr(), s);
-    out.iter().sum()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -66,18 +44,8 @@ fn main() {
         "AVX2 packed kernel in use by the model code: {}",
         sgemm::enabled()
     );
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("fma") {
-        let n = 1usize << 24;
-        let t = Instant::now();
-        let s: f32 = (0..threads)
-            .into_par_iter()
-            .map(|i| unsafe { fma_avx2(n, i as f32) })
-            .sum();
-        std::hint::black_box(s);
-        let gf = (threads * n * 12 * 8 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9;
-        println!("AVX2 FMA peak: {gf:.0} GFLOP/s on {threads} threads");
-    }
+    let peak = bert4rs::kernels::simd::fma_peak_gflops(threads);
+    println!("f32 FMA peak: {peak:.0} GFLOP/s on {threads} threads");
     println!(
         "{:>16} {:>12} {:>12} {:>12} {:>10}",
         "m×k×n", "ours packed", "ours+pack", "gemm crate", "crate/ours"

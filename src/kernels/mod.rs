@@ -13,7 +13,7 @@ mod kv_attention;
 mod layer_norm;
 mod linear;
 pub mod sgemm;
-pub(crate) mod simd;
+pub mod simd;
 mod skinny;
 mod softmax;
 mod sparse_attention;

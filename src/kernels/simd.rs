@@ -114,3 +114,77 @@ pub fn exp(x: f32) -> f32 {
     let scale = f32::from_bits(kf.to_bits().wrapping_add(127u32.wrapping_sub(0x4B40_0000)) << 23);
     scale * p
 }
+
+/// The machine's best-case f32 FLOP/s on `threads` rayon threads (for benchmarks' "% of
+/// peak"): 12 independent FMA chains per thread (enough to hide FMA latency) in the widest
+/// vectors this CPU has (AVX-512: 16 lanes, AVX2: 8, else scalar).
+pub fn fma_peak_gflops(threads: usize) -> f64 {
+    use rayon::prelude::*;
+    const ITERS: usize = 1 << 24;
+    let lanes = match isa() {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+        Isa::Baseline => 1,
+    };
+    let t0 = std::time::Instant::now();
+    let total: f32 = (0..threads)
+        .into_par_iter()
+        .map(|k| fma_chains(ITERS, k as f32))
+        .sum();
+    let secs = t0.elapsed().as_secs_f64();
+    std::hint::black_box(total);
+    (threads * ITERS) as f64 * lanes as f64 * 12.0 * 2.0 / secs / 1e9
+}
+
+fn fma_chains(iters: usize, seed: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: each branch runs only where `isa` detected its features.
+        match isa() {
+            Isa::Avx512 => return unsafe { fma_chains_avx512(iters, seed) },
+            Isa::Avx2 => return unsafe { fma_chains_avx2(iters, seed) },
+            Isa::Baseline => {}
+        }
+    }
+    let mut acc = [seed; 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = *a * 0.999_999 + 1e-7;
+        }
+    }
+    acc.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_avx512(iters: usize, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut acc = [_mm512_set1_ps(seed); 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, m, c);
+        }
+    }
+    acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_avx2(iters: usize, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut acc = [_mm256_set1_ps(seed); 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut lanes = [0f32; 8];
+    let mut s = 0.0;
+    for a in acc {
+        _mm256_storeu_ps(lanes.as_mut_ptr(), a);
+        s += lanes.iter().sum::<f32>();
+    }
+    s
+}

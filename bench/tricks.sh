@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 epochs="${1:-3}"; shift || true
 seeds="${*:-42 43 44}"
 cargo build -q --release --bin bert4rs
-mkdir -p runs/results
+mkdir -p runs/results runs/tricks
 declare -A tricks=(
   [baseline]="--set schedule.warmup_ratio=0"
   [warmup]="--set schedule.warmup_ratio=0.1"

@@ -276,7 +276,8 @@ pub(super) unsafe fn strided_gemm(
 ) {
     if sgemm::enabled() {
         let threads = match par {
-            gemm::Parallelism::Rayon(t) => t.max(1),
+            gemm::Parallelism::Rayon(0) => rayon::current_num_threads(),
+            gemm::Parallelism::Rayon(t) => t,
             _ => 1,
         };
         let a = Strided {

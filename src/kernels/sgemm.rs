@@ -358,8 +358,9 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
     let mut b = b;
     // The C tile is read at the end: start fetching its rows now.
     for r in 0..mr {
-        _mm_prefetch::<_MM_HINT_T0>(c.add(r * c_rs) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(c.add(r * c_rs + NR - 1) as *const i8);
+        // (wrapping: an edge tile's last row may end before column 16; prefetch never faults)
+        _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * c_rs) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * c_rs + NR - 1) as *const i8);
     }
     macro_rules! step {
         ($o:expr) => {{
@@ -385,25 +386,26 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
             c51 = _mm256_fmadd_ps(x, b1, c51);
         }};
     }
+    // Wrapping: in a packed panel, rows 1–5 end up to 5 values past the panel's end.
     macro_rules! advance {
         ($n:expr) => {{
-            a0 = a0.add($n * step);
-            a1 = a1.add($n * step);
-            a2 = a2.add($n * step);
-            a3 = a3.add($n * step);
-            a4 = a4.add($n * step);
-            a5 = a5.add($n * step);
-            b = b.add($n * NR);
+            a0 = a0.wrapping_add($n * step);
+            a1 = a1.wrapping_add($n * step);
+            a2 = a2.wrapping_add($n * step);
+            a3 = a3.wrapping_add($n * step);
+            a4 = a4.wrapping_add($n * step);
+            a5 = a5.wrapping_add($n * step);
+            b = b.wrapping_add($n * NR);
         }};
     }
     for _ in 0..kc / 4 {
         if !DIRECT {
-            _mm_prefetch::<_MM_HINT_T0>(a0.add(16 * MR) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(a0.wrapping_add(16 * MR) as *const i8);
         }
         step!(0);
         step!(1);
         if !DIRECT {
-            _mm_prefetch::<_MM_HINT_T0>(a0.add(16 * MR + 16) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(a0.wrapping_add(16 * MR + 16) as *const i8);
         }
         step!(2);
         step!(3);
@@ -483,6 +485,7 @@ mod tests {
             (7, 33, 257),
             (13, 40, 600),
             (150, 70, 300),
+            (20, 200, 300), // one row block: split into column ranges across threads
             (300, 129, 64),
         ] {
             let (a, b) = (values(m * k, 1), values(k * n, 2));

@@ -57,26 +57,3 @@ pub fn keep_freed_pages() {
     // SAFETY: sets a process-wide integer option; mimalloc reads options atomically.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
-
-/// Process-wide settings the binaries apply first thing in `main`, before any thread starts:
-/// mimalloc keeps freed pages ([`keep_freed_pages`]) and candle's element-wise thread pool
-/// parks its workers soon after each op ([`CANDLE_SPIN_LIMIT`]). Library users who drive
-/// the same workloads from their own `main` get the same speed by calling it there.
-pub fn init_process() {
-    keep_freed_pages();
-    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
-        // Safe here: called at the start of `main`, while no other thread reads the
-        // environment.
-        std::env::set_var(
-            "CANDLE_BARRIER_POOL_SPIN_LIMIT",
-            CANDLE_SPIN_LIMIT.to_string(),
-        );
-    }
-}
-
-/// Spin iterations of candle 0.11's element-wise pool worker after each op before it parks
-/// (candle's default: 25,000, about half a millisecond). Our GEMMs, attention and fused kernels
-/// run on rayon's threads; a candle worker spinning beside them on a 2-core machine takes a
-/// core away from each GEMM that follows a candle op. (`CANDLE_BARRIER_POOL_SPIN_LIMIT` in
-/// the environment still wins.)
-pub const CANDLE_SPIN_LIMIT: u32 = 1_000;

@@ -9,8 +9,7 @@
 
 use super::layer_norm::contiguous_f32;
 use super::linear::strided_gemm;
-use super::simd::dispatch;
-use super::softmax::softmax_row_in_place;
+use super::softmax::softmax_rows_in_place_best;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -61,16 +60,6 @@ impl OutPtr {
     }
 }
 
-#[inline(always)]
-fn softmax_in_place(scores: &mut [f32], mask: &[f32]) {
-    for row in scores.chunks_exact_mut(mask.len()) {
-        // The scale was applied by the score GEMM.
-        softmax_row_in_place(row, mask, 1.0);
-    }
-}
-
-dispatch!(fn softmax_in_place_best(scores: &mut [f32], mask: &[f32]) => softmax_in_place);
-
 impl CustomOp2 for AttentionOp {
     fn name(&self) -> &'static str {
         "bert4rs-fused-attention"
@@ -108,7 +97,8 @@ impl CustomOp2 for AttentionOp {
                         self.scale,
                         gemm::Parallelism::None,
                     );
-                    softmax_in_place_best(scores, &mask[bi * t..(bi + 1) * t]);
+                    // The scale was applied by the score GEMM.
+                    softmax_rows_in_place_best(scores, &mask[bi * t..(bi + 1) * t], 1.0);
                     strided_gemm(
                         (t, d, t),
                         dst.get().add(bi * t * h + head * d),

@@ -10,7 +10,7 @@
 
 use super::layer_norm::contiguous_f32;
 use super::linear::strided_gemm;
-use super::softmax::softmax_row_in_place;
+use super::softmax::softmax_rows_in_place_best;
 use crate::nn::rng::uniform_at;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -148,9 +148,7 @@ impl TrainAttentionOp {
         let bi = job / self.heads;
         mm(t, t, d, p.as_mut_ptr(), t, q, h, 1, k, 1, h, 1.0);
         let mask = &self.mask[bi * t..(bi + 1) * t];
-        for row in p.chunks_exact_mut(t) {
-            softmax_row_in_place(row, mask, self.scale);
-        }
+        softmax_rows_in_place_best(p, mask, self.scale);
         pd.copy_from_slice(p);
         if self.p > 0.0 {
             let keep = 1.0 / (1.0 - self.p);

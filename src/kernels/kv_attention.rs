@@ -11,7 +11,7 @@
 
 use super::attention::OutPtr;
 use super::simd::{dispatch, LANES};
-use super::softmax::softmax_row_in_place;
+use super::softmax::{softmax_row_in_place, softmax_rows_in_place_best};
 use super::sparse_attention::{leading_padding, sparse_positions};
 use rayon::prelude::*;
 
@@ -180,7 +180,7 @@ fn attend_gathered(
     let d = q.len();
     scores.clear();
     scores.extend(positions.iter().map(|&p| dot(q, &keys[p * d..][..d])));
-    softmax_row_in_place(scores, &ones[..positions.len()], scale);
+    softmax_rows_in_place_best(scores, &ones[..positions.len()], scale);
     ctx.iter_mut().for_each(|c| *c = 0.0);
     for (&p, &w) in positions.iter().zip(scores.iter()) {
         for (c, x) in ctx.iter_mut().zip(&values[p * d..][..d]) {

@@ -10,7 +10,7 @@
 //! `first[row]` pads, so padding never changes which keys a token sees.
 
 use super::layer_norm::contiguous_f32;
-use super::softmax::softmax_row_in_place;
+use super::softmax::softmax_rows_in_place_best;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -106,7 +106,7 @@ fn probs_of(
             .map(|(a, b)| a * b)
             .sum::<f32>()
     }));
-    softmax_row_in_place(out, &ones[..keys.len()], scale);
+    softmax_rows_in_place_best(out, &ones[..keys.len()], scale);
 }
 
 impl SparseOp {

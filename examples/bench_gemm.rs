@@ -1,20 +1,26 @@
 //! GEMM throughput at BERT shapes: bert4rs's packed AVX2 kernel (`kernels::sgemm`, B packed
 //! once as a frozen weight is, and packed per call) against the `gemm` crate, same threads.
-//!   cargo run --release --example bench_gemm [-- --threads 2]
+//!   cargo run --release --example bench_gemm [-- --threads 2 --rounds 15]
 //! The model-level benchmarks (`bench/run.sh`, `bench/train.sh`) put it beside PyTorch.
 
 use bert4rs::kernels::sgemm::{self, Strided};
 use std::time::Instant;
 
-fn time(iters: usize, mut f: impl FnMut()) -> f64 {
+/// Seconds of one run of `f` after one warm-up run.
+fn time(mut f: impl FnMut()) -> f64 {
     f();
-    let mut best = f64::MAX;
-    for _ in 0..iters {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    best
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+/// The value after `--name`, parsed, or `default`.
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -24,18 +30,8 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let threads = args
-        .iter()
-        .position(|a| a == "--threads")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let rounds = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(15);
+    let threads: usize = arg(&args, "--threads", 2);
+    let rounds: usize = arg(&args, "--rounds", 15);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
@@ -83,7 +79,7 @@ fn main() {
         // the per-round ratio: this shared machine's speed drifts by ±20 % between seconds.
         let (mut t_ours, mut t_pack, mut t_crate, mut ratio) = (vec![], vec![], vec![], vec![]);
         for _ in 0..rounds {
-            let o = time(1, || unsafe {
+            let o = time(|| unsafe {
                 sgemm::gemm_packed(
                     (m, n, k),
                     xs,
@@ -95,10 +91,10 @@ fn main() {
                     threads,
                 )
             });
-            let p = time(1, || unsafe {
+            let p = time(|| unsafe {
                 sgemm::gemm((m, n, k), xs, wt, c.as_mut_ptr(), n, 1.0, false, threads)
             });
-            let g = time(1, || unsafe {
+            let g = time(|| unsafe {
                 gemm::gemm(
                     m,
                     n,

@@ -45,11 +45,12 @@ pub fn fused_attention(
     Ok(Some(qkv.contiguous()?.apply_op2(&mask, op)?))
 }
 
-/// A raw output pointer shared by tasks that write disjoint regions (this kernel and the
-/// KV-cache attention).
+/// A raw output pointer shared by tasks that write disjoint regions (this kernel, the
+/// KV-cache attention and the packed GEMM's tiles).
 #[derive(Clone, Copy)]
 pub(super) struct OutPtr(pub(super) *mut f32);
-// SAFETY: every task writes a distinct (sequence, head) block of the output.
+// SAFETY: every user's tasks write disjoint regions of the output (here: distinct
+// (sequence, head) blocks).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
@@ -95,7 +96,7 @@ impl CustomOp2 for AttentionOp {
                         (q.as_ptr(), h3, 1),
                         (k.as_ptr(), 1, h3),
                         self.scale,
-                        gemm::Parallelism::None,
+                        1,
                     );
                     // The scale was applied by the score GEMM.
                     softmax_rows_in_place_best(scores, &mask[bi * t..(bi + 1) * t], 1.0);
@@ -106,7 +107,7 @@ impl CustomOp2 for AttentionOp {
                         (scores.as_ptr(), t, 1),
                         (v.as_ptr(), h3, 1),
                         1.0,
-                        gemm::Parallelism::None,
+                        1,
                     );
                 }
             },

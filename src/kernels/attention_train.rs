@@ -115,7 +115,6 @@ unsafe fn mm(
     b_cs: usize,
     beta: f32,
 ) {
-    let par = gemm::Parallelism::None;
     strided_gemm(
         (m, n, k),
         dst,
@@ -123,7 +122,7 @@ unsafe fn mm(
         (a, a_rs, a_cs),
         (b, b_rs, b_cs),
         beta,
-        par,
+        1,
     );
 }
 

@@ -120,15 +120,14 @@ impl CustomOp3 for LinearOp {
                 b.len()
             );
         }
-        let par = parallelism(rows * n * k);
+        let threads = threads(rows * n * k);
+        let par = parallelism(threads);
         let transposed = self.layout == WeightLayout::Transposed;
         let out = if transposed && rows <= super::skinny::MAX_ROWS {
             super::skinny::skinny_linear(x, rows, k, w, b)
         } else if let WeightLayout::Packed { .. } = self.layout {
-            let mut out = Vec::with_capacity(rows * n);
-            for _ in 0..rows {
-                out.extend_from_slice(b);
-            }
+            // The bias in every row; the GEMM accumulates onto it.
+            let mut out = b.repeat(rows);
             let xs = Strided {
                 ptr: x.as_ptr(),
                 rs: k,
@@ -136,16 +135,7 @@ impl CustomOp3 for LinearOp {
             };
             // SAFETY: x covers rows·k values, w the packed [k, n], out rows·n.
             unsafe {
-                sgemm::gemm_packed(
-                    (rows, n, k),
-                    xs,
-                    w,
-                    out.as_mut_ptr(),
-                    n,
-                    1.0,
-                    true,
-                    threads(rows * n * k),
-                );
+                sgemm::gemm_packed((rows, n, k), xs, w, out.as_mut_ptr(), n, 1.0, true, threads);
             }
             out
         } else if transposed {
@@ -185,10 +175,7 @@ impl CustomOp3 for LinearOp {
             }
             out
         } else {
-            let mut out = Vec::with_capacity(rows * n);
-            for _ in 0..rows {
-                out.extend_from_slice(b);
-            }
+            let mut out = b.repeat(rows);
             // SAFETY: the pointers cover rows·k, k·n and rows·n f32 values with these strides.
             unsafe {
                 gemm::gemm(
@@ -253,14 +240,16 @@ fn threads(work: usize) -> usize {
     }
 }
 
-fn parallelism(work: usize) -> gemm::Parallelism {
-    match threads(work) {
-        1 => gemm::Parallelism::None,
+/// The `gemm` crate's name for a thread count.
+fn parallelism(threads: usize) -> gemm::Parallelism {
+    match threads {
+        0 | 1 => gemm::Parallelism::None,
         t => gemm::Parallelism::Rayon(t),
     }
 }
 
-/// `dst [m, n] (row stride dst_rs) = beta · a [m, k] · b [k, n]` on strided operands.
+/// `dst [m, n] (row stride dst_rs) = beta · a [m, k] · b [k, n]` on strided operands, on
+/// `threads` rayon threads (1: the calling thread only).
 ///
 /// # Safety
 /// Every pointer must cover its operand with the given strides.
@@ -272,14 +261,9 @@ pub(super) unsafe fn strided_gemm(
     (a, a_rs, a_cs): (*const f32, usize, usize),
     (b, b_rs, b_cs): (*const f32, usize, usize),
     beta: f32,
-    par: gemm::Parallelism,
+    threads: usize,
 ) {
     if sgemm::enabled() {
-        let threads = match par {
-            gemm::Parallelism::Rayon(0) => rayon::current_num_threads(),
-            gemm::Parallelism::Rayon(t) => t,
-            _ => 1,
-        };
         let a = Strided {
             ptr: a,
             rs: a_rs,
@@ -312,7 +296,7 @@ pub(super) unsafe fn strided_gemm(
         false,
         false,
         false,
-        par,
+        parallelism(threads),
     );
 }
 
@@ -331,7 +315,6 @@ fn gemm_into(
     b_rs: usize,
     b_cs: usize,
 ) {
-    let par = parallelism(m * n * k);
     // SAFETY: the callers pass slices covering m·n, m·k and k·n elements with these strides.
     unsafe {
         strided_gemm(
@@ -341,7 +324,7 @@ fn gemm_into(
             (a.as_ptr(), a_rs, a_cs),
             (b.as_ptr(), b_rs, b_cs),
             1.0,
-            par,
+            threads(m * n * k),
         );
     }
 }

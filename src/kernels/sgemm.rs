@@ -9,6 +9,7 @@
 //! kernels were measured at 75 % of that machine's peak; `BERT4RS_GEMM_CRATE=1` forces the
 //! crate everywhere (for comparisons).
 
+use super::attention::OutPtr;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -41,12 +42,6 @@ pub struct Strided {
 // SAFETY: read-only views shared by the GEMM's tasks.
 unsafe impl Send for Strided {}
 unsafe impl Sync for Strided {}
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks write disjoint tiles of C.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
 
 /// Length of `B [k, n]` packed: `ceil(n / 16)` panels of `k × 16` values.
 pub fn packed_len(k: usize, n: usize) -> usize {
@@ -209,7 +204,7 @@ pub unsafe fn gemm_packed(
                     } else {
                         apack.as_ptr().add(ip * kc * MR)
                     };
-                    let cp = c.0.add((i0 + ip * MR) * c_rs + j * NR);
+                    let cp = c.get().add((i0 + ip * MR) * c_rs + j * NR);
                     kernel(kc, (ap, a.rs), bp, cp, c_rs, (r, cols), scale, acc);
                 }
             }

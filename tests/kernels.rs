@@ -279,43 +279,52 @@ fn fused_add_layer_norm_matches_add_then_layer_norm() {
 #[test]
 fn trainable_linear_matches_composite_forward_and_all_three_gradients() {
     use bert4rs::kernels::linear_train;
+    use bert4rs::nn::DropMask;
     let dev = Device::Cpu;
-    for (rows, k, n) in [(1usize, 8usize, 5usize), (7, 33, 17), (130, 96, 70)] {
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (rows, k), &dev).unwrap()).unwrap();
-        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap()).unwrap();
-        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, n, &dev).unwrap()).unwrap();
-        // A non-uniform upstream gradient: weight the outputs before summing.
-        let up = Tensor::randn(0f32, 1.0, (rows, n), &dev).unwrap();
-        let fused = linear_train(x.as_tensor(), w.as_tensor(), b.as_tensor())
-            .unwrap()
-            .expect("CPU f32 takes the fast path");
-        let composite = x
-            .as_tensor()
-            .matmul(&w.as_tensor().t().unwrap())
-            .unwrap()
-            .broadcast_add(b.as_tensor())
-            .unwrap();
-        assert!(max_diff(&fused, &composite) < 1e-4, "forward rows={rows}");
-        let gf = fused
-            .mul(&up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gc = composite
-            .mul(&up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        for (v, what) in [(&x, "dx"), (&w, "dW"), (&b, "db")] {
-            let d = max_diff(
-                gf.get(v.as_tensor()).unwrap(),
-                gc.get(v.as_tensor()).unwrap(),
-            );
-            assert!(d < 1e-3, "{what} rows={rows}: {d}");
+    // 2-D and 3-D inputs (leading dimensions are rows), without and with fused dropout.
+    let shapes: [&[usize]; 4] = [&[1, 8], &[7, 33], &[130, 96], &[3, 5, 40]];
+    for (case, x_dims) in shapes.iter().enumerate() {
+        for dropout in [
+            None,
+            Some(DropMask {
+                p: 0.3,
+                key: 17 + case as u64,
+            }),
+        ] {
+            let k = *x_dims.last().unwrap();
+            let n = 5 + 13 * case;
+            let mut out_dims = x_dims.to_vec();
+            *out_dims.last_mut().unwrap() = n;
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, *x_dims, &dev).unwrap()).unwrap();
+            let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap()).unwrap();
+            let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, n, &dev).unwrap()).unwrap();
+            // A non-uniform upstream gradient: weight the outputs before summing.
+            let up = Tensor::randn(0f32, 1.0, out_dims.as_slice(), &dev).unwrap();
+            let fused = linear_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), dropout)
+                .unwrap()
+                .expect("CPU f32 takes the fast path");
+            assert_eq!(fused.dims(), out_dims.as_slice());
+            let composite = x
+                .as_tensor()
+                .broadcast_matmul(&w.as_tensor().t().unwrap())
+                .unwrap()
+                .broadcast_add(b.as_tensor())
+                .unwrap();
+            let composite = match dropout {
+                Some(mask) => mask.apply_tensor(&composite).unwrap(),
+                None => composite,
+            };
+            let what = format!("x {x_dims:?}, dropout {dropout:?}");
+            assert!(max_diff(&fused, &composite) < 1e-4, "forward, {what}");
+            let grads = |y: &Tensor| y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
+            let (gf, gc) = (grads(&fused), grads(&composite));
+            for (v, name) in [(&x, "dx"), (&w, "dW"), (&b, "db")] {
+                let d = max_diff(
+                    gf.get(v.as_tensor()).unwrap(),
+                    gc.get(v.as_tensor()).unwrap(),
+                );
+                assert!(d < 1e-3, "{name}, {what}: {d}");
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use super::layer_norm::contiguous_f32;
 use super::sgemm::{self, Strided};
+use crate::nn::DropMask;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// The inference copy of a frozen weight `w [out, in]` in the layout this machine's GEMM
@@ -202,7 +203,7 @@ impl CustomOp3 for LinearOp {
             }
             out
         };
-        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
+        Ok((CpuStorage::F32(out), with_last(l1.dims(), n)))
     }
 
     fn bwd(
@@ -334,16 +335,46 @@ fn gemm_into(
 /// Composed from candle ops the same layer is five nodes (reshape, transpose, matmul,
 /// broadcast add, reshape), each of which allocates a zero gradient, adds into it and copies
 /// strided views: most of a training step's backward time in a profile.
-struct TrainLinearOp;
+struct TrainLinearOp {
+    /// Dropout on the output (`dropout(x · wᵀ + b)`), fused so it adds no graph node.
+    dropout: Option<DropMask>,
+}
 
-/// `x [rows, in] · wᵀ + b` for trainable `w [out, in]`, `b [out]`, differentiable in all
-/// three; `None` off CPU / f32 (the caller then uses candle ops).
-pub fn linear_train(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Option<Tensor>> {
+/// `(rows, last)` of an N-D shape: every leading dimension counts as rows.
+fn rows_cols(dims: &[usize]) -> (usize, usize) {
+    let cols = dims.last().copied().unwrap_or(1);
+    (dims.iter().rev().skip(1).product(), cols)
+}
+
+/// `dims` with the last dimension replaced by `n`.
+fn with_last(dims: &[usize], n: usize) -> Shape {
+    let mut out = dims.to_vec();
+    match out.last_mut() {
+        Some(last) => *last = n,
+        None => out.push(n),
+    }
+    Shape::from(out)
+}
+
+/// `x [..., in] · wᵀ + b` → `[..., out]` for trainable `w [out, in]`, `b [out]`,
+/// differentiable in all three; `None` off CPU / f32 (the caller then uses candle ops).
+/// Any leading dimensions are rows: flattening a `[batch, seq, in]` input with `reshape`
+/// first would add two graph nodes, each a zero-fill and an add of an activation-sized
+/// gradient in candle's backward pass.
+/// With `dropout`, the output is `dropout(x · wᵀ + b)` under that mask (regenerated, not
+/// stored, for the backward pass).
+pub fn linear_train(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    dropout: Option<DropMask>,
+) -> Result<Option<Tensor>> {
     let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
     if !(f32_cpu(x) && f32_cpu(w) && f32_cpu(b)) {
         return Ok(None);
     }
-    Ok(Some(x.contiguous()?.apply_op3(w, b, TrainLinearOp)?))
+    let op = TrainLinearOp { dropout };
+    Ok(Some(x.contiguous()?.apply_op3(w, b, op)?))
 }
 
 impl CustomOp3 for TrainLinearOp {
@@ -363,10 +394,14 @@ impl CustomOp3 for TrainLinearOp {
         let x = contiguous_f32(s1, l1, "input")?;
         let w = contiguous_f32(s2, l2, "weight")?;
         let b = contiguous_f32(s3, l3, "bias")?;
-        let (rows, k) = l1.shape().dims2()?;
+        let (rows, k) = rows_cols(l1.dims());
         let (n, k2) = l2.shape().dims2()?;
         if k != k2 || b.len() != n {
-            candle_core::bail!("linear: x [{rows}, {k}], w [{n}, {k2}], bias [{}]", b.len());
+            candle_core::bail!(
+                "linear: x {:?}, w [{n}, {k2}], bias [{}]",
+                l1.dims(),
+                b.len()
+            );
         }
         let mut out = vec![0f32; rows * n];
         // wᵀ [k, n]: element (kk, nn) = w[nn·k + kk] → row stride 1, column stride k.
@@ -376,7 +411,10 @@ impl CustomOp3 for TrainLinearOp {
                 *o += bb;
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
+        if let Some(mask) = self.dropout {
+            mask.apply(&mut out);
+        }
+        Ok((CpuStorage::F32(out), with_last(l1.dims(), n)))
     }
 
     fn bwd(
@@ -387,9 +425,17 @@ impl CustomOp3 for TrainLinearOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (rows, k) = x.dims2()?;
+        let (rows, k) = rows_cols(x.dims());
         let n = w.dim(0)?;
-        let grad = grad.contiguous()?;
+        let grad = match self.dropout {
+            // d(y · mask)/dy = mask: the same mask, regenerated from its key.
+            Some(mask) => {
+                let mut g = grad.flatten_all()?.to_vec1::<f32>()?;
+                mask.apply(&mut g);
+                Tensor::from_vec(g, grad.shape(), grad.device())?
+            }
+            None => grad.contiguous()?,
+        };
         let dev = x.device();
         let (dx, dw, db) = with_f32(&grad, |dy| {
             with_f32(w, |wv| {
@@ -411,7 +457,7 @@ impl CustomOp3 for TrainLinearOp {
             })
         })?;
         Ok((
-            Some(Tensor::from_vec(dx, (rows, k), dev)?),
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
             Some(Tensor::from_vec(dw, (n, k), dev)?),
             Some(Tensor::from_vec(db, n, dev)?),
         ))

@@ -212,7 +212,7 @@ impl BertResidualOutput {
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.dropout.forward(&self.dense.forward(x)?, train)?;
+        let y = self.dense.forward_dropout(x, &self.dropout, train)?;
         self.layer_norm.forward_residual(&y, residual)
     }
 }

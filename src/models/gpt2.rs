@@ -84,16 +84,16 @@ impl Gpt2Attention {
             if let Some(ctx) = kernels::sparse_attention(&q, &k, &v, stride, self.scale, first)? {
                 let ctx = ctx.transpose(1, 2)?.reshape((b, t, e))?;
                 return self
-                    .resid_dropout
-                    .forward(&self.c_proj.forward(&ctx)?, train);
+                    .c_proj
+                    .forward_dropout(&ctx, &self.resid_dropout, train);
             }
         }
         let scores = (q.matmul(&k.t()?)? * self.scale)?.broadcast_add(mask_bias.get()?)?;
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let probs = self.attn_dropout.forward(&probs, train)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, e))?;
-        self.resid_dropout
-            .forward(&self.c_proj.forward(&ctx)?, train)
+        self.c_proj
+            .forward_dropout(&ctx, &self.resid_dropout, train)
     }
 
     /// New tokens only: keys and values of earlier tokens come from `cache`.
@@ -139,7 +139,7 @@ impl Gpt2Mlp {
             HiddenAct::Gelu => kernels::gelu_erf(&y)?,
             HiddenAct::Relu => y.relu()?,
         };
-        self.dropout.forward(&self.c_proj.forward(&y)?, train)
+        self.c_proj.forward_dropout(&y, &self.dropout, train)
     }
 }
 

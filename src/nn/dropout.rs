@@ -28,26 +28,52 @@ impl Dropout {
         if !train || self.p <= 0.0 {
             return Ok(x.clone());
         }
-        let mask = dropout_mask(x, self.p)?;
-        // x · mask: autograd passes the same mask to the gradient.
-        Ok(x.mul(&mask)?)
+        DropMask::next(self.p).apply_tensor(x)
     }
 }
 
-/// A mask of `0` (dropped) and `1/(1-p)` (kept) shaped like `x`.
-fn dropout_mask(x: &Tensor, p: f32) -> Result<Tensor> {
-    let key = rng::next_dropout_key();
-    let scale = 1.0 / (1.0 - p);
-    let n = x.elem_count();
-    let mut mask = vec![0f32; n];
-    mask.par_chunks_mut(1 << 14)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            let base = (c << 14) as u64;
-            for (j, m) in chunk.iter_mut().enumerate() {
-                let u = rng::uniform_at(key, base + j as u64);
-                *m = if u >= p { scale } else { 0.0 };
-            }
-        });
-    Ok(Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)
+/// One dropout mask as a pure function of (stream key, element index): element `i` is kept,
+/// scaled by `1/(1-p)`, when `uniform_at(key, i) >= p`. Fused kernels apply it in place and
+/// regenerate it in their backward pass instead of storing it; it equals the mask
+/// [`Dropout::forward`] draws from the same key.
+#[derive(Clone, Copy, Debug)]
+pub struct DropMask {
+    /// Drop probability.
+    pub p: f32,
+    /// Stream key (see [`rng::next_dropout_key`]).
+    pub key: u64,
+}
+
+impl DropMask {
+    /// A mask on the next key of this thread's dropout stream (as [`Dropout::forward`] takes).
+    pub fn next(p: f32) -> Self {
+        DropMask {
+            p,
+            key: rng::next_dropout_key(),
+        }
+    }
+
+    /// `x · mask` as a graph node (autograd passes the same mask to the gradient).
+    pub fn apply_tensor(&self, x: &Tensor) -> Result<Tensor> {
+        let mut mask = vec![1f32; x.elem_count()];
+        self.apply(&mut mask);
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        Ok(x.mul(&mask)?)
+    }
+
+    /// Multiplies `values` (element `i` of the masked tensor at index `i`) by the mask.
+    pub fn apply(&self, values: &mut [f32]) {
+        let (p, key) = (self.p, self.key);
+        let scale = 1.0 / (1.0 - p);
+        values
+            .par_chunks_mut(1 << 14)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let base = (c << 14) as u64;
+                for (j, v) in chunk.iter_mut().enumerate() {
+                    let u = rng::uniform_at(key, base + j as u64);
+                    *v *= if u >= p { scale } else { 0.0 };
+                }
+            });
+    }
 }

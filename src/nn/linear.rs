@@ -1,5 +1,6 @@
 //! Fully connected layer with HF's `weight [out, in]` / `bias [out]` layout.
 
+use super::dropout::{DropMask, Dropout};
 use super::params::{Init, Params};
 use crate::error::Result;
 use crate::kernels;
@@ -77,8 +78,36 @@ impl Linear {
         self.bias.as_ref()
     }
 
+    /// `dropout(self.forward(x))`; for trainable weights in training, one fused graph node
+    /// (the same mask as [`Dropout::forward`] would draw, without a mask tensor or a
+    /// multiply node).
+    pub fn forward_dropout(&self, x: &Tensor, dropout: &Dropout, train: bool) -> Result<Tensor> {
+        if !train || dropout.p() <= 0.0 {
+            return self.forward(x);
+        }
+        let mask = DropMask::next(dropout.p());
+        match self.forward_train(x, Some(mask))? {
+            Some(y) => Ok(y),
+            None => mask.apply_tensor(&self.forward(x)?),
+        }
+    }
+
+    /// The fused trainable path (any-rank input, no reshape nodes); `None` when it does not
+    /// apply (frozen weight, no bias, other device or dtype).
+    fn forward_train(&self, x: &Tensor, dropout: Option<DropMask>) -> Result<Option<Tensor>> {
+        match (&self.weight_t, &self.bias) {
+            (None, Some(b)) if self.weight.is_variable() => {
+                Ok(kernels::linear_train(x, &self.weight, b, dropout)?)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Applies the layer to the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(y) = self.forward_train(x, None)? {
+            return Ok(y);
+        }
         let dims = x.dims().to_vec();
         let in_dim = x.dim(D::Minus1)?;
         let rows = x.elem_count() / in_dim.max(1);
@@ -86,9 +115,6 @@ impl Linear {
         let x2 = x.reshape((rows, in_dim))?;
         let fused = match (&self.weight_t, &self.bias) {
             (Some(wt), Some(b)) => kernels::linear_frozen(&x2, &self.weight, wt, b)?,
-            (None, Some(b)) if self.weight.is_variable() => {
-                kernels::linear_train(&x2, &self.weight, b)?
-            }
             _ => None,
         };
         let y = match fused {

@@ -9,7 +9,7 @@ pub mod params;
 pub mod pooling;
 pub mod rng;
 
-pub use dropout::Dropout;
+pub use dropout::{DropMask, Dropout};
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;

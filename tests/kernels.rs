@@ -21,14 +21,15 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn fused_layer_norm_matches_composite_forward_and_backward() {
+    // 150 rows: several of the backward pass's row blocks at the wide sizes.
     for h in [1usize, 7, 16, 33, 384, 768] {
         let dev = Device::Cpu;
         let x =
-            Var::from_tensor(&(Tensor::randn(0f32, 2.0, (3, 5, h), &dev).unwrap() + 0.5).unwrap())
+            Var::from_tensor(&(Tensor::randn(0f32, 2.0, (3, 50, h), &dev).unwrap() + 0.5).unwrap())
                 .unwrap();
         let w = Var::from_tensor(&Tensor::randn(1f32, 0.3, h, &dev).unwrap()).unwrap();
         let b = Var::from_tensor(&Tensor::randn(0f32, 0.3, h, &dev).unwrap()).unwrap();
-        let r = Tensor::randn(0f32, 1.0, (3, 5, h), &dev).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (3, 50, h), &dev).unwrap();
         let fused = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
         let reference =
             layer_norm_composite(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
@@ -278,19 +279,23 @@ fn fused_add_layer_norm_matches_add_then_layer_norm() {
 
 #[test]
 fn trainable_linear_matches_composite_forward_and_all_three_gradients() {
-    use bert4rs::kernels::linear_train;
+    use bert4rs::kernels::{linear_train, Epilogue, Gelu};
     use bert4rs::nn::DropMask;
     let dev = Device::Cpu;
-    // 2-D and 3-D inputs (leading dimensions are rows), without and with fused dropout.
+    // 2-D and 3-D inputs (leading dimensions are rows), with each fused epilogue.
     let shapes: [&[usize]; 4] = [&[1, 8], &[7, 33], &[130, 96], &[3, 5, 40]];
     for (case, x_dims) in shapes.iter().enumerate() {
-        for dropout in [
-            None,
-            Some(DropMask {
-                p: 0.3,
-                key: 17 + case as u64,
-            }),
-        ] {
+        let mask = Some(DropMask {
+            p: 0.3,
+            key: 17 + case as u64,
+        });
+        let epilogues = [
+            (None, None),
+            (None, mask),
+            (Some(Gelu::Erf), None),
+            (Some(Gelu::Tanh), mask),
+        ];
+        for (act, dropout) in epilogues {
             let k = *x_dims.last().unwrap();
             let n = 5 + 13 * case;
             let mut out_dims = x_dims.to_vec();
@@ -300,7 +305,8 @@ fn trainable_linear_matches_composite_forward_and_all_three_gradients() {
             let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, n, &dev).unwrap()).unwrap();
             // A non-uniform upstream gradient: weight the outputs before summing.
             let up = Tensor::randn(0f32, 1.0, out_dims.as_slice(), &dev).unwrap();
-            let fused = linear_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), dropout)
+            let epilogue = Epilogue { act, dropout };
+            let fused = linear_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), epilogue)
                 .unwrap()
                 .expect("CPU f32 takes the fast path");
             assert_eq!(fused.dims(), out_dims.as_slice());
@@ -310,11 +316,15 @@ fn trainable_linear_matches_composite_forward_and_all_three_gradients() {
                 .unwrap()
                 .broadcast_add(b.as_tensor())
                 .unwrap();
+            let composite = match act {
+                Some(act) => act.apply(&composite).unwrap(),
+                None => composite,
+            };
             let composite = match dropout {
                 Some(mask) => mask.apply_tensor(&composite).unwrap(),
                 None => composite,
             };
-            let what = format!("x {x_dims:?}, dropout {dropout:?}");
+            let what = format!("x {x_dims:?}, {epilogue:?}");
             assert!(max_diff(&fused, &composite) < 1e-4, "forward, {what}");
             let grads = |y: &Tensor| y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
             let (gf, gc) = (grads(&fused), grads(&composite));

@@ -89,6 +89,73 @@ fn fused_bwd(x: &Tensor, grad: &Tensor, kernel: fn(&[f32], &[f32], &mut [f32])) 
     Tensor::from_vec(dx, x.shape(), x.device())
 }
 
+/// A GELU variant as an epilogue of a fused kernel (the trainable linear layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gelu {
+    /// Exact, `0.5·x·(1 + erf(x/√2))` (HF `gelu`).
+    Erf,
+    /// The tanh approximation (HF `gelu_new`).
+    Tanh,
+}
+
+impl Gelu {
+    /// `out = gelu(x)`, in parallel chunks.
+    pub(super) fn forward(self, x: &[f32], out: &mut [f32]) {
+        let kernel = match self {
+            Gelu::Erf => gelu_slice_best,
+            Gelu::Tanh => gelu_tanh_slice_best,
+        };
+        out.par_chunks_mut(16384)
+            .zip(x.par_chunks(16384))
+            .for_each(|(o, xi)| kernel(xi, o));
+    }
+
+    /// `dy ← dy · gelu'(x)` in place, in parallel chunks.
+    pub(super) fn backward_in_place(self, x: &[f32], dy: &mut [f32]) {
+        let kernel = match self {
+            Gelu::Erf => gelu_erf_bwd_in_place_best,
+            Gelu::Tanh => gelu_tanh_bwd_in_place_best,
+        };
+        dy.par_chunks_mut(16384)
+            .zip(x.par_chunks(16384))
+            .for_each(|(d, xi)| kernel(xi, d));
+    }
+
+    /// The same function as a differentiable tensor op.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Gelu::Erf => gelu_erf(x),
+            Gelu::Tanh => gelu_tanh(x),
+        }
+    }
+}
+
+/// [`gelu_erf_bwd_slice`] with the gradient updated in place (a chunk at a time, so the
+/// copy stays in L1).
+#[inline(always)]
+fn gelu_erf_bwd_in_place(x: &[f32], dy: &mut [f32]) {
+    let mut tmp = [0f32; 256];
+    for (xc, dc) in x.chunks(256).zip(dy.chunks_mut(256)) {
+        let t = &mut tmp[..xc.len()];
+        t.copy_from_slice(dc);
+        gelu_erf_bwd_slice(xc, t, dc);
+    }
+}
+
+dispatch!(fn gelu_erf_bwd_in_place_best(x: &[f32], dy: &mut [f32]) => gelu_erf_bwd_in_place);
+
+#[inline(always)]
+fn gelu_tanh_bwd_in_place(x: &[f32], dy: &mut [f32]) {
+    let mut tmp = [0f32; 256];
+    for (xc, dc) in x.chunks(256).zip(dy.chunks_mut(256)) {
+        let t = &mut tmp[..xc.len()];
+        t.copy_from_slice(dc);
+        gelu_tanh_bwd_slice(xc, t, dc);
+    }
+}
+
+dispatch!(fn gelu_tanh_bwd_in_place_best(x: &[f32], dy: &mut [f32]) => gelu_tanh_bwd_in_place);
+
 struct GeluTanhOp;
 
 /// Tanh-approximated GELU (HF `gelu_new`, GPT-2's activation), differentiable; fused on CPU

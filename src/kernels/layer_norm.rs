@@ -1,5 +1,6 @@
 //! LayerNorm over the last dimension: one fused pass forward, analytic backward.
 
+use super::linear::with_f32;
 use super::simd::{self, dispatch};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -193,24 +194,92 @@ impl CustomOp3 for LayerNormOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let h = x.dim(D::Minus1)? as f64;
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let rstd = (var + self.eps as f64)?.sqrt()?.recip()?;
-        let xhat = xc.broadcast_mul(&rstd)?;
-        let rows = grad.elem_count() / grad.dim(D::Minus1)?;
-        let g2 = grad.reshape((rows, ()))?;
-        let dw = (&g2 * xhat.reshape((rows, ()))?)?.sum(0)?;
-        let db = g2.sum(0)?;
-        let dxhat = grad.broadcast_mul(w)?;
-        let m1 = dxhat.sum_keepdim(D::Minus1)?;
-        let m2 = (&dxhat * &xhat)?.sum_keepdim(D::Minus1)?;
-        let inner = ((dxhat * h)?.broadcast_sub(&m1)? - xhat.broadcast_mul(&m2)?)?;
-        let dx = inner.broadcast_mul(&(rstd / h)?)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        let h = x.dim(D::Minus1)?;
+        let grad = grad.contiguous()?;
+        let dev = x.device();
+        let (dx, dw, db) = with_f32(x, |xv| {
+            with_f32(w, |wv| {
+                with_f32(&grad, |gv| Ok(backward(xv, wv, gv, self.eps)))
+            })
+        })?;
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, h, dev)?),
+            Some(Tensor::from_vec(db, h, dev)?),
+        ))
     }
 }
+
+/// LayerNorm's backward in one pass per row block (as candle ops it was about twenty
+/// element-wise passes, each allocating a tensor): with `x̂ = (x − mean)·rstd` and
+/// `ĝ = g·w`, `dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))`, `dw = Σ g·x̂`, `db = Σ g` over rows.
+/// Row blocks are fixed-size and their partial `dw`/`db` are summed in block order, so the
+/// result does not depend on the thread count.
+fn backward(x: &[f32], w: &[f32], g: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let h = w.len();
+    let mut dx = vec![0f32; x.len()];
+    let block = rows_per_task(h) * h;
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(block)
+        .zip(x.par_chunks(block).zip(g.par_chunks(block)))
+        .map(|(d, (xb, gb))| {
+            let (mut dw, mut db) = (vec![0f32; h], vec![0f32; h]);
+            backward_rows_best(xb, gb, w, d, &mut dw, &mut db, eps);
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![0f32; h], vec![0f32; h]);
+    for (pw, pb) in &partials {
+        for i in 0..h {
+            dw[i] += pw[i];
+            db[i] += pb[i];
+        }
+    }
+    (dx, dw, db)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_rows(
+    x: &[f32],
+    g: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    eps: f32,
+) {
+    let h = w.len();
+    let rows = x.chunks_exact(h).zip(g.chunks_exact(h));
+    for ((xr, gr), dr) in rows.zip(dx.chunks_exact_mut(h)) {
+        let (mean, rstd) = row_stats(xr, eps);
+        let (mut m1, mut m2) = ([0f32; simd::LANES], [0f32; simd::LANES]);
+        for (c, ((xc, gc), wc)) in xr
+            .chunks(simd::LANES)
+            .zip(gr.chunks(simd::LANES))
+            .zip(w.chunks(simd::LANES))
+            .enumerate()
+        {
+            for i in 0..xc.len() {
+                let xhat = (xc[i] - mean) * rstd;
+                let gh = gc[i] * wc[i];
+                m1[i] += gh;
+                m2[i] += gh * xhat;
+                let j = c * simd::LANES + i;
+                dw[j] += gc[i] * xhat;
+                db[j] += gc[i];
+            }
+        }
+        let m1 = m1.iter().sum::<f32>() / h as f32;
+        let m2 = m2.iter().sum::<f32>() / h as f32;
+        for i in 0..h {
+            let xhat = (xr[i] - mean) * rstd;
+            dr[i] = rstd * (gr[i] * w[i] - m1 - xhat * m2);
+        }
+    }
+}
+
+dispatch!(fn backward_rows_best(x: &[f32], g: &[f32], w: &[f32], dx: &mut [f32], dw: &mut [f32], db: &mut [f32], eps: f32) => backward_rows);
 
 /// The f32 slice behind a contiguous layout, or an error naming the argument.
 pub(super) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {

@@ -3,10 +3,12 @@
 //! the operand order chosen by row count so small batches do not waste the 64-row register
 //! tile. candle's `matmul` offers neither, and these two were 10–25 % of BERT-base time.
 
+use super::gelu::Gelu;
 use super::layer_norm::contiguous_f32;
 use super::sgemm::{self, Strided};
 use crate::nn::DropMask;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use std::sync::OnceLock;
 
 /// The inference copy of a frozen weight `w [out, in]` in the layout this machine's GEMM
 /// streams: 16-column panels (1-D) for the AVX2 kernel ([`sgemm`]), else the contiguous
@@ -336,8 +338,22 @@ fn gemm_into(
 /// broadcast add, reshape), each of which allocates a zero gradient, adds into it and copies
 /// strided views: most of a training step's backward time in a profile.
 struct TrainLinearOp {
-    /// Dropout on the output (`dropout(x · wᵀ + b)`), fused so it adds no graph node.
+    /// GELU on the output, fused so it adds no graph node.
+    act: Option<Gelu>,
+    /// Dropout on the output (`dropout(act(x · wᵀ + b))`), fused likewise.
     dropout: Option<DropMask>,
+    /// With `act`: the pre-activation `x · wᵀ + b`, kept by the forward pass for the
+    /// backward (the unfused graph kept it too, as the activation node's input).
+    pre: OnceLock<Vec<f32>>,
+}
+
+/// What a fused trainable linear layer applies to its output: GELU, then dropout.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue {
+    /// Activation (none: identity).
+    pub act: Option<Gelu>,
+    /// Dropout mask (none: no dropout).
+    pub dropout: Option<DropMask>,
 }
 
 /// `(rows, last)` of an N-D shape: every leading dimension counts as rows.
@@ -361,19 +377,23 @@ fn with_last(dims: &[usize], n: usize) -> Shape {
 /// Any leading dimensions are rows: flattening a `[batch, seq, in]` input with `reshape`
 /// first would add two graph nodes, each a zero-fill and an add of an activation-sized
 /// gradient in candle's backward pass.
-/// With `dropout`, the output is `dropout(x · wᵀ + b)` under that mask (regenerated, not
-/// stored, for the backward pass).
+/// With an epilogue, the output is `dropout(act(x · wᵀ + b))` (the dropout mask regenerated,
+/// not stored, for the backward pass).
 pub fn linear_train(
     x: &Tensor,
     w: &Tensor,
     b: &Tensor,
-    dropout: Option<DropMask>,
+    epilogue: Epilogue,
 ) -> Result<Option<Tensor>> {
     let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
     if !(f32_cpu(x) && f32_cpu(w) && f32_cpu(b)) {
         return Ok(None);
     }
-    let op = TrainLinearOp { dropout };
+    let op = TrainLinearOp {
+        act: epilogue.act,
+        dropout: epilogue.dropout,
+        pre: OnceLock::new(),
+    };
     Ok(Some(x.contiguous()?.apply_op3(w, b, op)?))
 }
 
@@ -411,6 +431,13 @@ impl CustomOp3 for TrainLinearOp {
                 *o += bb;
             }
         }
+        if let Some(act) = self.act {
+            let mut post = vec![0f32; out.len()];
+            act.forward(&out, &mut post);
+            // A second forward of the same node (never done by candle) keeps the first.
+            let _ = self.pre.set(out);
+            out = post;
+        }
         if let Some(mask) = self.dropout {
             mask.apply(&mut out);
         }
@@ -427,14 +454,21 @@ impl CustomOp3 for TrainLinearOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, k) = rows_cols(x.dims());
         let n = w.dim(0)?;
-        let grad = match self.dropout {
-            // d(y · mask)/dy = mask: the same mask, regenerated from its key.
-            Some(mask) => {
-                let mut g = grad.flatten_all()?.to_vec1::<f32>()?;
+        let grad = if self.dropout.is_some() || self.act.is_some() {
+            let mut g = grad.flatten_all()?.to_vec1::<f32>()?;
+            if let Some(mask) = self.dropout {
+                // d(y · mask)/dy = mask: the same mask, regenerated from its key.
                 mask.apply(&mut g);
-                Tensor::from_vec(g, grad.shape(), grad.device())?
             }
-            None => grad.contiguous()?,
+            if let Some(act) = self.act {
+                let pre = self.pre.get().ok_or_else(|| {
+                    candle_core::Error::Msg("linear: backward before forward".into())
+                })?;
+                act.backward_in_place(pre, &mut g);
+            }
+            Tensor::from_vec(g, grad.shape(), grad.device())?
+        } else {
+            grad.contiguous()?
         };
         let dev = x.device();
         let (dx, dw, db) = with_f32(&grad, |dy| {

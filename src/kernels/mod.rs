@@ -20,9 +20,9 @@ mod sparse_attention;
 
 pub use attention::fused_attention;
 pub use attention_train::{attention_train, AttentionDropout};
-pub use gelu::{gelu_erf, gelu_tanh};
+pub use gelu::{gelu_erf, gelu_tanh, Gelu};
 pub use kv_attention::{cached_causal_attention, KvBuffer};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
-pub use linear::{linear_frozen, linear_train, prepare_frozen_weight};
+pub use linear::{linear_frozen, linear_train, prepare_frozen_weight, Epilogue};
 pub use softmax::{masked_softmax, masked_softmax_composite};
 pub use sparse_attention::{leading_padding, sparse_allowed, sparse_attention, sparse_positions};

@@ -232,11 +232,10 @@ impl BertIntermediate {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.dense.forward(x)?;
         Ok(match self.act {
-            HiddenAct::Gelu => kernels::gelu_erf(&y)?,
-            HiddenAct::GeluNew => kernels::gelu_tanh(&y)?,
-            HiddenAct::Relu => y.relu()?,
+            HiddenAct::Gelu => self.dense.forward_gelu(x, kernels::Gelu::Erf)?,
+            HiddenAct::GeluNew => self.dense.forward_gelu(x, kernels::Gelu::Tanh)?,
+            HiddenAct::Relu => self.dense.forward(x)?.relu()?,
         })
     }
 }

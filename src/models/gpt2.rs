@@ -133,11 +133,10 @@ impl Gpt2Mlp {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.c_fc.forward(x)?;
         let y = match self.act {
-            HiddenAct::GeluNew => kernels::gelu_tanh(&y)?,
-            HiddenAct::Gelu => kernels::gelu_erf(&y)?,
-            HiddenAct::Relu => y.relu()?,
+            HiddenAct::GeluNew => self.c_fc.forward_gelu(x, kernels::Gelu::Tanh)?,
+            HiddenAct::Gelu => self.c_fc.forward_gelu(x, kernels::Gelu::Erf)?,
+            HiddenAct::Relu => self.c_fc.forward(x)?.relu()?,
         };
         self.c_proj.forward_dropout(&y, &self.dropout, train)
     }

@@ -3,7 +3,7 @@
 use super::dropout::{DropMask, Dropout};
 use super::params::{Init, Params};
 use crate::error::Result;
-use crate::kernels;
+use crate::kernels::{self, Epilogue, Gelu};
 use candle_core::{Tensor, D};
 
 /// `y = x · Wᵀ + b`, applied to the last dimension of any-rank input.
@@ -86,18 +86,35 @@ impl Linear {
             return self.forward(x);
         }
         let mask = DropMask::next(dropout.p());
-        match self.forward_train(x, Some(mask))? {
+        let epilogue = Epilogue {
+            act: None,
+            dropout: Some(mask),
+        };
+        match self.forward_train(x, epilogue)? {
             Some(y) => Ok(y),
             None => mask.apply_tensor(&self.forward(x)?),
         }
     }
 
+    /// `act(self.forward(x))`; for trainable weights, one fused graph node (no separate
+    /// activation node).
+    pub fn forward_gelu(&self, x: &Tensor, act: Gelu) -> Result<Tensor> {
+        let epilogue = Epilogue {
+            act: Some(act),
+            dropout: None,
+        };
+        match self.forward_train(x, epilogue)? {
+            Some(y) => Ok(y),
+            None => Ok(act.apply(&self.forward(x)?)?),
+        }
+    }
+
     /// The fused trainable path (any-rank input, no reshape nodes); `None` when it does not
     /// apply (frozen weight, no bias, other device or dtype).
-    fn forward_train(&self, x: &Tensor, dropout: Option<DropMask>) -> Result<Option<Tensor>> {
+    fn forward_train(&self, x: &Tensor, epilogue: Epilogue) -> Result<Option<Tensor>> {
         match (&self.weight_t, &self.bias) {
             (None, Some(b)) if self.weight.is_variable() => {
-                Ok(kernels::linear_train(x, &self.weight, b, dropout)?)
+                Ok(kernels::linear_train(x, &self.weight, b, epilogue)?)
             }
             _ => Ok(None),
         }
@@ -105,7 +122,7 @@ impl Linear {
 
     /// Applies the layer to the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some(y) = self.forward_train(x, None)? {
+        if let Some(y) = self.forward_train(x, Epilogue::default())? {
             return Ok(y);
         }
         let dims = x.dims().to_vec();

@@ -28,7 +28,7 @@ impl Callback for Printer {
 }
 
 fn main() -> bert4rs::Result<()> {
-    bert4rs::util::keep_freed_pages();
+    bert4rs::util::init_runtime();
     let args: Vec<String> = std::env::args().collect();
     let epochs = args
         .iter()

@@ -46,6 +46,20 @@ pub fn human_count(n: usize) -> String {
     }
 }
 
+/// Process-wide runtime settings for the binaries, to call first thing in `main` (before
+/// any thread starts): [`keep_freed_pages`], and a short spin for candle's element-wise
+/// thread pool. After each candle op its worker spins 25,000 times before parking, on a core
+/// our GEMM threads need (4 % of a MiniLM training step's CPU time in a profile); the few
+/// candle ops left between our kernels do not need the low wake-up latency. An explicit
+/// `CANDLE_BARRIER_POOL_SPIN_LIMIT` is kept.
+pub fn init_runtime() {
+    keep_freed_pages();
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // Called before any thread starts, so nothing reads the environment concurrently.
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000");
+    }
+}
+
 /// Tells mimalloc (the binaries' allocator) to keep freed pages instead of returning them to
 /// the OS after 10 ms. A training step frees and reallocates the same ~100 MB of activations
 /// and gradients; returned pages come back as fresh huge pages the kernel must zero, which a

@@ -195,7 +195,8 @@ impl CustomOp3 for TrainAttentionOp {
         let v = contiguous_f32(s3, l3, "v")?;
         let (b, t, h) = l1.shape().dims3()?;
         let d = h / self.heads;
-        let mut out = vec![0f32; b * t * h];
+        // Not zeroed: every (sequence, head) block is written by its context GEMM.
+        let mut out = Vec::with_capacity(b * t * h);
         let dst = Ptr(out.as_mut_ptr());
         (0..b * self.heads).into_par_iter().for_each_init(
             || (vec![0f32; t * t], vec![0f32; t * t]),
@@ -231,6 +232,8 @@ impl CustomOp3 for TrainAttentionOp {
                 }
             },
         );
+        // SAFETY: the b·heads blocks of t rows × d columns tile all b·t·h outputs.
+        unsafe { out.set_len(b * t * h) };
         Ok((CpuStorage::F32(out), Shape::from((b, t, h))))
     }
 
@@ -245,10 +248,12 @@ impl CustomOp3 for TrainAttentionOp {
         let (b, t, h) = q.dims3()?;
         let d = h / self.heads;
         let grad = grad.contiguous()?;
+        // Not zeroed: each (sequence, head) block of dq, dk, dv is written by one GEMM.
+        let len = b * t * h;
         let (mut dq, mut dk, mut dv) = (
-            vec![0f32; b * t * h],
-            vec![0f32; b * t * h],
-            vec![0f32; b * t * h],
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
         );
         let (pq, pk, pv) = (
             Ptr(dq.as_mut_ptr()),
@@ -342,6 +347,12 @@ impl CustomOp3 for TrainAttentionOp {
                 })
             })
         })?;
+        // SAFETY: the b·heads blocks of t rows × d columns tile all b·t·h outputs of each.
+        unsafe {
+            dq.set_len(len);
+            dk.set_len(len);
+            dv.set_len(len);
+        }
         let dev = q.device();
         Ok((
             Some(Tensor::from_vec(dq, (b, t, h), dev)?),

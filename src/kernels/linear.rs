@@ -303,11 +303,11 @@ pub(super) unsafe fn strided_gemm(
     );
 }
 
-/// `c [m, n] = a · b` on strided operands (row stride, column stride of each), threaded
-/// when large.
+/// A new `c [m, n] = a · b` on strided operands (row stride, column stride of each),
+/// threaded when large. `c` is not zeroed first: the GEMM writes every element (a calloc'd
+/// buffer is memset when the allocator recycles memory, a pass over up to 12 MB per call).
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(
-    c: &mut [f32],
+fn gemm_new(
     m: usize,
     n: usize,
     k: usize,
@@ -317,8 +317,15 @@ fn gemm_into(
     b: &[f32],
     b_rs: usize,
     b_cs: usize,
-) {
-    // SAFETY: the callers pass slices covering m·n, m·k and k·n elements with these strides.
+) -> Vec<f32> {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n,
+        "gemm: operands too short"
+    );
+    let mut c = Vec::with_capacity(m * n);
+    // SAFETY: the callers pass slices covering m·k and k·n elements with these strides (the
+    // lengths are checked above); with beta 1 and no accumulation the GEMM writes all m·n
+    // outputs (zeros when k = 0) before `set_len` exposes them.
     unsafe {
         strided_gemm(
             (m, n, k),
@@ -329,7 +336,9 @@ fn gemm_into(
             1.0,
             threads(m * n * k),
         );
+        c.set_len(m * n);
     }
+    c
 }
 
 /// Trainable linear layer as one graph node: `y = x · Wᵀ + b` forward, and a backward that
@@ -423,9 +432,8 @@ impl CustomOp3 for TrainLinearOp {
                 b.len()
             );
         }
-        let mut out = vec![0f32; rows * n];
         // wᵀ [k, n]: element (kk, nn) = w[nn·k + kk] → row stride 1, column stride k.
-        gemm_into(&mut out, rows, n, k, x, k, 1, w, 1, k);
+        let mut out = gemm_new(rows, n, k, x, k, 1, w, 1, k);
         for row in out.chunks_exact_mut(n) {
             for (o, bb) in row.iter_mut().zip(b) {
                 *o += bb;
@@ -455,11 +463,14 @@ impl CustomOp3 for TrainLinearOp {
         let (rows, k) = rows_cols(x.dims());
         let n = w.dim(0)?;
         let grad = if self.dropout.is_some() || self.act.is_some() {
-            let mut g = grad.flatten_all()?.to_vec1::<f32>()?;
-            if let Some(mask) = self.dropout {
-                // d(y · mask)/dy = mask: the same mask, regenerated from its key.
-                mask.apply(&mut g);
-            }
+            let grad = grad.contiguous()?;
+            let mut g = with_f32(&grad, |gv| {
+                Ok(match self.dropout {
+                    // d(y · mask)/dy = mask: the same mask, regenerated from its key.
+                    Some(mask) => mask.applied(gv),
+                    None => gv.to_vec(),
+                })
+            })?;
             if let Some(act) = self.act {
                 let pre = self.pre.get().ok_or_else(|| {
                     candle_core::Error::Msg("linear: backward before forward".into())
@@ -475,11 +486,9 @@ impl CustomOp3 for TrainLinearOp {
             with_f32(w, |wv| {
                 with_f32(x, |xv| {
                     // dx [rows, k] = dy [rows, n] · w [n, k]
-                    let mut dx = vec![0f32; rows * k];
-                    gemm_into(&mut dx, rows, k, n, dy, n, 1, wv, k, 1);
+                    let dx = gemm_new(rows, k, n, dy, n, 1, wv, k, 1);
                     // dW [n, k] = dyᵀ [n, rows] · x [rows, k]; dyᵀ(o, r) = dy[r·n + o]
-                    let mut dw = vec![0f32; n * k];
-                    gemm_into(&mut dw, n, k, rows, dy, 1, n, xv, k, 1);
+                    let dw = gemm_new(n, k, rows, dy, 1, n, xv, k, 1);
                     let mut db = vec![0f32; n];
                     for row in dy.chunks_exact(n) {
                         for (d, g) in db.iter_mut().zip(row) {

@@ -61,6 +61,24 @@ impl DropMask {
         Ok(x.mul(&mask)?)
     }
 
+    /// `values · mask` as a new vector (one pass; no copy first).
+    pub fn applied(&self, values: &[f32]) -> Vec<f32> {
+        let (p, key) = (self.p, self.key);
+        let scale = 1.0 / (1.0 - p);
+        values
+            .par_iter()
+            .with_min_len(1 << 14)
+            .enumerate()
+            .map(|(i, &v)| {
+                v * if rng::uniform_at(key, i as u64) >= p {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
     /// Multiplies `values` (element `i` of the masked tensor at index `i`) by the mask.
     pub fn apply(&self, values: &mut [f32]) {
         let (p, key) = (self.p, self.key);

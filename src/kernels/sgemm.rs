@@ -11,7 +11,9 @@
 
 use super::attention::OutPtr;
 use rayon::prelude::*;
+use std::cell::Cell;
 use std::sync::OnceLock;
+use std::thread::LocalKey;
 
 /// Rows of the register tile (one panel of packed A).
 pub const MR: usize = 6;
@@ -54,8 +56,14 @@ pub fn packed_len(k: usize, n: usize) -> usize {
 /// `b` must cover `k × n` elements with its strides.
 pub unsafe fn pack_b(k: usize, n: usize, b: Strided, threads: usize) -> Vec<f32> {
     let mut out = vec![0f32; packed_len(k, n)];
+    pack_b_into(k, n, b, threads, &mut out);
+    out
+}
+
+/// [`pack_b`] into `out` (`packed_len(k, n)` values, every one written).
+unsafe fn pack_b_into(k: usize, n: usize, b: Strided, threads: usize, out: &mut [f32]) {
     if k == 0 || n == 0 {
-        return out;
+        return;
     }
     let job = |(j, panel): (usize, &mut [f32])| pack_b_panel(b, k, n, j, panel);
     if threads > 1 && k * n > 64 * 1024 {
@@ -63,6 +71,35 @@ pub unsafe fn pack_b(k: usize, n: usize, b: Strided, threads: usize) -> Vec<f32>
     } else {
         out.chunks_mut(k * NR).enumerate().for_each(job);
     }
+}
+
+thread_local! {
+    /// Per-thread packing buffers for B and for A, reused across GEMM calls.
+    static SCRATCH_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static SCRATCH_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on a scratch slice of `len` values (contents unspecified) that this thread keeps
+/// between calls: no allocation, zero-fill or fresh-page faults per GEMM (a packed B is up
+/// to 12 MB in a BERT backward pass). A nested call on the same thread gets its own buffer.
+fn with_scratch<R>(
+    slot: &'static LocalKey<Cell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    let mut buf = slot.with(Cell::take);
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let out = f(&mut buf[..len]);
+    slot.with(|cell| {
+        let nested = cell.take();
+        cell.set(if nested.len() > buf.len() {
+            nested
+        } else {
+            buf
+        });
+    });
     out
 }
 
@@ -81,6 +118,12 @@ pub fn pack_weight_t(w: &[f32], n: usize, k: usize) -> Vec<f32> {
 unsafe fn pack_b_panel(b: Strided, k: usize, n: usize, j: usize, dst: &mut [f32]) {
     let j0 = j * NR;
     let cols = NR.min(n - j0);
+    if cols < NR {
+        // Zero padding right of the matrix (buffers may be reused, not fresh).
+        for row in dst.chunks_exact_mut(NR) {
+            row[cols..].fill(0.0);
+        }
+    }
     if b.cs == 1 && cols == NR {
         // A fixed-size copy compiles to two vector moves; a variable-length one was a
         // `memmove` call per 64 bytes (2.6 % of a training step in a profile).
@@ -189,7 +232,7 @@ pub unsafe fn gemm_packed(
     let direct = a.cs == 1;
     let out = OutPtr(c);
     let kernel = best_kernel(direct);
-    let task = |apack: &mut Vec<f32>, t: usize| {
+    let task = |apack: &mut [f32], t: usize| {
         let (bi, bj) = (t / blocks_j, t % blocks_j);
         let i0 = bi * mc;
         let rows = mc.min(m - i0);
@@ -226,12 +269,13 @@ pub unsafe fn gemm_packed(
     if threads > 1 && tasks > 1 {
         (0..tasks)
             .into_par_iter()
-            .for_each_init(|| vec![0f32; apack_len], |ap, t| task(ap, t));
+            .for_each(|t| with_scratch(&SCRATCH_A, apack_len, |ap| task(ap, t)));
     } else {
-        let mut ap = vec![0f32; apack_len];
-        for t in 0..tasks {
-            task(&mut ap, t);
-        }
+        with_scratch(&SCRATCH_A, apack_len, |ap| {
+            for t in 0..tasks {
+                task(ap, t);
+            }
+        });
     }
 }
 
@@ -250,8 +294,10 @@ pub unsafe fn gemm(
     accumulate: bool,
     threads: usize,
 ) {
-    let packed = pack_b(k, n, b, threads);
-    gemm_packed((m, n, k), a, &packed, c, c_rs, scale, accumulate, threads);
+    with_scratch(&SCRATCH_B, packed_len(k, n), |packed| {
+        pack_b_into(k, n, b, threads, packed);
+        gemm_packed((m, n, k), a, packed, c, c_rs, scale, accumulate, threads);
+    });
 }
 
 /// One `mr × nr` (≤ 6 × 16) tile: `C = (acc ? C : 0) + scale · Σ_k a[k] ⊗ b[k]`.

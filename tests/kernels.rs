@@ -370,7 +370,7 @@ fn attention_composite(
 #[test]
 fn fused_training_attention_matches_composite_with_padding_and_dropout() {
     use bert4rs::kernels::{attention_train, AttentionDropout};
-    use bert4rs::nn::rng::uniform_at;
+    use bert4rs::nn::DropMask;
     let dev = Device::Cpu;
     let (b, t, h, heads) = (3usize, 7usize, 24usize, 4usize);
     let mask = Tensor::from_vec(
@@ -384,15 +384,7 @@ fn fused_training_attention_matches_composite_with_padding_and_dropout() {
     for p in [0.0f32, 0.3] {
         let key = 1234u64;
         let drop: Vec<f32> = (0..b * heads * t * t)
-            .map(|i| {
-                if p == 0.0 {
-                    1.0
-                } else if uniform_at(key, i as u64) >= p {
-                    1.0 / (1.0 - p)
-                } else {
-                    0.0
-                }
-            })
+            .map(|i| DropMask { p, key }.factor(i as u64))
             .collect();
         let drop = Tensor::from_vec(drop, (b, heads, t, t), &dev).unwrap();
         let mk = || Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, h), &dev).unwrap()).unwrap();

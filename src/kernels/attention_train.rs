@@ -11,7 +11,7 @@
 use super::layer_norm::contiguous_f32;
 use super::linear::strided_gemm;
 use super::softmax::softmax_rows_in_place_best;
-use crate::nn::rng::uniform_at;
+use crate::nn::DropMask;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -150,28 +150,15 @@ impl TrainAttentionOp {
         softmax_rows_in_place_best(p, mask, self.scale);
         pd.copy_from_slice(p);
         if self.p > 0.0 {
-            let keep = 1.0 / (1.0 - self.p);
-            let base = (job * t * t) as u64;
-            for (i, x) in pd.iter_mut().enumerate() {
-                *x *= if uniform_at(self.key, base + i as u64) >= self.p {
-                    keep
-                } else {
-                    0.0
-                };
-            }
+            self.dropout().apply_at((job * t * t) as u64, pd);
         }
     }
 
-    /// The dropout factor of element `i` of job `job`'s `[t, t]` block.
-    fn drop_factor(&self, job: usize, t: usize, i: usize) -> f32 {
-        if self.p <= 0.0 {
-            return 1.0;
-        }
-        let idx = (job * t * t + i) as u64;
-        if uniform_at(self.key, idx) >= self.p {
-            1.0 / (1.0 - self.p)
-        } else {
-            0.0
+    /// The dropout mask over all jobs' `[t, t]` blocks, job after job.
+    fn dropout(&self) -> DropMask {
+        DropMask {
+            p: self.p,
+            key: self.key,
         }
     }
 }
@@ -296,14 +283,14 @@ impl CustomOp3 for TrainAttentionOp {
                                     // dPd = dC · Vᵀ
                                     mm(t, t, d, dp.as_mut_ptr(), t, dcb, h, 1, vb, 1, h, 1.0);
                                     // dS = P ⊙ (dP − Σ_j dP·P), with dP = dPd ⊙ dropout factor.
-                                    for (r, (prow, dprow)) in
-                                        p.chunks_exact(t).zip(dp.chunks_exact_mut(t)).enumerate()
+                                    if self.p > 0.0 {
+                                        self.dropout().apply_at((job * t * t) as u64, dp);
+                                    }
+                                    for (prow, dprow) in
+                                        p.chunks_exact(t).zip(dp.chunks_exact_mut(t))
                                     {
                                         let mut dot = 0f32;
-                                        for (c, (x, g)) in
-                                            prow.iter().zip(dprow.iter_mut()).enumerate()
-                                        {
-                                            *g *= self.drop_factor(job, t, r * t + c);
+                                        for (x, g) in prow.iter().zip(dprow.iter()) {
                                             dot += *g * x;
                                         }
                                         for (x, g) in prow.iter().zip(dprow.iter_mut()) {

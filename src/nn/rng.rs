@@ -24,6 +24,25 @@ pub fn uniform_at(key: u64, i: u64) -> f32 {
     (mix64(key.wrapping_add(i.wrapping_mul(GOLDEN))) >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
 }
 
+/// 24 random bits for element `i` of the dropout stream `key`: two rounds of a 32-bit
+/// integer hash (Wellons' `lowbias32`), keyed by the two halves of `key`. It uses only 32-bit
+/// multiplies, so a loop over consecutive `i` vectorises; [`uniform_at`]'s 64-bit multiplies
+/// do not on AVX2, and drawing dropout masks with it was about 8 % of a MiniLM training step.
+#[inline(always)]
+pub fn mask_bits(key: u64, i: u64) -> u32 {
+    let x = lowbias32(i as u32 ^ key as u32);
+    lowbias32(x ^ (key >> 32) as u32 ^ ((i >> 32) as u32).wrapping_mul(0x9E37_79B9)) >> 8
+}
+
+#[inline(always)]
+fn lowbias32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
 /// A seeded generator (SplitMix64); `state()` / `from_state` save and restore it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rng {

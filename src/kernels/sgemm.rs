@@ -20,7 +20,7 @@ pub const MR: usize = 6;
 /// Columns of the register tile (one panel of packed B): two 8-lane AVX2 vectors.
 pub const NR: usize = 16;
 /// Depth of one packed block: a 16-column B panel of this depth is 16 KiB (L1).
-const KC: usize = 256;
+const KC: usize = 384;
 /// Most rows of A packed at once: 192 × 256 × 4 B = 192 KiB (L2; 144 and 192 measured alike).
 const MC: usize = 192;
 
@@ -531,6 +531,7 @@ mod tests {
             (5, 17, 3),
             (6, 16, 256),
             (7, 33, 257),
+            (9, 20, 385), // one value past a KC block
             (13, 40, 600),
             (150, 70, 300),
             (20, 200, 300), // one row block: split into column ranges across threads

@@ -218,6 +218,9 @@ impl CustomOp3 for LayerNormOp {
 fn backward(x: &[f32], w: &[f32], g: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = w.len();
     let mut dx = vec![0f32; x.len()];
+    if h == 0 || x.is_empty() {
+        return (dx, vec![0f32; h], vec![0f32; h]);
+    }
     let block = rows_per_task(h) * h;
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
         .par_chunks_mut(block)

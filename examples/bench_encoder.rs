@@ -19,7 +19,7 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 }
 
 fn main() -> bert4rs::Result<()> {
-    bert4rs::util::init_runtime();
+    bert4rs::util::init_process();
     let args: Vec<String> = std::env::args().collect();
     let threads: usize = arg(&args, "--threads", "2").parse().unwrap_or(2);
     // candle's GEMM and our kernels both run on rayon's global pool.

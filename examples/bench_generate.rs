@@ -31,7 +31,7 @@ fn prompt_ids(batch: usize, len: usize) -> Vec<Vec<u32>> {
 }
 
 fn main() -> bert4rs::Result<()> {
-    bert4rs::util::init_runtime();
+    bert4rs::util::init_process();
     let dir = arg("--model-dir", "");
     let batch: usize = arg("--batch", "1").parse().unwrap();
     let prompt_len: usize = arg("--prompt-len", "32").parse().unwrap();

@@ -64,7 +64,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> bert4rs::Result<()> {
-    bert4rs::util::init_runtime();
+    bert4rs::util::init_process();
     let args: Vec<String> = std::env::args().collect();
     let threads: usize = arg(&args, "--threads", "2").parse().unwrap_or(2);
     let _ = rayon::ThreadPoolBuilder::new()

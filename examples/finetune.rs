@@ -28,7 +28,7 @@ impl Callback for Printer {
 }
 
 fn main() -> bert4rs::Result<()> {
-    bert4rs::util::init_runtime();
+    bert4rs::util::init_process();
     let args: Vec<String> = std::env::args().collect();
     let epochs = args
         .iter()

@@ -4,6 +4,6 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    bert4rs::util::init_runtime();
+    bert4rs::util::init_process();
     std::process::exit(bert4rs::cli::main());
 }

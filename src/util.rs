@@ -46,19 +46,27 @@ pub fn human_count(n: usize) -> String {
     }
 }
 
-/// Process-wide runtime settings for the binaries, to call first thing in `main` (before
-/// any thread starts): [`keep_freed_pages`], and a short spin for candle's element-wise
-/// thread pool. After each candle op its worker spins 25,000 times before parking, on a core
-/// our GEMM threads need (4 % of a MiniLM training step's CPU time in a profile); the few
-/// candle ops left between our kernels do not need the low wake-up latency. An explicit
-/// `CANDLE_BARRIER_POOL_SPIN_LIMIT` is kept.
-pub fn init_runtime() {
+/// Process-wide settings the binaries apply first thing in `main`, before any thread starts:
+/// mimalloc keeps freed pages ([`keep_freed_pages`]) and candle's element-wise thread pool
+/// parks its workers soon after each op ([`CANDLE_SPIN_LIMIT`]). Library users who drive
+/// the same workloads from their own `main` get the same speed by calling it there.
+pub fn init_process() {
     keep_freed_pages();
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         // Called before any thread starts, so nothing reads the environment concurrently.
-        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000");
+        std::env::set_var(
+            "CANDLE_BARRIER_POOL_SPIN_LIMIT",
+            CANDLE_SPIN_LIMIT.to_string(),
+        );
     }
 }
+
+/// Spin iterations of candle 0.11's element-wise pool worker after each op before it parks
+/// (candle's default: 25,000, about half a millisecond). Our GEMMs and fused kernels run on
+/// rayon's threads; a candle worker spinning beside them on a 2-core machine takes a core
+/// from each GEMM that follows a candle op (4 % of a MiniLM training step's CPU samples).
+/// (`CANDLE_BARRIER_POOL_SPIN_LIMIT` in the environment still wins.)
+pub const CANDLE_SPIN_LIMIT: u32 = 1_000;
 
 /// Tells mimalloc (the binaries' allocator) to keep freed pages instead of returning them to
 /// the OS after 10 ms. A training step frees and reallocates the same ~100 MB of activations

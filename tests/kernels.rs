@@ -369,7 +369,7 @@ fn attention_composite(
 
 #[test]
 fn fused_training_attention_matches_composite_with_padding_and_dropout() {
-    use bert4rs::kernels::{attention_train, AttentionDropout};
+    use bert4rs::kernels::attention_train;
     use bert4rs::nn::DropMask;
     let dev = Device::Cpu;
     let (b, t, h, heads) = (3usize, 7usize, 24usize, 4usize);
@@ -398,7 +398,7 @@ fn fused_training_attention_matches_composite_with_padding_and_dropout() {
             &mask,
             heads,
             scale,
-            AttentionDropout { p, key },
+            (p > 0.0).then_some(DropMask { p, key }),
         )
         .unwrap()
         .expect("CPU f32 takes the fused path");

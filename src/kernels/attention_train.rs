@@ -21,24 +21,13 @@ struct TrainAttentionOp {
     scale: f32,
     /// `[batch, seq]`, 1 = token.
     mask: Vec<f32>,
-    /// Drop probability on the attention probabilities (0 = off).
-    p: f32,
-    /// Dropout stream key (see `nn::rng`).
-    key: u64,
-}
-
-/// Dropout on the attention probabilities: drop probability `p` (0 = off), masks drawn
-/// from the stream `key` (see `nn::rng`).
-#[derive(Clone, Copy, Debug)]
-pub struct AttentionDropout {
-    /// Drop probability.
-    pub p: f32,
-    /// Dropout stream key.
-    pub key: u64,
+    /// Dropout on the probabilities, over all jobs' `[t, t]` blocks job after job.
+    dropout: Option<DropMask>,
 }
 
 /// `q`, `k`, `v` `[batch, seq, hidden]` (heads side by side), `key_mask` `[batch, seq]` →
-/// context `[batch, seq, hidden]`, differentiable in q, k and v. `None` off CPU f32.
+/// context `[batch, seq, hidden]`, differentiable in q, k and v, with `dropout` on the
+/// attention probabilities. `None` off CPU f32.
 pub fn attention_train(
     q: &Tensor,
     k: &Tensor,
@@ -46,9 +35,8 @@ pub fn attention_train(
     key_mask: &Tensor,
     heads: usize,
     scale: f64,
-    dropout: AttentionDropout,
+    dropout: Option<DropMask>,
 ) -> Result<Option<Tensor>> {
-    let (p, dropout_key) = (dropout.p, dropout.key);
     let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
     if !(cpu_f32(q) && cpu_f32(k) && cpu_f32(v)) {
         return Ok(None);
@@ -72,8 +60,7 @@ pub fn attention_train(
         heads,
         scale: scale as f32,
         mask,
-        p,
-        key: dropout_key,
+        dropout,
     };
     Ok(Some(q.contiguous()?.apply_op3(
         &k.contiguous()?,
@@ -149,16 +136,8 @@ impl TrainAttentionOp {
         let mask = &self.mask[bi * t..(bi + 1) * t];
         softmax_rows_in_place_best(p, mask, self.scale);
         pd.copy_from_slice(p);
-        if self.p > 0.0 {
-            self.dropout().apply_at((job * t * t) as u64, pd);
-        }
-    }
-
-    /// The dropout mask over all jobs' `[t, t]` blocks, job after job.
-    fn dropout(&self) -> DropMask {
-        DropMask {
-            p: self.p,
-            key: self.key,
+        if let Some(mask) = self.dropout {
+            mask.apply_at((job * t * t) as u64, pd);
         }
     }
 }
@@ -283,8 +262,8 @@ impl CustomOp3 for TrainAttentionOp {
                                     // dPd = dC · Vᵀ
                                     mm(t, t, d, dp.as_mut_ptr(), t, dcb, h, 1, vb, 1, h, 1.0);
                                     // dS = P ⊙ (dP − Σ_j dP·P), with dP = dPd ⊙ dropout factor.
-                                    if self.p > 0.0 {
-                                        self.dropout().apply_at((job * t * t) as u64, dp);
+                                    if let Some(mask) = self.dropout {
+                                        mask.apply_at((job * t * t) as u64, dp);
                                     }
                                     for (prow, dprow) in
                                         p.chunks_exact(t).zip(dp.chunks_exact_mut(t))

@@ -130,28 +130,28 @@ impl Gelu {
     }
 }
 
-/// [`gelu_erf_bwd_slice`] with the gradient updated in place (a chunk at a time, so the
-/// copy stays in L1).
+/// A backward `kernel(x, dy, dx)` with the gradient updated in place (a chunk at a time, so
+/// the copy of `dy` stays in L1).
 #[inline(always)]
-fn gelu_erf_bwd_in_place(x: &[f32], dy: &mut [f32]) {
+fn bwd_in_place(x: &[f32], dy: &mut [f32], kernel: impl Fn(&[f32], &[f32], &mut [f32])) {
     let mut tmp = [0f32; 256];
     for (xc, dc) in x.chunks(256).zip(dy.chunks_mut(256)) {
         let t = &mut tmp[..xc.len()];
         t.copy_from_slice(dc);
-        gelu_erf_bwd_slice(xc, t, dc);
+        kernel(xc, t, dc);
     }
+}
+
+#[inline(always)]
+fn gelu_erf_bwd_in_place(x: &[f32], dy: &mut [f32]) {
+    bwd_in_place(x, dy, gelu_erf_bwd_slice);
 }
 
 dispatch!(fn gelu_erf_bwd_in_place_best(x: &[f32], dy: &mut [f32]) => gelu_erf_bwd_in_place);
 
 #[inline(always)]
 fn gelu_tanh_bwd_in_place(x: &[f32], dy: &mut [f32]) {
-    let mut tmp = [0f32; 256];
-    for (xc, dc) in x.chunks(256).zip(dy.chunks_mut(256)) {
-        let t = &mut tmp[..xc.len()];
-        t.copy_from_slice(dc);
-        gelu_tanh_bwd_slice(xc, t, dc);
-    }
+    bwd_in_place(x, dy, gelu_tanh_bwd_slice);
 }
 
 dispatch!(fn gelu_tanh_bwd_in_place_best(x: &[f32], dy: &mut [f32]) => gelu_tanh_bwd_in_place);

@@ -242,7 +242,6 @@ fn backward(x: &[f32], w: &[f32], g: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, V
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn backward_rows(
     x: &[f32],
     g: &[f32],

@@ -19,7 +19,7 @@ mod softmax;
 mod sparse_attention;
 
 pub use attention::fused_attention;
-pub use attention_train::{attention_train, AttentionDropout};
+pub use attention_train::attention_train;
 pub use gelu::{gelu_erf, gelu_tanh, Gelu};
 pub use kv_attention::{cached_causal_attention, KvBuffer};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};

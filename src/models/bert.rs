@@ -167,13 +167,7 @@ impl BertSelfAttention {
             QkvProjections::Separate(query, key, value) => {
                 let (q, k, v) = (query.forward(x)?, key.forward(x)?, value.forward(x)?);
                 // Trainable weights: one fused, differentiable attention node (dropout inside).
-                let p = if train { self.dropout.p() } else { 0.0 };
-                let key = if p > 0.0 {
-                    crate::nn::rng::next_dropout_key()
-                } else {
-                    0
-                };
-                let drop = kernels::AttentionDropout { p, key };
+                let drop = self.dropout.mask(train);
                 let fused =
                     kernels::attention_train(&q, &k, &v, key_mask, self.num_heads, scale, drop)?;
                 if let Some(ctx) = fused {

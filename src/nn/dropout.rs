@@ -26,10 +26,16 @@ impl Dropout {
 
     /// Applies dropout when `train` is true; returns `x` unchanged otherwise.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if !train || self.p <= 0.0 {
-            return Ok(x.clone());
+        match self.mask(train) {
+            Some(mask) => mask.apply_tensor(x),
+            None => Ok(x.clone()),
         }
-        DropMask::next(self.p).apply_tensor(x)
+    }
+
+    /// The mask one forward pass applies (taking the next key of this thread's dropout
+    /// stream), or `None` when dropout is off (eval, or `p = 0`: no key is taken).
+    pub fn mask(&self, train: bool) -> Option<DropMask> {
+        (train && self.p > 0.0).then(|| DropMask::next(self.p))
     }
 }
 

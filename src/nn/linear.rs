@@ -1,6 +1,6 @@
 //! Fully connected layer with HF's `weight [out, in]` / `bias [out]` layout.
 
-use super::dropout::{DropMask, Dropout};
+use super::dropout::Dropout;
 use super::params::{Init, Params};
 use crate::error::Result;
 use crate::kernels::{self, Epilogue, Gelu};
@@ -82,10 +82,9 @@ impl Linear {
     /// (the same mask as [`Dropout::forward`] would draw, without a mask tensor or a
     /// multiply node).
     pub fn forward_dropout(&self, x: &Tensor, dropout: &Dropout, train: bool) -> Result<Tensor> {
-        if !train || dropout.p() <= 0.0 {
+        let Some(mask) = dropout.mask(train) else {
             return self.forward(x);
-        }
-        let mask = DropMask::next(dropout.p());
+        };
         let epilogue = Epilogue {
             act: None,
             dropout: Some(mask),

@@ -171,6 +171,58 @@ fn cached_and_uncached_decoding_give_identical_ids() {
     }
 }
 
+/// Plain greedy decoding picks tokens through the LM head's bf16 screen; asking for the top
+/// candidates forces the full f32 logits. Both must give the same ids on every model, for the
+/// batch and for each prompt alone (different row groupings in the head's kernel).
+#[test]
+fn screened_greedy_decoding_equals_greedy_over_full_logits() {
+    for name in MODELS {
+        let model = load(name);
+        let cases = json(&format!("gpt2/{name}/cases.json"));
+        let eos = cases["eos_token_id"].as_u64().unwrap() as u32;
+        let p = prompts(&cases);
+        let screened = config_from(&serde_json::json!({"max_new_tokens": 24}), eos);
+        let full = GenerationConfig {
+            report_top: 1,
+            ..screened.clone()
+        };
+        for batch in std::iter::once(p.clone()).chain(p.iter().map(|r| vec![r.clone()])) {
+            let a = generate::generate(&model, &batch, &screened, &mut |_| {}).unwrap();
+            let b = generate::generate(&model, &batch, &full, &mut |_| {}).unwrap();
+            assert_eq!(a, b, "{name}");
+        }
+        // The screen is in use wherever it can be (AVX2): it must not silently decline.
+        let mut cache = model.new_cache(p.len());
+        let (ids, mask) = left_padded(&p, eos);
+        let h = model
+            .forward_cached_hidden(&ids, &mask, &mut cache)
+            .unwrap();
+        let picks = model.greedy_tokens(&h).unwrap();
+        if bert4rs::kernels::simd::isa() != bert4rs::kernels::simd::Isa::Baseline {
+            let logits: Vec<Vec<f32>> = model.logits(&h).unwrap().to_vec2().unwrap();
+            let argmax: Vec<u32> = logits
+                .iter()
+                .map(|r| bert4rs::generate::processors::argmax(r) as u32)
+                .collect();
+            assert_eq!(picks, Some(argmax), "{name}");
+        }
+    }
+}
+
+/// Prompts left-padded with `pad` to one length: ids and mask rows.
+fn left_padded(p: &[Vec<u32>], pad: u32) -> (Vec<Vec<u32>>, Vec<Vec<f32>>) {
+    let t = p.iter().map(Vec::len).max().unwrap();
+    let ids = p
+        .iter()
+        .map(|r| [vec![pad; t - r.len()], r.clone()].concat())
+        .collect();
+    let mask = p
+        .iter()
+        .map(|r| [vec![0.0; t - r.len()], vec![1.0; r.len()]].concat())
+        .collect();
+    (ids, mask)
+}
+
 #[test]
 fn a_batch_of_prompts_decodes_as_each_prompt_alone() {
     let model = load("gpt2-b");

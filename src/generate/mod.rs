@@ -160,6 +160,17 @@ impl GenerationConfig {
         s
     }
 
+    /// Greedy decoding with no processor that changes the scores and no top-k report: the
+    /// next token is the logits' argmax, which [`Gpt2LMHeadModel::greedy_tokens`] finds
+    /// without computing every logit in f32.
+    fn plain_greedy(&self) -> bool {
+        !self.do_sample
+            && self.num_beams == 1
+            && self.repetition_penalty == 1.0
+            && self.no_repeat_ngram_size == 0
+            && self.report_top == 0
+    }
+
     fn pad(&self) -> u32 {
         self.pad_token_id.or(self.eos_token_id).unwrap_or(0)
     }
@@ -211,21 +222,33 @@ impl<'a> Session<'a> {
 
     /// Appends tokens to every row and returns each row's next-token logits.
     fn feed(&mut self, ids: &[Vec<u32>], mask: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let hidden = self.feed_hidden(ids, mask)?;
+        self.logits(&hidden)
+    }
+
+    /// Appends tokens to every row and returns each row's final hidden state `[rows,
+    /// n_embd]`, the input of [`Self::logits`] and of the model's greedy screen.
+    fn feed_hidden(&mut self, ids: &[Vec<u32>], mask: &[Vec<f32>]) -> Result<Tensor> {
         for (r, (i, m)) in ids.iter().zip(mask).enumerate() {
             self.ids[r].extend_from_slice(i);
             self.mask[r].extend_from_slice(m);
         }
-        let logits = match &mut self.cache {
-            Some(cache) => self.model.forward_cached(ids, mask, cache)?,
+        match &mut self.cache {
+            Some(cache) => self.model.forward_cached_hidden(ids, mask, cache),
             None => {
                 let (b, t) = (self.ids.len(), self.ids[0].len());
                 let dev = self.model.params().device();
                 let ids = Tensor::from_vec(self.ids.concat(), (b, t), &dev)?;
                 let mask = Tensor::from_vec(self.mask.concat(), (b, t), &dev)?;
-                let all = self.model.forward(&ids, &mask, false)?;
-                all.narrow(1, t - 1, 1)?.squeeze(1)?
+                let all = self.model.hidden_states(&ids, &mask, false)?;
+                Ok(all.narrow(1, t - 1, 1)?.squeeze(1)?)
             }
-        };
+        }
+    }
+
+    /// Next-token logits of final hidden states, one `Vec` per row.
+    fn logits(&self, hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
+        let logits = self.model.logits(hidden)?;
         Ok(logits.to_dtype(DType::F32)?.to_vec2()?)
     }
 

@@ -25,28 +25,47 @@ pub(super) fn greedy_or_sample(
     let pad = cfg.pad();
     let (ids, mask) = left_pad(&rows, pad);
     let mut session = Session::new(model, rows.len(), cfg.use_cache);
-    let mut logits = session.feed(&ids, &mask)?;
+    let mut hidden = session.feed_hidden(&ids, &mask)?;
     let mut seqs = rows.clone();
     let mut done = vec![false; rows.len()];
     let mut rng = Rng::new(cfg.seed);
     for step in 0..cfg.max_new_tokens {
+        // Plain greedy: the argmax straight from the screened LM head (same token).
+        let greedy = match cfg.plain_greedy() {
+            true => model.greedy_tokens(&hidden)?,
+            false => None,
+        };
+        let mut logits = match greedy {
+            Some(_) => Vec::new(),
+            None => session.logits(&hidden)?,
+        };
         let mut next = Vec::with_capacity(rows.len());
-        for (r, row_logits) in logits.iter_mut().enumerate() {
+        for r in 0..rows.len() {
             if done[r] {
                 next.push(pad);
                 continue;
             }
-            cfg.process(&seqs[r], row_logits);
-            let token = if cfg.do_sample {
-                draw(&processors::softmax(row_logits), &mut rng)
-            } else {
-                processors::argmax(row_logits) as u32
+            let (token, top) = match &greedy {
+                Some(tokens) => (tokens[r], Vec::new()),
+                None => {
+                    let row_logits = &mut logits[r];
+                    cfg.process(&seqs[r], row_logits);
+                    let token = if cfg.do_sample {
+                        draw(&processors::softmax(row_logits), &mut rng)
+                    } else {
+                        processors::argmax(row_logits) as u32
+                    };
+                    (
+                        token,
+                        processors::top_candidates(row_logits, cfg.report_top),
+                    )
+                }
             };
             on_step(&StepInfo {
                 row: r,
                 step,
                 token,
-                top: processors::top_candidates(row_logits, cfg.report_top),
+                top,
             });
             seqs[r].push(token);
             done[r] = cfg.eos_token_id == Some(token);
@@ -57,7 +76,7 @@ pub(super) fn greedy_or_sample(
         }
         let step_ids: Vec<Vec<u32>> = next.into_iter().map(|t| vec![t]).collect();
         let step_mask = vec![vec![1.0]; rows.len()];
-        logits = session.feed(&step_ids, &step_mask)?;
+        hidden = session.feed_hidden(&step_ids, &step_mask)?;
     }
     Ok(rows
         .iter()

@@ -222,7 +222,7 @@ impl CustomOp3 for LinearOp {
 }
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor (read-locked, no copy).
-pub(super) fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<T>) -> Result<T> {
+pub fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<T>) -> Result<T> {
     let (st, l) = t.storage_and_layout();
     match &*st {
         candle_core::Storage::Cpu(cs) => f(contiguous_f32(cs, l, "linear")?),

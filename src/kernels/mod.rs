@@ -9,6 +9,7 @@
 mod attention;
 mod attention_train;
 mod gelu;
+mod greedy_head;
 mod kv_attention;
 mod layer_norm;
 mod linear;
@@ -21,8 +22,9 @@ mod sparse_attention;
 pub use attention::fused_attention;
 pub use attention_train::attention_train;
 pub use gelu::{gelu_erf, gelu_tanh, Gelu};
+pub use greedy_head::GreedyScreen;
 pub use kv_attention::{cached_causal_attention, KvBuffer};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
-pub use linear::{linear_frozen, linear_train, prepare_frozen_weight, Epilogue};
+pub use linear::{linear_frozen, linear_train, prepare_frozen_weight, with_f32, Epilogue};
 pub use softmax::{masked_softmax, masked_softmax_composite};
 pub use sparse_attention::{leading_padding, sparse_allowed, sparse_attention, sparse_positions};

@@ -9,11 +9,12 @@
 
 use crate::config::{Gpt2Config, HiddenAct};
 use crate::error::{Error, Result};
-use crate::kernels::{self, KvBuffer};
+use crate::kernels::{self, GreedyScreen, KvBuffer};
 use crate::models::checkpoint;
 use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
 use candle_core::{DType, Device, Tensor, D};
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// Checkpoint keys that are buffers (the causal-mask tables of old checkpoints), not weights.
 const BUFFER_SUFFIXES: [&str; 2] = [".attn.bias", ".attn.masked_bias"];
@@ -415,6 +416,8 @@ fn causal_mask_bias(mask: &[Vec<f32>], sparse: Option<usize>, dev: &Device) -> R
 pub struct Gpt2LMHeadModel {
     transformer: Gpt2Model,
     lm_head: Linear,
+    /// The LM head's bf16 screen for [`Self::greedy_tokens`], built on first use.
+    greedy: OnceLock<Option<GreedyScreen>>,
     params: Params,
     prefix: String,
 }
@@ -531,6 +534,7 @@ impl Gpt2LMHeadModel {
         Ok(Gpt2LMHeadModel {
             transformer,
             lm_head: Linear::new(table, Some(zeros)),
+            greedy: OnceLock::new(),
             params: params.clone(),
             prefix: prefix.to_string(),
         })
@@ -569,8 +573,55 @@ impl Gpt2LMHeadModel {
         mask: &[Vec<f32>],
         cache: &mut Gpt2Cache,
     ) -> Result<Tensor> {
-        let h = self.transformer.forward_cached(ids, mask, cache)?;
+        let h = self.forward_cached_hidden(ids, mask, cache)?;
         self.lm_head.forward(&h)
+    }
+
+    /// Final hidden states `[batch, seq, n_embd]` of whole sequences (the LM head's input).
+    pub fn hidden_states(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.transformer.forward(input_ids, attention_mask, train)
+    }
+
+    /// Appends tokens to the cache and returns each row's final hidden state `[rows,
+    /// n_embd]` (the input of [`Self::logits`] and [`Self::greedy_tokens`]).
+    pub fn forward_cached_hidden(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<f32>],
+        cache: &mut Gpt2Cache,
+    ) -> Result<Tensor> {
+        self.transformer.forward_cached(ids, mask, cache)
+    }
+
+    /// Logits `[rows, vocab]` from final hidden states `[rows, n_embd]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(hidden)
+    }
+
+    /// The most likely next token of each row of final hidden states `[rows, n_embd]`:
+    /// exactly the first maximum of [`Self::logits`], read mostly from a bf16 copy of the LM
+    /// head (half its memory traffic, which bounds batch-1 decoding; see
+    /// [`GreedyScreen`]). The copy (half the head's size) is made on first use. `None` where
+    /// the screen does not apply (trainable or non-CPU model, no AVX2, more than 16 rows,
+    /// non-finite values): take the argmax of the logits then.
+    pub fn greedy_tokens(&self, hidden: &Tensor) -> Result<Option<Vec<u32>>> {
+        let screen = match self.greedy.get() {
+            Some(s) => s,
+            None => {
+                let s = self.lm_head.greedy_screen()?;
+                self.greedy.get_or_init(|| s)
+            }
+        };
+        let Some(screen) = screen else {
+            return Ok(None);
+        };
+        let picks = self.lm_head.argmax_screened(hidden, screen)?;
+        Ok(picks.map(|p| p.into_iter().map(|i| i as u32).collect()))
     }
 
     /// Writes `config.json` and `model.safetensors` as `GPT2LMHeadModel.save_pretrained`

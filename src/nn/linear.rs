@@ -3,8 +3,8 @@
 use super::dropout::Dropout;
 use super::params::{Init, Params};
 use crate::error::Result;
-use crate::kernels::{self, Epilogue, Gelu};
-use candle_core::{Tensor, D};
+use crate::kernels::{self, Epilogue, Gelu, GreedyScreen};
+use candle_core::{DType, Tensor, D};
 
 /// `y = x · Wᵀ + b`, applied to the last dimension of any-rank input.
 #[derive(Clone, Debug)]
@@ -106,6 +106,43 @@ impl Linear {
             Some(y) => Ok(y),
             None => Ok(act.apply(&self.forward(x)?)?),
         }
+    }
+
+    /// The bf16 screen for [`Self::argmax_screened`]; `None` where it does not apply: a
+    /// trainable weight (it changes, and its forward pass is another kernel), no bias (the
+    /// forward pass is then candle's matmul), not CPU f32, no AVX2.
+    pub fn greedy_screen(&self) -> Result<Option<GreedyScreen>> {
+        let w = &self.weight;
+        if self.weight_t.is_none()
+            || self.bias.is_none()
+            || !w.device().is_cpu()
+            || w.dtype() != DType::F32
+        {
+            return Ok(None);
+        }
+        let (n, k) = w.dims2()?;
+        Ok(kernels::with_f32(w, |wv| Ok(GreedyScreen::new(wv, n, k)))?)
+    }
+
+    /// For each row of `x [rows, in]`, the index of its largest output: exactly the first
+    /// maximum of that row of [`Self::forward`], computed mostly from `screen`'s bf16 copy
+    /// of this layer's weight (half the memory traffic; see [`GreedyScreen`]). `None` where
+    /// the screen cannot vouch for the answer: compute the outputs then.
+    pub fn argmax_screened(&self, x: &Tensor, screen: &GreedyScreen) -> Result<Option<Vec<usize>>> {
+        let Some(b) = &self.bias else {
+            return Ok(None);
+        };
+        if !x.device().is_cpu() || x.dtype() != DType::F32 || x.rank() != 2 {
+            return Ok(None);
+        }
+        let rows = x.dim(0)?;
+        let x = x.contiguous()?;
+        let pick = kernels::with_f32(&self.weight, |w| {
+            kernels::with_f32(b, |b| {
+                kernels::with_f32(&x, |xv| Ok(screen.argmax(w, b, xv, rows)))
+            })
+        })?;
+        Ok(pick)
     }
 
     /// The fused trainable path (any-rank input, no reshape nodes); `None` when it does not

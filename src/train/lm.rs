@@ -7,6 +7,7 @@ use super::checkpoint::{self, TrainState};
 use super::config::RunConfig;
 use super::groups::build_groups;
 use super::report::{self, LogRecord};
+use super::run_loop;
 use super::trainer::{
     apply_gradients, check_loss, check_same_plan, resolve_model, seed_step_dropout, start_run,
     StepStats,
@@ -17,13 +18,12 @@ use crate::config::Gpt2Config;
 use crate::data::text::{pack_blocks, read_documents};
 use crate::error::{Error, Result};
 use crate::models::gpt2::Gpt2LMHeadModel;
-use crate::nn::rng::{self, Rng};
+use crate::nn::rng::Rng;
 use crate::tokenize::Tokenizer;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Held-out result.
 #[derive(Clone, Debug, Serialize)]
@@ -253,77 +253,18 @@ impl LmTrainer {
         }))
     }
 
-    /// Epochs of shuffled blocks; evaluation every `eval_every` steps (or per epoch), the
-    /// best model by dev loss in `best/`, a resumable checkpoint, the test evaluation.
+    /// Epochs of shuffled blocks in the engine's loop ([`run_loop`]: evaluation every
+    /// `eval_every` steps or per epoch, the best model by dev loss in `best/`, early
+    /// stopping, resumable checkpoints), then the test evaluation with the best weights.
     pub fn fit(&mut self) -> Result<LmSummary> {
-        let out = self.cfg.output_dir.clone();
         crate::util::write_atomic(
-            &out.join("resolved_config.toml"),
+            &self.cfg.output_dir.join("resolved_config.toml"),
             self.cfg.to_toml()?.as_bytes(),
         )?;
-        let bs = self.cfg.train.batch_size;
-        let micro = (bs / self.cfg.train.grad_accum.max(1)).max(1);
-        let bar = super::trainer::progress_bar(self.state.total_steps, self.state.global_step);
-        let mut done_here = 0u64;
-        let budget_left = |s: &TrainState| s.global_step < s.total_steps;
-        while !self.state.finished
-            && self.state.epoch < self.cfg.train.epochs
-            && budget_left(&self.state)
-        {
-            let mut order: Vec<usize> = (0..self.train.len()).collect();
-            Rng::new(self.cfg.seed ^ rng::mix64(0xE90C + self.state.epoch as u64))
-                .shuffle(&mut order);
-            let batches: Vec<Vec<usize>> = order.chunks(bs).map(<[usize]>::to_vec).collect();
-            while self.state.batch_in_epoch < batches.len() && budget_left(&self.state) {
-                let idx = &batches[self.state.batch_in_epoch];
-                let mbs: Vec<Vec<Vec<u32>>> = idx
-                    .chunks(micro)
-                    .map(|c| c.iter().map(|&i| self.train[i].clone()).collect())
-                    .collect();
-                let t0 = Instant::now();
-                let stats = self.step(&mbs)?;
-                let blocks_per_s = idx.len() as f64 / t0.elapsed().as_secs_f64();
-                let tok_per_s = blocks_per_s * self.train[0].len() as f64;
-                self.state.batch_in_epoch += 1;
-                done_here += 1;
-                bar.set_position(self.state.global_step);
-                bar.set_message(format!(
-                    "loss {:.4} lr {:.2e} {:.0} tok/s",
-                    stats.loss, stats.lr, tok_per_s
-                ));
-                if stats.step % self.cfg.train.log_every.max(1) == 0 || stats.step == 1 {
-                    report::append_log(
-                        &out,
-                        &LogRecord::step(&stats, self.state.epoch, blocks_per_s),
-                    )?;
-                }
-                let every = self.cfg.train.eval_every;
-                if every > 0 && stats.step % every == 0 {
-                    self.evaluate_and_keep()?;
-                    self.save_checkpoint()?;
-                }
-                let limit = self.cfg.train.stop_after_steps;
-                if limit > 0 && done_here >= limit {
-                    self.save_checkpoint()?;
-                    bar.abandon();
-                    return self.summary(None);
-                }
-            }
-            self.state.epoch += 1;
-            self.state.batch_in_epoch = 0;
-            if self.cfg.train.eval_every == 0 {
-                self.evaluate_and_keep()?;
-            }
-            self.save_checkpoint()?;
+        if run_loop::run_epochs(self)? {
+            return self.summary(None);
         }
-        bar.finish_and_clear();
-        let every = self.cfg.train.eval_every;
-        if every > 0 && !self.state.finished && !self.state.global_step.is_multiple_of(every) {
-            self.evaluate_and_keep()?;
-        }
-        self.state.finished = true;
-        self.save_checkpoint()?;
-        let best = out.join("best");
+        let best = self.cfg.output_dir.join("best");
         if !best.join("model.safetensors").exists() {
             self.save_model(&best)?;
         }
@@ -335,11 +276,13 @@ impl LmTrainer {
         self.summary(test)
     }
 
-    /// Dev evaluation; the lowest dev loss so far is kept in `best/`.
-    fn evaluate_and_keep(&mut self) -> Result<()> {
+    /// Dev evaluation; the lowest dev loss so far is kept in `best/`. True = stop early
+    /// (`early_stopping_patience` evaluations without a lower loss).
+    fn evaluate_and_keep(&mut self) -> Result<bool> {
         let best = self.cfg.output_dir.join("best");
         let Some(ev) = self.evaluate("dev")? else {
-            return self.save_model(&best);
+            self.save_model(&best)?;
+            return Ok(false);
         };
         eprintln!(
             "step {}: dev loss {:.4}, perplexity {:.2}",
@@ -349,10 +292,15 @@ impl LmTrainer {
         if self.state.best_score.is_none_or(|b| score > b) {
             self.state.best_score = Some(score);
             self.state.best_step = self.state.global_step;
+            self.state.evals_without_improvement = 0;
             self.save_model(&best)?;
             checkpoint::write_json(&best.join("dev_metrics.json"), &ev)?;
+        } else {
+            self.state.evals_without_improvement += 1;
         }
-        checkpoint::write_json(&self.cfg.output_dir.join("last_dev_metrics.json"), &ev)
+        checkpoint::write_json(&self.cfg.output_dir.join("last_dev_metrics.json"), &ev)?;
+        let patience = self.cfg.train.early_stopping_patience;
+        Ok(patience > 0 && self.state.evals_without_improvement >= patience)
     }
 
     fn save_model(&self, dir: &Path) -> Result<()> {
@@ -400,6 +348,61 @@ impl LmTrainer {
             test,
             best_dir,
         })
+    }
+}
+
+impl run_loop::Steps for LmTrainer {
+    type MicroBatch = Vec<Vec<u32>>;
+
+    fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    fn state_mut(&mut self) -> &mut TrainState {
+        &mut self.state
+    }
+
+    /// The blocks shuffled (all have the same length).
+    fn epoch_batches(&self, epoch_seed: u64) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.train.len()).collect();
+        Rng::new(epoch_seed).shuffle(&mut order);
+        order
+            .chunks(self.cfg.train.batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+
+    fn micro_batches(&self, idx: &[usize], micro: usize) -> Result<Vec<Vec<Vec<u32>>>> {
+        Ok(idx
+            .chunks(micro)
+            .map(|c| c.iter().map(|&i| self.train[i].clone()).collect())
+            .collect())
+    }
+
+    fn step(&mut self, micro: &[Vec<Vec<u32>>]) -> Result<StepStats> {
+        LmTrainer::step(self, micro)
+    }
+
+    fn throughput(&self, blocks_per_s: f64) -> String {
+        let block = self.train.first().map_or(0, Vec::len);
+        format!("{:.0} tok/s", blocks_per_s * block as f64)
+    }
+
+    fn log_step(&mut self, stats: &StepStats, blocks_per_s: f64) -> Result<()> {
+        let rec = LogRecord::step(stats, self.state.epoch, blocks_per_s);
+        report::append_log(&self.cfg.output_dir, &rec)
+    }
+
+    fn evaluate_and_keep(&mut self) -> Result<bool> {
+        LmTrainer::evaluate_and_keep(self)
+    }
+
+    fn save_checkpoint(&mut self) -> Result<()> {
+        LmTrainer::save_checkpoint(self)
     }
 }
 

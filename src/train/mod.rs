@@ -9,6 +9,7 @@ pub mod lm;
 pub mod metrics;
 pub mod optim;
 pub mod report;
+mod run_loop;
 pub mod schedule;
 pub mod trainer;
 pub mod tricks;

@@ -11,6 +11,7 @@ use super::groups::{build_groups, GroupSummary};
 use super::metrics::{self, ClassMetrics, LengthBucket, RegressionMetrics};
 use super::optim::Optimizer;
 use super::report::{self, LogRecord};
+use super::run_loop;
 use super::schedule::Schedule;
 use super::tricks::{accumulate, clip_coefficient, global_grad_norm, Adversary, Ema};
 use crate::data::dataset::{self, Example, RawLabel};
@@ -25,7 +26,6 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// One example's gold answer, already mapped to ids.
 #[derive(Clone, Debug)]
@@ -607,73 +607,13 @@ impl Trainer {
     /// Runs the whole loop: epochs of steps, evaluation, best checkpoint, early stopping,
     /// the final test evaluation with the best weights, the report.
     pub fn fit(&mut self) -> Result<FitSummary> {
-        let out = self.cfg.output_dir.clone();
         crate::util::write_atomic(
-            &out.join("resolved_config.toml"),
+            &self.cfg.output_dir.join("resolved_config.toml"),
             self.cfg.to_toml()?.as_bytes(),
         )?;
-        let bs = self.cfg.train.batch_size;
-        let micro = bs / self.cfg.train.grad_accum;
-        let lengths = self.train.token_lengths();
-        let bar = progress_bar(self.state.total_steps, self.state.global_step);
-        let mut done_here = 0u64;
-        let mut stop = self.state.finished;
-        let budget_left = |s: &TrainState| s.global_step < s.total_steps;
-        while !stop && self.state.epoch < self.cfg.train.epochs && budget_left(&self.state) {
-            let epoch_seed = self.cfg.seed ^ rng::mix64(0xE90C + self.state.epoch as u64);
-            let batches = dataset::bucketed_batches(&lengths, bs, epoch_seed);
-            while self.state.batch_in_epoch < batches.len() && budget_left(&self.state) {
-                let idx = &batches[self.state.batch_in_epoch];
-                let mbs = idx
-                    .chunks(micro)
-                    .map(|c| self.train.batch(c, self.pad_id, &self.device))
-                    .collect::<Result<Vec<_>>>()?;
-                let t0 = Instant::now();
-                let stats = self.step(&mbs)?;
-                let ex_per_s = idx.len() as f64 / t0.elapsed().as_secs_f64();
-                self.state.batch_in_epoch += 1;
-                done_here += 1;
-                bar.set_position(self.state.global_step);
-                bar.set_message(format!(
-                    "loss {:.4} lr {:.2e} {:.1} ex/s",
-                    stats.loss, stats.lr, ex_per_s
-                ));
-                if stats.step % self.cfg.train.log_every.max(1) == 0 || stats.step == 1 {
-                    self.record(LogRecord::step(&stats, self.state.epoch, ex_per_s))?;
-                }
-                for cb in &mut self.callbacks {
-                    cb.on_step(&stats);
-                }
-                let every = self.cfg.train.eval_every;
-                if every > 0 && stats.step % every == 0 {
-                    stop = self.evaluate_and_keep()?;
-                }
-                let save = self.cfg.train.save_every;
-                if save > 0 && stats.step % save == 0 {
-                    self.save_checkpoint()?;
-                }
-                let limit = self.cfg.train.stop_after_steps;
-                if limit > 0 && done_here >= limit {
-                    self.save_checkpoint()?;
-                    bar.abandon();
-                    return self.summary_now(true);
-                }
-                if stop {
-                    break;
-                }
-            }
-            if !stop {
-                self.state.epoch += 1;
-                self.state.batch_in_epoch = 0;
-                if self.cfg.train.eval_every == 0 {
-                    stop = self.evaluate_and_keep()?;
-                }
-            }
-            self.save_checkpoint()?;
+        if run_loop::run_epochs(self)? {
+            return self.summary_now(true);
         }
-        bar.finish_and_clear();
-        self.state.finished = true;
-        self.save_checkpoint()?;
         self.finish()
     }
 
@@ -793,6 +733,58 @@ impl Trainer {
             best_dir: self.cfg.output_dir.join("best"),
             report,
         })
+    }
+}
+
+impl run_loop::Steps for Trainer {
+    type MicroBatch = Batch;
+
+    fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    fn state_mut(&mut self) -> &mut TrainState {
+        &mut self.state
+    }
+
+    /// Length-bucketed batches (similar lengths together, little padding).
+    fn epoch_batches(&self, epoch_seed: u64) -> Vec<Vec<usize>> {
+        let lengths = self.train.token_lengths();
+        dataset::bucketed_batches(&lengths, self.cfg.train.batch_size, epoch_seed)
+    }
+
+    fn micro_batches(&self, idx: &[usize], micro: usize) -> Result<Vec<Batch>> {
+        idx.chunks(micro)
+            .map(|c| self.train.batch(c, self.pad_id, &self.device))
+            .collect()
+    }
+
+    fn step(&mut self, micro: &[Batch]) -> Result<StepStats> {
+        Trainer::step(self, micro)
+    }
+
+    fn throughput(&self, examples_per_s: f64) -> String {
+        format!("{examples_per_s:.1} ex/s")
+    }
+
+    fn log_step(&mut self, stats: &StepStats, examples_per_s: f64) -> Result<()> {
+        self.record(LogRecord::step(stats, self.state.epoch, examples_per_s))?;
+        for cb in &mut self.callbacks {
+            cb.on_step(stats);
+        }
+        Ok(())
+    }
+
+    fn evaluate_and_keep(&mut self) -> Result<bool> {
+        Trainer::evaluate_and_keep(self)
+    }
+
+    fn save_checkpoint(&mut self) -> Result<()> {
+        Trainer::save_checkpoint(self)
     }
 }
 

@@ -11,3 +11,4 @@ zh=$(./target/debug/bert4rs fetch bert-base-chinese-vocab | cut -f2)
 bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/make_gpt2_fixtures.py --bpe "$bpe" --out tests/fixtures/gpt2
 "$py" reference/make_train_fixtures.py --out tests/fixtures/train
+"$py" reference/make_head_fixtures.py --out tests/fixtures/heads

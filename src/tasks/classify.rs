@@ -1,12 +1,15 @@
-//! Sequence classification, multi-label classification and regression on any pooling:
-//! HF's `BertForSequenceClassification` (pooled output → dropout → `classifier` linear),
-//! generalised to every pooling of [`crate::nn::pooling`].
+//! Sequence classification, multi-label classification and regression on any pooling, with
+//! HF's heads: `BertForSequenceClassification` (pooled output → dropout → `classifier`
+//! linear) and `RobertaForSequenceClassification` (the `<s>` state → dropout →
+//! `classifier.dense` → tanh → dropout → `classifier.out_proj`), generalised to every
+//! pooling of [`crate::nn::pooling`].
 //!
-//! Saved directories use HF's names (`bert.*`, `classifier.*`, `id2label`, `problem_type`),
-//! so `transformers` loads them as `BertForSequenceClassification`; with the default
-//! `pooler` pooling it also computes the same logits. Other poolings are recorded in
-//! `config.json` as `bert4rs_pooling` (transformers ignores the field and its own head then
-//! pools with the pooler; bert4rs reads it back).
+//! Saved directories use HF's names (`bert.*` / `roberta.*`, `classifier.*`, `id2label`,
+//! `problem_type`), so `transformers` loads them as the matching `*ForSequenceClassification`
+//! and, with the default pooling (`pooler`: BERT's pooler output; for RoBERTa, whose HF head
+//! has its own dense + tanh and no pooler, the `<s>` state, recorded as `cls`), computes the
+//! same logits. Other poolings are recorded in `config.json` as `bert4rs_pooling`
+//! (transformers ignores the field and pools its own way; bert4rs reads it back).
 
 use crate::config::ModelType;
 use crate::error::{Error, Result};
@@ -126,12 +129,21 @@ pub struct HeadSpec {
     pub pooling: Pooling,
 }
 
-/// An encoder with a pooling and a linear classifier.
+/// The layers after the pooling, as HF names them.
+enum Head {
+    /// BERT: one `classifier` linear layer.
+    Linear(Linear),
+    /// RoBERTa (HF `RobertaClassificationHead`): `classifier.dense` → tanh → dropout →
+    /// `classifier.out_proj`.
+    Roberta { dense: Linear, out_proj: Linear },
+}
+
+/// An encoder with a pooling and HF's classification head for its family.
 pub struct SequenceClassifier {
     encoder: BertModel,
     pooler: Pooler,
     dropout: Dropout,
-    classifier: Linear,
+    head: Head,
     spec: HeadSpec,
     params: Params,
     prefix: String,
@@ -149,10 +161,16 @@ impl SequenceClassifier {
     ) -> Result<Self> {
         let loaded = load_encoder(dir, device, trainable)?;
         let cfg = loaded.model.config().clone();
-        let spec = match spec {
+        let mut spec = match spec {
             Some(s) => s,
             None => spec_from_config(&cfg.extra, &dir.join("config.json"))?,
         };
+        let roberta = cfg.model_type == ModelType::Roberta;
+        if roberta && spec.pooling == Pooling::Pooler {
+            // HF's RoBERTa head reads the `<s>` state (it has its own dense + tanh); its
+            // fine-tuned checkpoints have no pooler.
+            spec.pooling = Pooling::Cls;
+        }
         let n_out = match spec.problem {
             Problem::Regression => 1,
             _ => spec.labels.len(),
@@ -178,23 +196,22 @@ impl SequenceClassifier {
             ));
         }
         let in_dim = pooler.output_dim(cfg.hidden_size);
-        let head = loaded.params.pp("classifier");
-        if let Some(shape) = head.source_shape("weight") {
-            if shape != [n_out, in_dim] {
-                // As HF's `ignore_mismatched_sizes=True`: a head for other labels is replaced.
-                eprintln!(
-                    "warning: the checkpoint's classifier has shape {shape:?}, this task needs [{n_out}, {in_dim}]: a new head is initialised"
-                );
-                head.discard("weight");
-                head.discard("bias");
+        let std = cfg.initializer_range;
+        let p = loaded.params.pp("classifier");
+        let head = if roberta {
+            let (dense, out_proj) = (p.pp("dense"), p.pp("out_proj"));
+            // A head for another pooling width or other labels is replaced (as HF's
+            // `ignore_mismatched_sizes=True`).
+            keep_if_shaped(&dense, [in_dim, in_dim]);
+            keep_if_shaped(&out_proj, [n_out, in_dim]);
+            Head::Roberta {
+                dense: Linear::load_or_init(&dense, in_dim, in_dim, std)?,
+                out_proj: Linear::load_or_init(&out_proj, in_dim, n_out, std)?,
             }
-        }
-        let classifier = Linear::load_or_init(
-            &loaded.params.pp("classifier"),
-            in_dim,
-            n_out,
-            cfg.initializer_range,
-        )?;
+        } else {
+            keep_if_shaped(&p, [n_out, in_dim]);
+            Head::Linear(Linear::load_or_init(&p, in_dim, n_out, std)?)
+        };
         let p_drop = cfg
             .extra
             .get("classifier_dropout")
@@ -204,7 +221,7 @@ impl SequenceClassifier {
             encoder: loaded.model,
             pooler,
             dropout: Dropout::new(p_drop),
-            classifier,
+            head,
             spec,
             params: loaded.params,
             prefix: loaded.prefix,
@@ -244,8 +261,14 @@ impl SequenceClassifier {
             out.pooler_output.as_ref(),
             &input.attention_mask,
         )?;
-        self.classifier
-            .forward(&self.dropout.forward(&pooled, train)?)
+        let x = self.dropout.forward(&pooled, train)?;
+        match &self.head {
+            Head::Linear(classifier) => classifier.forward(&x),
+            Head::Roberta { dense, out_proj } => {
+                let h = dense.forward(&x)?.tanh()?;
+                out_proj.forward(&self.dropout.forward(&h, train)?)
+            }
+        }
     }
 
     /// The training loss of `logits` against `targets`.
@@ -307,6 +330,21 @@ impl SequenceClassifier {
                 }
             })
             .collect()
+    }
+}
+
+/// Discards a checkpoint's `weight`/`bias` under `p` when the weight is not `shape` (a new
+/// layer is then initialised), with a warning.
+fn keep_if_shaped(p: &Params, shape: [usize; 2]) {
+    if let Some(found) = p.source_shape("weight") {
+        if found != shape {
+            eprintln!(
+                "warning: the checkpoint's {} has shape {found:?}, this task needs {shape:?}: a new layer is initialised",
+                p.full_name("weight")
+            );
+            p.discard("weight");
+            p.discard("bias");
+        }
     }
 }
 

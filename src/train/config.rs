@@ -70,7 +70,8 @@ pub struct TaskConfig {
     pub kind: TaskKind,
     /// single_label, multi_label or regression.
     pub problem: Problem,
-    /// Pooling (`pooler` = HF's `BertForSequenceClassification`; `cls`, `mean`, ...).
+    /// Pooling (`pooler` = HF's own head: BERT's pooler output, RoBERTa's `<s>` state, which
+    /// is `cls`; or `cls`, `mean`, ...).
     pub pooling: String,
     /// L1 penalty on the decayed weights (added to the loss).
     pub l1: f64,

@@ -1,9 +1,9 @@
 //! The one epoch/step loop every training task runs (fine-tuning in [`super::trainer`], the
 //! causal LM in [`super::lm`]): batches in a seeded order per epoch, a progress bar, step
 //! logs, evaluation every `eval_every` steps or per epoch (the best model kept, early
-//! stopping), checkpoints every `save_every` steps and at each epoch's end, and
-//! `stop_after_steps` for interrupted runs. Everything it tracks lives in [`TrainState`], so
-//! a resumed run picks up at the next batch of the same order.
+//! stopping), checkpoints every `save_every` steps (0: at each evaluation) and at each
+//! epoch's end, and `stop_after_steps` for interrupted runs. Everything it tracks lives in
+//! [`TrainState`], so a resumed run picks up at the next batch of the same order.
 
 use super::checkpoint::TrainState;
 use super::config::RunConfig;
@@ -75,6 +75,9 @@ pub(crate) fn run_epochs<S: Steps>(s: &mut S) -> Result<bool> {
             }
             if every > 0 && stats.step % every == 0 {
                 stop = s.evaluate_and_keep()?;
+                if save == 0 {
+                    s.save_checkpoint()?;
+                }
             }
             if save > 0 && stats.step % save == 0 {
                 s.save_checkpoint()?;

@@ -60,11 +60,12 @@ fn main() -> candle_core::Result<()> {
         let (q, k, v) = (mk(), mk(), mk());
         let first = vec![0usize; b];
         let sparse_f = time(|| {
-            bert4rs::kernels::sparse_attention(&q, &k, &v, stride, scale, &first)?.unwrap();
+            bert4rs::kernels::sparse_attention(&q, &k, &v, (stride, scale), &first, None)?.unwrap();
             Ok(())
         });
         let sparse_fb = time(|| {
-            let o = bert4rs::kernels::sparse_attention(&q, &k, &v, stride, scale, &first)?.unwrap();
+            let o = bert4rs::kernels::sparse_attention(&q, &k, &v, (stride, scale), &first, None)?
+                .unwrap();
             o.sum_all()?.backward()?;
             Ok(())
         });

@@ -8,9 +8,15 @@
 //!
 //! Positions count real tokens: with left padding a row's real tokens are contiguous after
 //! `first[row]` pads, so padding never changes which keys a token sees.
+//!
+//! Attention dropout (training) drops probability `(i, j)` of (sequence, head) `job` with
+//! the mask element `(job·t + i)·t + j`, the element a dropout over the dense
+//! `[batch, heads, t, t]` probabilities would use, so the kernel equals the dense masked
+//! attention with the same [`DropMask`] exactly; the backward pass regenerates the mask.
 
 use super::layer_norm::contiguous_f32;
 use super::softmax::softmax_rows_in_place_best;
+use crate::nn::DropMask;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -46,18 +52,20 @@ struct SparseOp {
     scale: f32,
     /// Leading pad count of each batch row.
     first: Vec<usize>,
+    dropout: Option<DropMask>,
 }
 
 /// `q, k, v` `[batch, heads, seq, head_dim]` → context `[batch, heads, seq, head_dim]`, with
-/// `first[b]` left-padding tokens in row `b` (their outputs are zero). Differentiable in all
-/// three inputs. CPU f32 only (`None` elsewhere: the caller uses a dense masked attention).
+/// `first[b]` left-padding tokens in row `b` (their outputs are zero) and `dropout` on the
+/// attention probabilities. Differentiable in all three inputs. CPU f32 only (`None`
+/// elsewhere: the caller uses a dense masked attention).
 pub fn sparse_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    stride: usize,
-    scale: f64,
+    (stride, scale): (usize, f64),
     first: &[usize],
+    dropout: Option<DropMask>,
 ) -> Result<Option<Tensor>> {
     if !q.device().is_cpu() || q.dtype() != DType::F32 {
         return Ok(None);
@@ -80,6 +88,7 @@ pub fn sparse_attention(
         stride,
         scale: scale as f32,
         first: first.to_vec(),
+        dropout,
     };
     Ok(Some(q.contiguous()?.apply_op3(
         &k.contiguous()?,
@@ -115,6 +124,16 @@ impl SparseOp {
         sparse_positions(i - first, self.stride, buf);
         buf.iter_mut().for_each(|p| *p += first);
     }
+
+    /// The dropout factors (`0` or `1/(1-p)`) of query `i`'s probabilities over `keys` in
+    /// (sequence, head) `job` of length `t`; empty when dropout is off.
+    fn drop_factors(&self, job: usize, t: usize, i: usize, keys: &[usize], out: &mut Vec<f32>) {
+        out.clear();
+        if let Some(mask) = self.dropout {
+            let row = ((job * t + i) * t) as u64;
+            out.extend(keys.iter().map(|&j| mask.factor(row + j as u64)));
+        }
+    }
 }
 
 impl CustomOp3 for SparseOp {
@@ -147,6 +166,7 @@ impl CustomOp3 for SparseOp {
                 &v[base..base + t * d],
             );
             let (mut keys, mut probs, ones) = (Vec::new(), Vec::new(), vec![1f32; t]);
+            let mut factors = Vec::new();
             for i in first..t {
                 self.keys(i, first, &mut keys);
                 probs_of(
@@ -157,6 +177,8 @@ impl CustomOp3 for SparseOp {
                     &ones,
                     &mut probs,
                 );
+                self.drop_factors(job, t, i, &keys, &mut factors);
+                probs.iter_mut().zip(&factors).for_each(|(p, f)| *p *= f);
                 let oi = &mut o[i * d..(i + 1) * d];
                 for (&j, &p) in keys.iter().zip(&probs) {
                     for (x, y) in oi.iter_mut().zip(&vr[j * d..(j + 1) * d]) {
@@ -191,23 +213,28 @@ impl CustomOp3 for SparseOp {
                 let rng = base..base + t * d;
                 let (qr, kr, vr, gr) = (&q[rng.clone()], &k[rng.clone()], &v[rng.clone()], &g[rng]);
                 let (mut keys, mut probs, mut dp) = (Vec::new(), Vec::new(), Vec::new());
-                let ones = vec![1f32; t];
+                let (ones, mut factors) = (vec![1f32; t], Vec::new());
                 for i in first..t {
                     self.keys(i, first, &mut keys);
                     let qi = &qr[i * d..(i + 1) * d];
                     let gi = &gr[i * d..(i + 1) * d];
                     probs_of(qi, kr, &keys, (d, self.scale), &ones, &mut probs);
+                    self.drop_factors(job, t, i, &keys, &mut factors);
+                    // With dropout: out = Σ (p·f)·v, so dv gets p·f·g and dp = f·(g·v).
+                    let factor = |n: usize| factors.get(n).copied().unwrap_or(1.0);
                     dp.clear();
-                    dp.extend(keys.iter().map(|&j| {
-                        gi.iter()
-                            .zip(&vr[j * d..(j + 1) * d])
-                            .map(|(a, b)| a * b)
-                            .sum::<f32>()
+                    dp.extend(keys.iter().enumerate().map(|(n, &j)| {
+                        factor(n)
+                            * gi.iter()
+                                .zip(&vr[j * d..(j + 1) * d])
+                                .map(|(a, b)| a * b)
+                                .sum::<f32>()
                     }));
                     let mean: f32 = probs.iter().zip(&dp).map(|(p, x)| p * x).sum();
-                    for ((&j, &p), &dpj) in keys.iter().zip(&probs).zip(&dp) {
+                    for (n, ((&j, &p), &dpj)) in keys.iter().zip(&probs).zip(&dp).enumerate() {
+                        let pd = p * factor(n);
                         for (x, y) in dvr[j * d..(j + 1) * d].iter_mut().zip(gi) {
-                            *x += p * y;
+                            *x += pd * y;
                         }
                         let ds = p * (dpj - mean) * self.scale;
                         for (x, y) in dqr[i * d..(i + 1) * d]

@@ -81,8 +81,10 @@ impl Gpt2Attention {
             qkv.get(1)?.contiguous()?,
             qkv.get(2)?.contiguous()?,
         );
-        if let (Some(stride), false) = (self.sparse, train && self.attn_dropout.p() > 0.0) {
-            if let Some(ctx) = kernels::sparse_attention(&q, &k, &v, stride, self.scale, first)? {
+        let dropout = self.attn_dropout.mask(train);
+        if let Some(stride) = self.sparse {
+            let sparse = (stride, self.scale);
+            if let Some(ctx) = kernels::sparse_attention(&q, &k, &v, sparse, first, dropout)? {
                 let ctx = ctx.transpose(1, 2)?.reshape((b, t, e))?;
                 return self
                     .c_proj
@@ -91,7 +93,10 @@ impl Gpt2Attention {
         }
         let scores = (q.matmul(&k.t()?)? * self.scale)?.broadcast_add(mask_bias.get()?)?;
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
-        let probs = self.attn_dropout.forward(&probs, train)?;
+        let probs = match dropout {
+            Some(mask) => mask.apply_tensor(&probs)?,
+            None => probs,
+        };
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, e))?;
         self.c_proj
             .forward_dropout(&ctx, &self.resid_dropout, train)

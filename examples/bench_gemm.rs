@@ -87,12 +87,21 @@ fn main() {
                     c.as_mut_ptr(),
                     n,
                     1.0,
-                    false,
+                    (false, None),
                     threads,
                 )
             });
             let p = time(|| unsafe {
-                sgemm::gemm((m, n, k), xs, wt, c.as_mut_ptr(), n, 1.0, false, threads)
+                sgemm::gemm(
+                    (m, n, k),
+                    xs,
+                    wt,
+                    c.as_mut_ptr(),
+                    n,
+                    1.0,
+                    (false, None),
+                    threads,
+                )
             });
             let g = time(|| unsafe {
                 gemm::gemm(

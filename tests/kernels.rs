@@ -99,47 +99,67 @@ fn masked_softmax_rejects_a_mask_of_the_wrong_shape() {
     assert!(err.contains("mask is [2, 5]"), "{err}");
 }
 
+/// Every weight layout the frozen linear reads (the plain transpose, and the form
+/// `prepare_frozen_weight` gives: AVX2 panels, whose GEMM writes the bias in its own tile
+/// stores), with and without the in-buffer GELU, for the skinny, small and large row counts.
 #[test]
 fn frozen_linear_matches_matmul_for_small_and_large_batches() {
-    use bert4rs::kernels::linear_frozen;
+    use bert4rs::kernels::{linear_frozen, prepare_frozen_weight, Gelu};
     let dev = Device::Cpu;
     for (rows, k, n) in [
         (1usize, 8usize, 5usize),
         (3, 33, 17),
+        (17, 40, 33),
         (64, 64, 96),
         (65, 48, 40),
         (300, 96, 130),
+        (200, 400, 70),
     ] {
         let x = Tensor::randn(0f32, 1.0, (rows, k), &dev).unwrap();
         let w = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
         let b = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
-        let w_t = w.t().unwrap().contiguous().unwrap();
-        let fused = linear_frozen(&x, &w, &w_t, &b)
-            .unwrap()
-            .expect("CPU f32 takes the fast path");
+        let plain = w.t().unwrap().contiguous().unwrap();
+        let prepared = prepare_frozen_weight(&w, None).unwrap();
         let reference = x
             .matmul(&w.t().unwrap())
             .unwrap()
             .broadcast_add(&b)
             .unwrap();
-        assert!(
-            max_diff(&fused, &reference) < 1e-4,
-            "rows={rows} k={k} n={n}"
-        );
-        // Gradient with respect to the input still flows.
-        let xv = Var::from_tensor(&x).unwrap();
-        let y = linear_frozen(xv.as_tensor(), &w, &w_t, &b)
-            .unwrap()
-            .unwrap();
-        let g = y.sum_all().unwrap().backward().unwrap();
-        let want = Tensor::ones((rows, n), candle_core::DType::F32, &dev)
-            .unwrap()
-            .matmul(&w)
-            .unwrap();
-        assert!(
-            max_diff(g.get(xv.as_tensor()).unwrap(), &want) < 1e-4,
-            "rows={rows} dx"
-        );
+        for w_t in [&plain, &prepared] {
+            let fused = linear_frozen(&x, (&w, w_t), &b, None)
+                .unwrap()
+                .expect("CPU f32 takes the fast path");
+            assert!(
+                max_diff(&fused, &reference) < 1e-4,
+                "rows={rows} k={k} n={n}"
+            );
+            for act in [Gelu::Erf, Gelu::Tanh] {
+                let y = linear_frozen(&x, (&w, w_t), &b, Some(act))
+                    .unwrap()
+                    .unwrap();
+                let want = act.apply(&reference).unwrap();
+                assert!(max_diff(&y, &want) < 1e-4, "{act:?} rows={rows}");
+            }
+            // Gradient with respect to the input still flows (no fused activation then).
+            let xv = Var::from_tensor(&x).unwrap();
+            let tracked = linear_frozen(xv.as_tensor(), (&w, w_t), &b, Some(Gelu::Erf)).unwrap();
+            assert!(
+                tracked.is_none(),
+                "no in-buffer activation on a tracked input"
+            );
+            let y = linear_frozen(xv.as_tensor(), (&w, w_t), &b, None)
+                .unwrap()
+                .unwrap();
+            let g = y.sum_all().unwrap().backward().unwrap();
+            let want = Tensor::ones((rows, n), candle_core::DType::F32, &dev)
+                .unwrap()
+                .matmul(&w)
+                .unwrap();
+            assert!(
+                max_diff(g.get(xv.as_tensor()).unwrap(), &want) < 1e-4,
+                "rows={rows} dx"
+            );
+        }
     }
 }
 

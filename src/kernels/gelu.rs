@@ -110,6 +110,23 @@ impl Gelu {
             .for_each(|(o, xi)| kernel(xi, o));
     }
 
+    /// `v ← gelu(v)` in place, in parallel chunks (each staged through a small stack copy:
+    /// the slice kernels read and write separate slices).
+    pub(super) fn forward_in_place(self, v: &mut [f32]) {
+        let kernel = match self {
+            Gelu::Erf => gelu_slice_best,
+            Gelu::Tanh => gelu_tanh_slice_best,
+        };
+        v.par_chunks_mut(16384).for_each(|chunk| {
+            let mut buf = [0f32; 512];
+            for c in chunk.chunks_mut(512) {
+                let x = &mut buf[..c.len()];
+                x.copy_from_slice(c);
+                kernel(x, c);
+            }
+        });
+    }
+
     /// `dy ← dy · gelu'(x)` in place, in parallel chunks.
     pub(super) fn backward_in_place(self, x: &[f32], dy: &mut [f32]) {
         let kernel = match self {

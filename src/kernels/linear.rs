@@ -45,6 +45,8 @@ enum WeightLayout {
 
 struct LinearOp {
     layout: WeightLayout,
+    /// Applied to the output buffer in place (inference only: see [`linear_frozen`]).
+    act: Option<Gelu>,
     /// `w [out, in]`, for the backward pass `dx = dy · w` (an `Arc` clone, no copy).
     weight: Tensor,
 }
@@ -52,14 +54,19 @@ struct LinearOp {
 /// `x [rows, in] · wᵀ + bias [out]` on CPU f32, given both `w [out, in]` and its contiguous
 /// transpose `w_t [in, out]`; `None` when this fast path does not apply (other device or
 /// dtype), so the caller falls back to candle ops. Differentiable in `x` only: it is meant
-/// for frozen (inference) weights.
+/// for frozen (inference) weights. `act` is applied in the output buffer (no second tensor,
+/// no separate op); only where no gradient is wanted (`None` is returned when `x` is
+/// tracked).
 pub fn linear_frozen(
     x: &Tensor,
-    w: &Tensor,
-    w_t: &Tensor,
+    (w, w_t): (&Tensor, &Tensor),
     bias: &Tensor,
+    act: Option<Gelu>,
 ) -> Result<Option<Tensor>> {
     if !x.device().is_cpu() || x.dtype() != DType::F32 || w_t.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    if act.is_some() && x.track_op() {
         return Ok(None);
     }
     let x = x.contiguous()?;
@@ -78,6 +85,7 @@ pub fn linear_frozen(
     };
     let op = LinearOp {
         layout,
+        act,
         weight: w.clone(),
     };
     Ok(Some(x.apply_op3(weight, bias, op)?))
@@ -129,16 +137,18 @@ impl CustomOp3 for LinearOp {
         let out = if transposed && rows <= super::skinny::MAX_ROWS {
             super::skinny::skinny_linear(x, rows, k, w, b)
         } else if let WeightLayout::Packed { .. } = self.layout {
-            // The bias in every row; the GEMM accumulates onto it.
-            let mut out = b.repeat(rows);
+            let mut out = Vec::with_capacity(rows * n);
             let xs = Strided {
                 ptr: x.as_ptr(),
                 rs: k,
                 cs: 1,
             };
-            // SAFETY: x covers rows·k values, w the packed [k, n], out rows·n.
+            // SAFETY: x covers rows·k values, w the packed [k, n], out rows·n; the GEMM writes
+            // every output (bias + product) before `set_len` exposes them.
             unsafe {
-                sgemm::gemm_packed((rows, n, k), xs, w, out.as_mut_ptr(), n, 1.0, true, threads);
+                let bias = (false, Some(b));
+                sgemm::gemm_packed((rows, n, k), xs, w, out.as_mut_ptr(), n, 1.0, bias, threads);
+                out.set_len(rows * n);
             }
             out
         } else if transposed {
@@ -205,6 +215,10 @@ impl CustomOp3 for LinearOp {
             }
             out
         };
+        let mut out = out;
+        if let Some(act) = self.act {
+            act.forward_in_place(&mut out);
+        }
         Ok((CpuStorage::F32(out), with_last(l1.dims(), n)))
     }
 
@@ -216,6 +230,10 @@ impl CustomOp3 for LinearOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if self.act.is_some() {
+            // linear_frozen only fuses the activation for untracked inputs.
+            candle_core::bail!("linear: no backward through a fused inference activation");
+        }
         // dx [rows, in] = dy [rows, out] · w [out, in], whatever layout the forward read.
         Ok((Some(grad.matmul(&self.weight)?), None, None))
     }
@@ -258,12 +276,30 @@ fn parallelism(threads: usize) -> gemm::Parallelism {
 /// Every pointer must cover its operand with the given strides.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn strided_gemm(
+    dims: (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    a: (*const f32, usize, usize),
+    b: (*const f32, usize, usize),
+    beta: f32,
+    threads: usize,
+) {
+    strided_gemm_bias(dims, dst, dst_rs, a, b, (beta, None), threads);
+}
+
+/// [`strided_gemm`] plus a bias row added to every row of `dst` (in the GEMM's own stores on
+/// the AVX2 path: no separate pass).
+///
+/// # Safety
+/// As [`strided_gemm`]; `bias` holds `n` values.
+#[allow(clippy::too_many_arguments)]
+unsafe fn strided_gemm_bias(
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     dst_rs: usize,
     (a, a_rs, a_cs): (*const f32, usize, usize),
     (b, b_rs, b_cs): (*const f32, usize, usize),
-    beta: f32,
+    (beta, bias): (f32, Option<&[f32]>),
     threads: usize,
 ) {
     if sgemm::enabled() {
@@ -277,8 +313,13 @@ pub(super) unsafe fn strided_gemm(
             rs: b_rs,
             cs: b_cs,
         };
-        sgemm::gemm((m, n, k), a, b, dst, dst_rs, beta, false, threads);
+        sgemm::gemm((m, n, k), a, b, dst, dst_rs, beta, (false, bias), threads);
         return;
+    }
+    if let Some(bias) = bias {
+        for i in 0..m {
+            std::ptr::copy_nonoverlapping(bias.as_ptr(), dst.add(i * dst_rs), n);
+        }
     }
     gemm::gemm(
         m,
@@ -287,14 +328,14 @@ pub(super) unsafe fn strided_gemm(
         dst,
         1,
         dst_rs as isize,
-        false,
+        bias.is_some(),
         a,
         a_cs as isize,
         a_rs as isize,
         b,
         b_cs as isize,
         b_rs as isize,
-        0.0f32,
+        if bias.is_some() { 1.0 } else { 0.0 },
         beta,
         false,
         false,
@@ -303,37 +344,37 @@ pub(super) unsafe fn strided_gemm(
     );
 }
 
-/// A new `c [m, n] = a · b` on strided operands (row stride, column stride of each),
-/// threaded when large. `c` is not zeroed first: the GEMM writes every element (a calloc'd
-/// buffer is memset when the allocator recycles memory, a pass over up to 12 MB per call).
+/// A new `c [m, n] = a · b (+ bias in every row)` on strided operands (row stride, column
+/// stride of each), threaded when large. `c` is not zeroed first: the GEMM writes every
+/// element (a calloc'd buffer is memset when the allocator recycles memory, a pass over up
+/// to 12 MB per call), and the bias goes in with the GEMM's stores.
 #[allow(clippy::too_many_arguments)]
 fn gemm_new(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     a: &[f32],
     a_rs: usize,
     a_cs: usize,
     b: &[f32],
     b_rs: usize,
     b_cs: usize,
+    bias: Option<&[f32]>,
 ) -> Vec<f32> {
     assert!(
-        a.len() >= m * k && b.len() >= k * n,
+        a.len() >= m * k && b.len() >= k * n && bias.is_none_or(|b| b.len() == n),
         "gemm: operands too short"
     );
     let mut c = Vec::with_capacity(m * n);
     // SAFETY: the callers pass slices covering m·k and k·n elements with these strides (the
     // lengths are checked above); with beta 1 and no accumulation the GEMM writes all m·n
-    // outputs (zeros when k = 0) before `set_len` exposes them.
+    // outputs (zeros or the bias when k = 0) before `set_len` exposes them.
     unsafe {
-        strided_gemm(
+        strided_gemm_bias(
             (m, n, k),
             c.as_mut_ptr(),
             n,
             (a.as_ptr(), a_rs, a_cs),
             (b.as_ptr(), b_rs, b_cs),
-            1.0,
+            (1.0, bias),
             threads(m * n * k),
         );
         c.set_len(m * n);
@@ -433,12 +474,7 @@ impl CustomOp3 for TrainLinearOp {
             );
         }
         // wᵀ [k, n]: element (kk, nn) = w[nn·k + kk] → row stride 1, column stride k.
-        let mut out = gemm_new(rows, n, k, x, k, 1, w, 1, k);
-        for row in out.chunks_exact_mut(n) {
-            for (o, bb) in row.iter_mut().zip(b) {
-                *o += bb;
-            }
-        }
+        let mut out = gemm_new((rows, n, k), x, k, 1, w, 1, k, Some(b));
         if let Some(act) = self.act {
             let mut post = vec![0f32; out.len()];
             act.forward(&out, &mut post);
@@ -486,9 +522,9 @@ impl CustomOp3 for TrainLinearOp {
             with_f32(w, |wv| {
                 with_f32(x, |xv| {
                     // dx [rows, k] = dy [rows, n] · w [n, k]
-                    let dx = gemm_new(rows, k, n, dy, n, 1, wv, k, 1);
+                    let dx = gemm_new((rows, k, n), dy, n, 1, wv, k, 1, None);
                     // dW [n, k] = dyᵀ [n, rows] · x [rows, k]; dyᵀ(o, r) = dy[r·n + o]
-                    let dw = gemm_new(n, k, rows, dy, 1, n, xv, k, 1);
+                    let dw = gemm_new((n, k, rows), dy, 1, n, xv, k, 1, None);
                     let mut db = vec![0f32; n];
                     for row in dy.chunks_exact(n) {
                         for (d, g) in db.iter_mut().zip(row) {

@@ -180,7 +180,9 @@ unsafe fn pack_a(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, dst: &m
     }
 }
 
-/// `C [m, n] = (accumulate ? C : 0) + scale · A [m, k] · B [k, n]`, with `B` packed by
+/// `C [m, n] = (accumulate ? C : bias ?? 0) + scale · A [m, k] · B [k, n]` (`bias`: one row
+/// of `n` values added to every row, written by the first depth block's tile stores instead
+/// of a separate pass), with `B` packed by
 /// [`pack_b`] / [`pack_weight_t`] and `C` row-major with row stride `c_rs`. Splits the work
 /// over `threads` rayon tasks (1: runs on the calling thread).
 ///
@@ -196,12 +198,16 @@ pub unsafe fn gemm_packed(
     c: *mut f32,
     c_rs: usize,
     scale: f32,
-    accumulate: bool,
+    (accumulate, bias): (bool, Option<&[f32]>),
     threads: usize,
 ) {
     assert!(
         packed_b.len() >= packed_len(k, n),
         "gemm_packed: packed B too short"
+    );
+    assert!(
+        bias.is_none_or(|b| b.len() >= n && !accumulate),
+        "gemm_packed: a bias needs n values and no accumulation"
     );
     if m == 0 || n == 0 {
         return;
@@ -209,7 +215,10 @@ pub unsafe fn gemm_packed(
     if k == 0 {
         if !accumulate {
             for i in 0..m {
-                std::ptr::write_bytes(c.add(i * c_rs), 0, n);
+                match bias {
+                    Some(b) => std::ptr::copy_nonoverlapping(b.as_ptr(), c.add(i * c_rs), n),
+                    None => std::ptr::write_bytes(c.add(i * c_rs), 0, n),
+                }
             }
         }
         return;
@@ -246,8 +255,13 @@ pub unsafe fn gemm_packed(
             if !direct {
                 pack_a(a, i0, rows, p0, kc, apack);
             }
-            let acc = accumulate || p0 > 0;
             for j in j0..j1 {
+                // The first depth block writes C (with the bias); later ones add onto it.
+                let onto = match bias {
+                    _ if accumulate || p0 > 0 => Onto::C,
+                    Some(b) => Onto::Bias(b.as_ptr().add(j * NR)),
+                    None => Onto::Zero,
+                };
                 let bp = packed_b.as_ptr().add((j * k + p0) * NR);
                 let cols = NR.min(n - j * NR);
                 for ip in 0..rows.div_ceil(MR) {
@@ -258,7 +272,7 @@ pub unsafe fn gemm_packed(
                         apack.as_ptr().add(ip * kc * MR)
                     };
                     let cp = c.get().add((i0 + ip * MR) * c_rs + j * NR);
-                    kernel(kc, (ap, a.rs), bp, cp, c_rs, (r, cols), scale, acc);
+                    kernel(kc, (ap, a.rs), bp, cp, c_rs, (r, cols), scale, onto);
                 }
             }
         }
@@ -294,20 +308,40 @@ pub unsafe fn gemm(
     c: *mut f32,
     c_rs: usize,
     scale: f32,
-    accumulate: bool,
+    (accumulate, bias): (bool, Option<&[f32]>),
     threads: usize,
 ) {
     with_scratch(&SCRATCH_B, packed_len(k, n), |packed| {
         pack_b_into(k, n, b, threads, packed);
-        gemm_packed((m, n, k), a, packed, c, c_rs, scale, accumulate, threads);
+        gemm_packed(
+            (m, n, k),
+            a,
+            packed,
+            c,
+            c_rs,
+            scale,
+            (accumulate, bias),
+            threads,
+        );
     });
+}
+
+/// What a tile's product (times `scale`) is stored onto.
+#[derive(Clone, Copy)]
+enum Onto {
+    /// Nothing: C is overwritten.
+    Zero,
+    /// The existing C (accumulation, or a later depth block).
+    C,
+    /// A bias row: `NR` values for the tile's columns (fewer read for an edge tile).
+    Bias(*const f32),
 }
 
 /// One `mr × nr` (≤ 6 × 16) tile: `C = (acc ? C : 0) + scale · Σ_k a[k] ⊗ b[k]`.
 /// `a`: a packed 6-row panel (`[k][6]`), or with `DIRECT` the tile's first row of a row-major
 /// A and its row stride.
 type Kernel =
-    unsafe fn(usize, (*const f32, usize), *const f32, *mut f32, usize, (usize, usize), f32, bool);
+    unsafe fn(usize, (*const f32, usize), *const f32, *mut f32, usize, (usize, usize), f32, Onto);
 
 /// The AVX2 tile kernel wherever AVX2 + FMA exist (AVX-512 machines included), else scalar.
 fn best_kernel(direct: bool) -> Kernel {
@@ -353,7 +387,7 @@ unsafe fn kernel_scalar<const DIRECT: bool>(
     c_rs: usize,
     (mr, nr): (usize, usize),
     scale: f32,
-    accumulate: bool,
+    onto: Onto,
 ) {
     let (rows, step) = a_layout::<DIRECT>(a, mr);
     let mut acc = [[0f32; NR]; MR];
@@ -365,7 +399,7 @@ unsafe fn kernel_scalar<const DIRECT: bool>(
             }
         }
     }
-    store_tile(&acc, c, c_rs, (mr, nr), scale, accumulate);
+    store_tile(&acc, c, c_rs, (mr, nr), scale, onto);
 }
 
 unsafe fn store_tile(
@@ -374,15 +408,15 @@ unsafe fn store_tile(
     c_rs: usize,
     (mr, nr): (usize, usize),
     scale: f32,
-    accumulate: bool,
+    onto: Onto,
 ) {
     for (r, row) in acc.iter().enumerate().take(mr) {
         for (j, v) in row.iter().enumerate().take(nr) {
             let p = c.add(r * c_rs + j);
-            *p = if accumulate {
-                *p + v * scale
-            } else {
-                v * scale
+            *p = match onto {
+                Onto::C => *p + v * scale,
+                Onto::Zero => v * scale,
+                Onto::Bias(b) => v * scale + *b.add(j),
             };
         }
     }
@@ -399,7 +433,7 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
     c_rs: usize,
     (mr, nr): (usize, usize),
     scale: f32,
-    accumulate: bool,
+    onto: Onto,
 ) {
     use std::arch::x86_64::*;
     let z = _mm256_setzero_ps();
@@ -479,9 +513,14 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
         for (r, [v0, v1]) in rows.iter().enumerate() {
             let p = c.add(r * c_rs);
             let (mut v0, mut v1) = (_mm256_mul_ps(*v0, s), _mm256_mul_ps(*v1, s));
-            if accumulate {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.add(8)));
+            let onto = match onto {
+                Onto::C => Some(p as *const f32),
+                Onto::Bias(b) => Some(b),
+                Onto::Zero => None,
+            };
+            if let Some(q) = onto {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(q));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(q.add(8)));
             }
             _mm256_storeu_ps(p, v0);
             _mm256_storeu_ps(p.add(8), v1);
@@ -492,7 +531,7 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
             _mm256_storeu_ps(dst.as_mut_ptr(), *v0);
             _mm256_storeu_ps(dst.as_mut_ptr().add(8), *v1);
         }
-        store_tile(&acc, c, c_rs, (mr, nr), scale, accumulate);
+        store_tile(&acc, c, c_rs, (mr, nr), scale, onto);
     }
 }
 
@@ -569,7 +608,7 @@ mod tests {
                             c.as_mut_ptr(),
                             n + 1,
                             0.5,
-                            true,
+                            (true, None),
                             threads,
                         )
                     };
@@ -582,7 +621,22 @@ mod tests {
                             d.as_mut_ptr(),
                             n + 1,
                             1.0,
-                            false,
+                            (false, None),
+                            threads,
+                        )
+                    };
+                    // With a bias row: written by the first depth block's tile stores.
+                    let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 1.0).collect();
+                    let mut e = vec![1f32; m * (n + 1)];
+                    unsafe {
+                        gemm(
+                            (m, n, k),
+                            a_op,
+                            b_op,
+                            e.as_mut_ptr(),
+                            n + 1,
+                            1.0,
+                            (false, Some(&bias)),
                             threads,
                         )
                     };
@@ -595,9 +649,12 @@ mod tests {
                                 "{m}x{n}x{k}"
                             );
                             assert!((d[i * (n + 1) + j] - w).abs() < tol, "{m}x{n}x{k}");
+                            let e_ij = e[i * (n + 1) + j];
+                            assert!((e_ij - (w + bias[j])).abs() < tol, "bias {m}x{n}x{k}");
                         }
                         assert_eq!(c[i * (n + 1) + n], 1.0);
                         assert_eq!(d[i * (n + 1) + n], 1.0);
+                        assert_eq!(e[i * (n + 1) + n], 1.0);
                     }
                 }
             }
@@ -616,7 +673,18 @@ mod tests {
             rs: k,
             cs: 1,
         };
-        unsafe { gemm_packed((rows, n, k), xs, &packed, c.as_mut_ptr(), n, 1.0, false, 2) };
+        unsafe {
+            gemm_packed(
+                (rows, n, k),
+                xs,
+                &packed,
+                c.as_mut_ptr(),
+                n,
+                1.0,
+                (false, None),
+                2,
+            )
+        };
         let want = naive(rows, n, k, &x, &transpose(&w, n, k));
         for (g, w) in c.iter().zip(&want) {
             assert!((g - w).abs() < 1e-4, "{g} vs {w}");
@@ -624,16 +692,30 @@ mod tests {
     }
 
     #[test]
-    fn zero_depth_clears_or_keeps_the_output() {
+    fn zero_depth_clears_keeps_or_biases_the_output() {
         let mut c = vec![3f32; 6];
         let op = Strided {
             ptr: [].as_ptr(),
             rs: 0,
             cs: 1,
         };
-        unsafe { gemm((2, 3, 0), op, op, c.as_mut_ptr(), 3, 1.0, true, 1) };
+        unsafe { gemm((2, 3, 0), op, op, c.as_mut_ptr(), 3, 1.0, (true, None), 1) };
         assert_eq!(c, vec![3.0; 6]);
-        unsafe { gemm((2, 3, 0), op, op, c.as_mut_ptr(), 3, 1.0, false, 1) };
+        unsafe { gemm((2, 3, 0), op, op, c.as_mut_ptr(), 3, 1.0, (false, None), 1) };
         assert_eq!(c, vec![0.0; 6]);
+        let bias = [1.0, 2.0, 3.0];
+        unsafe {
+            gemm(
+                (2, 3, 0),
+                op,
+                op,
+                c.as_mut_ptr(),
+                3,
+                1.0,
+                (false, Some(&bias)),
+                1,
+            )
+        };
+        assert_eq!(c, vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
     }
 }

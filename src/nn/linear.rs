@@ -104,7 +104,7 @@ impl Linear {
         };
         match self.forward_train(x, epilogue)? {
             Some(y) => Ok(y),
-            None => Ok(act.apply(&self.forward(x)?)?),
+            None => self.forward_frozen(x, Some(act)),
         }
     }
 
@@ -161,21 +161,34 @@ impl Linear {
         if let Some(y) = self.forward_train(x, Epilogue::default())? {
             return Ok(y);
         }
+        self.forward_frozen(x, None)
+    }
+
+    /// The frozen-weight (or bias-less) path, then `act`: inside the fused kernel's output
+    /// buffer when it runs and no gradient is wanted, else as its own op.
+    fn forward_frozen(&self, x: &Tensor, act: Option<Gelu>) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let in_dim = x.dim(D::Minus1)?;
         let rows = x.elem_count() / in_dim.max(1);
         // One 2-D GEMM over all rows instead of a batched one with a broadcast weight.
         let x2 = x.reshape((rows, in_dim))?;
+        // The kernel fuses the activation only where no gradient flows back through it.
+        let fuse = act.filter(|_| !x.track_op());
         let fused = match (&self.weight_t, &self.bias) {
-            (Some(wt), Some(b)) => kernels::linear_frozen(&x2, &self.weight, wt, b)?,
+            (Some(wt), Some(b)) => kernels::linear_frozen(&x2, (&self.weight, wt), b, fuse)?,
             _ => None,
         };
-        let y = match fused {
-            Some(y) => y,
-            None => {
+        let y = match (fused, act, fuse) {
+            (Some(y), Some(act), None) => act.apply(&y)?,
+            (Some(y), _, _) => y,
+            (None, _, _) => {
                 let y = x2.matmul(&self.weight.t()?)?;
-                match &self.bias {
+                let y = match &self.bias {
                     Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                };
+                match act {
+                    Some(act) => act.apply(&y)?,
                     None => y,
                 }
             }

@@ -14,22 +14,21 @@ use common::{assert_close, fixture, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A JSON array of arrays, each value read by `f`.
+fn rows<T>(v: &serde_json::Value, f: impl Fn(&serde_json::Value) -> T) -> Vec<Vec<T>> {
+    let arr = |v: &serde_json::Value| v.as_array().unwrap().clone();
+    arr(v)
+        .iter()
+        .map(|r| arr(r).iter().map(&f).collect())
+        .collect()
+}
+
 fn input(expected: &serde_json::Value) -> EncoderInput {
-    let rows = |k: &str| -> Vec<Vec<u32>> {
-        expected[k]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_u64().unwrap() as u32)
-                    .collect()
-            })
-            .collect()
-    };
-    let (ids, mask) = (rows("input_ids"), rows("attention_mask"));
+    let id = |v: &serde_json::Value| v.as_u64().unwrap() as u32;
+    let (ids, mask) = (
+        rows(&expected["input_ids"], id),
+        rows(&expected["attention_mask"], id),
+    );
     let (b, t) = (ids.len(), ids[0].len());
     let dev = Device::Cpu;
     let ids = Tensor::from_vec(ids.concat(), (b, t), &dev).unwrap();
@@ -46,19 +45,8 @@ fn input(expected: &serde_json::Value) -> EncoderInput {
 }
 
 fn logits_of(expected: &serde_json::Value) -> Tensor {
-    let rows: Vec<Vec<f32>> = expected["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect()
-        })
-        .collect();
-    Tensor::new(rows, &Device::Cpu).unwrap()
+    let logits = rows(&expected["logits"], |v| v.as_f64().unwrap() as f32);
+    Tensor::new(logits, &Device::Cpu).unwrap()
 }
 
 /// Tensor names and shapes of a safetensors file.

@@ -31,9 +31,10 @@ pub(super) fn greedy_or_sample(
     let mut rng = Rng::new(cfg.seed);
     for step in 0..cfg.max_new_tokens {
         // Plain greedy: the argmax straight from the screened LM head (same token).
-        let greedy = match cfg.plain_greedy() {
-            true => model.greedy_tokens(&hidden)?,
-            false => None,
+        let greedy = if cfg.plain_greedy() {
+            model.greedy_tokens(&hidden)?
+        } else {
+            None
         };
         let mut logits = match greedy {
             Some(_) => Vec::new(),

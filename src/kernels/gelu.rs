@@ -99,12 +99,17 @@ pub enum Gelu {
 }
 
 impl Gelu {
-    /// `out = gelu(x)`, in parallel chunks.
-    pub(super) fn forward(self, x: &[f32], out: &mut [f32]) {
-        let kernel = match self {
+    /// The slice kernel `out = gelu(x)` for this variant.
+    fn slice_kernel(self) -> fn(&[f32], &mut [f32]) {
+        match self {
             Gelu::Erf => gelu_slice_best,
             Gelu::Tanh => gelu_tanh_slice_best,
-        };
+        }
+    }
+
+    /// `out = gelu(x)`, in parallel chunks.
+    pub(super) fn forward(self, x: &[f32], out: &mut [f32]) {
+        let kernel = self.slice_kernel();
         out.par_chunks_mut(16384)
             .zip(x.par_chunks(16384))
             .for_each(|(o, xi)| kernel(xi, o));
@@ -113,10 +118,7 @@ impl Gelu {
     /// `v ← gelu(v)` in place, in parallel chunks (each staged through a small stack copy:
     /// the slice kernels read and write separate slices).
     pub(super) fn forward_in_place(self, v: &mut [f32]) {
-        let kernel = match self {
-            Gelu::Erf => gelu_slice_best,
-            Gelu::Tanh => gelu_tanh_slice_best,
-        };
+        let kernel = self.slice_kernel();
         v.par_chunks_mut(16384).for_each(|chunk| {
             let mut buf = [0f32; 512];
             for c in chunk.chunks_mut(512) {

@@ -70,11 +70,6 @@ impl GreedyScreen {
         })
     }
 
-    /// Bytes the screen holds.
-    pub fn bytes(&self) -> usize {
-        self.w16.len() * 2 + self.norms.len() * 8
-    }
-
     /// For each row `r` of `x [rows, k]`: the index of the largest `w[o]·x[r] + b[o]` as
     /// [`skinny::skinny_linear`] computes it (the first one on ties), reading the bf16 copy
     /// and a few f32 rows of `w` (the same weights the screen was built from). `None` when

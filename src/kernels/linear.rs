@@ -134,7 +134,7 @@ impl CustomOp3 for LinearOp {
         let threads = threads(rows * n * k);
         let par = parallelism(threads);
         let transposed = self.layout == WeightLayout::Transposed;
-        let out = if transposed && rows <= super::skinny::MAX_ROWS {
+        let mut out = if transposed && rows <= super::skinny::MAX_ROWS {
             super::skinny::skinny_linear(x, rows, k, w, b)
         } else if let WeightLayout::Packed { .. } = self.layout {
             let mut out = Vec::with_capacity(rows * n);
@@ -188,34 +188,9 @@ impl CustomOp3 for LinearOp {
             }
             out
         } else {
-            let mut out = b.repeat(rows);
-            // SAFETY: the pointers cover rows·k, k·n and rows·n f32 values with these strides.
-            unsafe {
-                gemm::gemm(
-                    rows,
-                    n,
-                    k,
-                    out.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    true,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    w.as_ptr(),
-                    1,
-                    n as isize,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    par,
-                );
-            }
-            out
+            // wᵀ [k, n] row-major; the bias is written with the GEMM (see `gemm_new`).
+            gemm_new((rows, n, k), x, k, 1, w, n, 1, Some(b))
         };
-        let mut out = out;
         if let Some(act) = self.act {
             act.forward_in_place(&mut out);
         }

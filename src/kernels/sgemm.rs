@@ -513,12 +513,12 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
         for (r, [v0, v1]) in rows.iter().enumerate() {
             let p = c.add(r * c_rs);
             let (mut v0, mut v1) = (_mm256_mul_ps(*v0, s), _mm256_mul_ps(*v1, s));
-            let onto = match onto {
+            let addend = match onto {
                 Onto::C => Some(p as *const f32),
                 Onto::Bias(b) => Some(b),
                 Onto::Zero => None,
             };
-            if let Some(q) = onto {
+            if let Some(q) = addend {
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(q));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(q.add(8)));
             }

@@ -562,8 +562,7 @@ impl Gpt2LMHeadModel {
         attention_mask: &Tensor,
         train: bool,
     ) -> Result<Tensor> {
-        let h = self.transformer.forward(input_ids, attention_mask, train)?;
-        self.lm_head.forward(&h)
+        self.logits(&self.hidden_states(input_ids, attention_mask, train)?)
     }
 
     /// An empty decoding cache for `rows` sequences.
@@ -578,8 +577,7 @@ impl Gpt2LMHeadModel {
         mask: &[Vec<f32>],
         cache: &mut Gpt2Cache,
     ) -> Result<Tensor> {
-        let h = self.forward_cached_hidden(ids, mask, cache)?;
-        self.lm_head.forward(&h)
+        self.logits(&self.forward_cached_hidden(ids, mask, cache)?)
     }
 
     /// Final hidden states `[batch, seq, n_embd]` of whole sequences (the LM head's input).

@@ -178,20 +178,20 @@ impl Linear {
             (Some(wt), Some(b)) => kernels::linear_frozen(&x2, (&self.weight, wt), b, fuse)?,
             _ => None,
         };
-        let y = match (fused, act, fuse) {
-            (Some(y), Some(act), None) => act.apply(&y)?,
-            (Some(y), _, _) => y,
-            (None, _, _) => {
+        let (y, act_done) = match fused {
+            Some(y) => (y, fuse.is_some()),
+            None => {
                 let y = x2.matmul(&self.weight.t()?)?;
                 let y = match &self.bias {
                     Some(b) => y.broadcast_add(b)?,
                     None => y,
                 };
-                match act {
-                    Some(act) => act.apply(&y)?,
-                    None => y,
-                }
+                (y, false)
             }
+        };
+        let y = match act {
+            Some(act) if !act_done => act.apply(&y)?,
+            _ => y,
         };
         let mut out_dims = dims;
         if let Some(last) = out_dims.last_mut() {

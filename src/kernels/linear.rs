@@ -1,7 +1,8 @@
-//! Inference linear layer straight on the `gemm` crate: `y = x · Wᵀ + b` with the bias
-//! written into the output before the GEMM accumulates onto it (no separate bias pass), and
-//! the operand order chosen by row count so small batches do not waste the 64-row register
-//! tile. candle's `matmul` offers neither, and these two were 10–25 % of BERT-base time.
+//! Inference linear layer on the packed kernel ([`sgemm`]) or the `gemm` crate:
+//! `y = x · Wᵀ + b` with the bias written by the GEMM's own stores (no separate bias pass),
+//! and on the crate the operand order chosen by row count so small batches do not waste its
+//! 64-row register tile. candle's `matmul` offers neither, and these two were 10–25 % of
+//! BERT-base time.
 
 use super::gelu::Gelu;
 use super::layer_norm::contiguous_f32;
@@ -11,8 +12,8 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::OnceLock;
 
 /// The inference copy of a frozen weight `w [out, in]` in the layout this machine's GEMM
-/// streams: 16-column panels (1-D) for the AVX2 kernel ([`sgemm`]), else the contiguous
-/// transpose `[in, out]` for the `gemm` crate. `w_t`: that transpose when the caller already
+/// streams: 16-column panels (1-D) for the packed kernel ([`sgemm`], AVX2 or AVX-512), else
+/// the contiguous transpose `[in, out]` for the `gemm` crate. `w_t`: that transpose when the caller already
 /// holds it (GPT-2 stores `Conv1D` weights `[in, out]`). Other devices/dtypes: the transpose.
 pub fn prepare_frozen_weight(w: &Tensor, w_t: Option<&Tensor>) -> Result<Tensor> {
     if sgemm::enabled() && w.device().is_cpu() && w.dtype() == DType::F32 {
@@ -72,7 +73,7 @@ pub fn linear_frozen(
     let x = x.contiguous()?;
     let rows = x.dim(0)?;
     let (layout, weight) = if w_t.rank() == 1 {
-        // Packed for the AVX2 kernel: it beats the skinny path above 16 rows.
+        // Packed for the packed kernel: it beats the skinny path above 16 rows.
         if rows <= super::skinny::MAX_ROWS {
             (WeightLayout::Transposed, w)
         } else {
@@ -263,7 +264,7 @@ pub(super) unsafe fn strided_gemm(
 }
 
 /// [`strided_gemm`] plus a bias row added to every row of `dst` (in the GEMM's own stores on
-/// the AVX2 path: no separate pass).
+/// the packed-kernel path: no separate pass).
 ///
 /// # Safety
 /// As [`strided_gemm`]; `bias` holds `n` values.

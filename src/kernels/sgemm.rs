@@ -1,13 +1,17 @@
-//! Packed single-precision GEMM for AVX2 + FMA CPUs, BLIS-style: a 6 × 16 register tile,
-//! A packed per call in 6-row panels sized for L2, B packed in 16-column panels that a
-//! frozen weight gets once, at load.
+//! Packed single-precision GEMM, BLIS-style: A read in place (row-major) or packed per call
+//! in 6-row panels sized for L2, B packed in 16-column panels that a frozen weight gets once,
+//! at load. Register tiles: 6 × 16 (two ymm per row) on AVX2 + FMA, 12 × 32 (two 6-row A
+//! panels × two B panels, two zmm per row) on AVX-512, a scalar tile elsewhere.
 //!
 //! Why our own: on a 2-core AVX2 machine (AMD EPYC, Zen 3) the `gemm` crate's AVX2 kernels ran
 //! BERT-base's GEMMs at about 124 GFLOP/s where OpenBLAS's Haswell kernels reach 145–160 and
 //! MKL 110–135 on the same cores (bench: `cargo run --release --example bench_gemm`), and it
-//! re-packs a weight on every call. AVX-512 machines keep the `gemm` crate, whose AVX-512
-//! kernels were measured at 75 % of that machine's peak; `BERT4RS_GEMM_CRATE=1` forces the
-//! crate everywhere (for comparisons).
+//! re-packs a weight on every call. `BERT4RS_GEMM_CRATE=1` uses the crate instead (for
+//! comparisons).
+//!
+//! Every tile sums each output's products in the same order (k ascending within a depth
+//! block of `KC`, fused multiply-adds, blocks added onto C in order), so the three tiles give
+//! bit-identical results: a model computes the same numbers on AVX2 and AVX-512 machines.
 
 use super::attention::OutPtr;
 use rayon::prelude::*;
@@ -27,13 +31,67 @@ const KC: usize = 384;
 /// Most rows of A per block: 192 × 384 × 4 B = 288 KiB (L2; 144 and 192 measured alike).
 const MC: usize = 192;
 
-/// Whether these kernels are used on this CPU: AVX2 + FMA without AVX-512.
+/// Whether these kernels are used on this CPU (AVX2 + FMA or AVX-512, unless
+/// `BERT4RS_GEMM_CRATE` is set).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        super::simd::isa() == super::simd::Isa::Avx2
-            && std::env::var_os("BERT4RS_GEMM_CRATE").is_none()
+        Tile::best() != Tile::Scalar && std::env::var_os("BERT4RS_GEMM_CRATE").is_none()
     })
+}
+
+/// The register-tile kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tile {
+    /// 6 × 16, plain Rust (any CPU).
+    Scalar,
+    /// 6 × 16 on AVX2 + FMA.
+    Avx2,
+    /// 12 × 32 on AVX-512F.
+    Avx512,
+}
+
+impl Tile {
+    /// The widest tile this CPU runs (`BERT4RS_NO_AVX512=1` caps it at AVX2).
+    pub fn best() -> Tile {
+        match super::simd::isa() {
+            super::simd::Isa::Avx512 => Tile::Avx512,
+            super::simd::Isa::Avx2 => Tile::Avx2,
+            super::simd::Isa::Baseline => Tile::Scalar,
+        }
+    }
+
+    /// Every tile this CPU runs, narrowest first.
+    pub fn available() -> Vec<Tile> {
+        [Tile::Scalar, Tile::Avx2, Tile::Avx512]
+            .into_iter()
+            .filter(|&t| t as u8 <= Tile::best() as u8)
+            .collect()
+    }
+
+    /// A panels (6 rows each) and B panels (16 columns each) one kernel call covers.
+    fn span(self) -> (usize, usize) {
+        match self {
+            Tile::Avx512 => (2, 2),
+            _ => (1, 1),
+        }
+    }
+
+    fn kernel(self, direct: bool) -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        match (self, direct) {
+            (Tile::Avx512, true) => return kernel_avx512::<true>,
+            (Tile::Avx512, false) => return kernel_avx512::<false>,
+            (Tile::Avx2, true) => return kernel_avx2::<true>,
+            (Tile::Avx2, false) => return kernel_avx2::<false>,
+            (Tile::Scalar, _) => {}
+        }
+        if direct {
+            kernel_scalar::<true>
+        } else {
+            kernel_scalar::<false>
+        }
+    }
 }
 
 /// A strided matrix operand: element `(i, j)` is at `ptr + i·rs + j·cs`.
@@ -192,11 +250,38 @@ unsafe fn pack_a(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, dst: &m
 /// that nothing else reads or writes meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_packed(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     a: Strided,
     packed_b: &[f32],
     c: *mut f32,
     c_rs: usize,
+    scale: f32,
+    onto: (bool, Option<&[f32]>),
+    threads: usize,
+) {
+    gemm_packed_on(
+        Tile::best(),
+        dims,
+        a,
+        packed_b,
+        (c, c_rs),
+        scale,
+        onto,
+        threads,
+    );
+}
+
+/// [`gemm_packed`] on a given register tile (tests compare the tiles).
+///
+/// # Safety
+/// As [`gemm_packed`], and `tile` must be one of [`Tile::available`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_packed_on(
+    tile: Tile,
+    (m, n, k): (usize, usize, usize),
+    a: Strided,
+    packed_b: &[f32],
+    (c, c_rs): (*mut f32, usize),
     scale: f32,
     (accumulate, bias): (bool, Option<&[f32]>),
     threads: usize,
@@ -223,14 +308,15 @@ pub unsafe fn gemm_packed(
         }
         return;
     }
+    let (span_i, span_j) = tile.span();
     // Tasks: a multiple of `threads` row blocks when there are enough rows (each task then
-    // streams B once), else column ranges of B over one row block.
+    // streams B once), else column ranges of B over one row block. Blocks are whole tiles.
     let blocks_i = if m > MC {
         m.div_ceil(MC).next_multiple_of(threads.max(1))
     } else {
         1
     };
-    let mc = m.div_ceil(blocks_i).next_multiple_of(MR);
+    let mc = m.div_ceil(blocks_i).next_multiple_of(MR * span_i);
     let blocks_i = m.div_ceil(mc);
     let panels = n.div_ceil(NR);
     let blocks_j = if threads > 1 && blocks_i == 1 {
@@ -238,41 +324,52 @@ pub unsafe fn gemm_packed(
     } else {
         1
     };
-    let chunk_j = panels.div_ceil(blocks_j);
+    let chunk_j = panels.div_ceil(blocks_j).next_multiple_of(span_j);
     let blocks_j = panels.div_ceil(chunk_j);
-    // Row-major A is read in place (six row streams); other layouts are packed first.
+    // Row-major A is read in place (one stream per tile row); other layouts are packed first.
     let direct = a.cs == 1;
     let out = OutPtr(c);
-    let kernel = best_kernel(direct);
+    let kernel = tile.kernel(direct);
     let task = |apack: &mut [f32], t: usize| {
         let (bi, bj) = (t / blocks_j, t % blocks_j);
         let i0 = bi * mc;
         let rows = mc.min(m - i0);
         let (j0, j1) = (bj * chunk_j, ((bj + 1) * chunk_j).min(panels));
-        let c = out;
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
             if !direct {
                 pack_a(a, i0, rows, p0, kc, apack);
             }
-            for j in j0..j1 {
+            for j in (j0..j1).step_by(span_j) {
                 // The first depth block writes C (with the bias); later ones add onto it.
                 let onto = match bias {
                     _ if accumulate || p0 > 0 => Onto::C,
                     Some(b) => Onto::Bias(b.as_ptr().add(j * NR)),
                     None => Onto::Zero,
                 };
-                let bp = packed_b.as_ptr().add((j * k + p0) * NR);
-                let cols = NR.min(n - j * NR);
-                for ip in 0..rows.div_ceil(MR) {
-                    let r = MR.min(rows - ip * MR);
-                    let ap = if direct {
-                        a.ptr.add((i0 + ip * MR) * a.rs + p0)
+                let cols = (NR * span_j).min(n - j * NR);
+                for ip in (0..rows.div_ceil(MR)).step_by(span_i) {
+                    let mr = (MR * span_i).min(rows - ip * MR);
+                    let (a_ptr, a_next) = if direct {
+                        (a.ptr.add((i0 + ip * MR) * a.rs + p0), MR * a.rs)
                     } else {
-                        apack.as_ptr().add(ip * kc * MR)
+                        (apack.as_ptr().add(ip * kc * MR), kc * MR)
                     };
-                    let cp = c.get().add((i0 + ip * MR) * c_rs + j * NR);
-                    kernel(kc, (ap, a.rs), bp, cp, c_rs, (r, cols), scale, onto);
+                    kernel(&TileArgs {
+                        kc,
+                        a: a_ptr,
+                        a_rs: a.rs,
+                        // The second A / B panel, where the tile has one.
+                        a_next: if mr > MR { a_next } else { 0 },
+                        b: packed_b.as_ptr().add((j * k + p0) * NR),
+                        b_next: if cols > NR { k * NR } else { 0 },
+                        c: out.get().add((i0 + ip * MR) * c_rs + j * NR),
+                        c_rs,
+                        mr,
+                        nr: cols,
+                        scale,
+                        onto,
+                    });
                 }
             }
         }
@@ -337,38 +434,35 @@ enum Onto {
     Bias(*const f32),
 }
 
-/// One `mr × nr` (≤ 6 × 16) tile: `C = (acc ? C : 0) + scale · Σ_k a[k] ⊗ b[k]`.
-/// `a`: a packed 6-row panel (`[k][6]`), or with `DIRECT` the tile's first row of a row-major
-/// A and its row stride.
-type Kernel =
-    unsafe fn(usize, (*const f32, usize), *const f32, *mut f32, usize, (usize, usize), f32, Onto);
-
-/// The AVX2 tile kernel wherever AVX2 + FMA exist (AVX-512 machines included), else scalar.
-fn best_kernel(direct: bool) -> Kernel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if super::simd::isa() != super::simd::Isa::Baseline {
-            return if direct {
-                kernel_avx2::<true>
-            } else {
-                kernel_avx2::<false>
-            };
-        }
-    }
-    if direct {
-        kernel_scalar::<true>
-    } else {
-        kernel_scalar::<false>
-    }
+/// One tile's job: `C = (onto) + scale · Σ_k a[k] ⊗ b[k]` over `mr × nr` outputs (at most
+/// the kernel's tile).
+struct TileArgs {
+    /// Depth.
+    kc: usize,
+    /// A packed 6-row panel (`[k][6]`), or with `DIRECT` the tile's first row of a row-major A.
+    a: *const f32,
+    /// Row stride of a row-major A.
+    a_rs: usize,
+    /// Offset from `a` to rows 6–11 (the next panel or the seventh row); 0 when absent.
+    a_next: usize,
+    /// The first 16-column B panel at this depth block.
+    b: *const f32,
+    /// Offset from `b` to the next B panel (columns 16–31); 0 when absent.
+    b_next: usize,
+    c: *mut f32,
+    c_rs: usize,
+    mr: usize,
+    nr: usize,
+    scale: f32,
+    onto: Onto,
 }
 
-/// Where row `r` of the tile's A starts and how far one step of k moves:
+type Kernel = unsafe fn(&TileArgs);
+
+/// Where row `r` of a 6-row A block starts and how far one step of k moves:
 /// packed panels interleave the six rows, row-major A keeps each row contiguous.
 #[inline(always)]
-fn a_layout<const DIRECT: bool>(
-    (a, rs): (*const f32, usize),
-    mr: usize,
-) -> ([*const f32; MR], usize) {
+fn a_layout<const DIRECT: bool>(a: *const f32, rs: usize, mr: usize) -> ([*const f32; MR], usize) {
     let mut rows = [a; MR];
     for (r, p) in rows.iter_mut().enumerate() {
         // Rows past the matrix's end re-read its last row (their results are not stored).
@@ -378,28 +472,18 @@ fn a_layout<const DIRECT: bool>(
     (rows, if DIRECT { 1 } else { MR })
 }
 
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel_scalar<const DIRECT: bool>(
-    kc: usize,
-    a: (*const f32, usize),
-    b: *const f32,
-    c: *mut f32,
-    c_rs: usize,
-    (mr, nr): (usize, usize),
-    scale: f32,
-    onto: Onto,
-) {
-    let (rows, step) = a_layout::<DIRECT>(a, mr);
+unsafe fn kernel_scalar<const DIRECT: bool>(t: &TileArgs) {
+    let (rows, step) = a_layout::<DIRECT>(t.a, t.a_rs, t.mr);
     let mut acc = [[0f32; NR]; MR];
-    for kk in 0..kc {
+    for kk in 0..t.kc {
         for (r, row) in acc.iter_mut().enumerate() {
             let av = *rows[r].add(kk * step);
             for (j, v) in row.iter_mut().enumerate() {
-                *v = av.mul_add(*b.add(kk * NR + j), *v);
+                *v = av.mul_add(*t.b.add(kk * NR + j), *v);
             }
         }
     }
-    store_tile(&acc, c, c_rs, (mr, nr), scale, onto);
+    store_tile(&acc, t.c, t.c_rs, (t.mr, t.nr), t.scale, t.onto);
 }
 
 unsafe fn store_tile(
@@ -423,24 +507,16 @@ unsafe fn store_tile(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2<const DIRECT: bool>(
-    kc: usize,
-    a: (*const f32, usize),
-    b: *const f32,
-    c: *mut f32,
-    c_rs: usize,
-    (mr, nr): (usize, usize),
-    scale: f32,
-    onto: Onto,
-) {
+unsafe fn kernel_avx2<const DIRECT: bool>(t: &TileArgs) {
     use std::arch::x86_64::*;
+    let (c, c_rs, mr, nr) = (t.c, t.c_rs, t.mr, t.nr);
     let z = _mm256_setzero_ps();
     let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) = (z, z, z, z, z, z);
     let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) = (z, z, z, z, z, z);
-    let ([mut a0, mut a1, mut a2, mut a3, mut a4, mut a5], step) = a_layout::<DIRECT>(a, mr);
-    let mut b = b;
+    let ([mut a0, mut a1, mut a2, mut a3, mut a4, mut a5], step) =
+        a_layout::<DIRECT>(t.a, t.a_rs, mr);
+    let mut b = t.b;
     // The C tile is read at the end: start fetching its rows now.
     for r in 0..mr {
         // (wrapping: an edge tile's last row may end before column 16; prefetch never faults)
@@ -483,7 +559,7 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
             b = b.wrapping_add($n * NR);
         }};
     }
-    for _ in 0..kc / 4 {
+    for _ in 0..t.kc / 4 {
         if !DIRECT {
             _mm_prefetch::<_MM_HINT_T0>(a0.wrapping_add(16 * MR) as *const i8);
         }
@@ -496,7 +572,7 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
         step!(3);
         advance!(4);
     }
-    for _ in 0..kc % 4 {
+    for _ in 0..t.kc % 4 {
         step!(0);
         advance!(1);
     }
@@ -508,12 +584,12 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
         [c40, c41],
         [c50, c51],
     ];
-    let s = _mm256_set1_ps(scale);
+    let s = _mm256_set1_ps(t.scale);
     if mr == MR && nr == NR {
         for (r, [v0, v1]) in rows.iter().enumerate() {
             let p = c.add(r * c_rs);
             let (mut v0, mut v1) = (_mm256_mul_ps(*v0, s), _mm256_mul_ps(*v1, s));
-            let addend = match onto {
+            let addend = match t.onto {
                 Onto::C => Some(p as *const f32),
                 Onto::Bias(b) => Some(b),
                 Onto::Zero => None,
@@ -531,8 +607,221 @@ unsafe fn kernel_avx2<const DIRECT: bool>(
             _mm256_storeu_ps(dst.as_mut_ptr(), *v0);
             _mm256_storeu_ps(dst.as_mut_ptr().add(8), *v1);
         }
-        store_tile(&acc, c, c_rs, (mr, nr), scale, onto);
+        store_tile(&acc, c, c_rs, (mr, nr), t.scale, t.onto);
     }
+}
+
+/// The 12 × 32 AVX-512 tile: rows 0–5 and 6–11 from two A panels (or twelve row-major rows),
+/// columns 0–15 and 16–31 from two B panels, 24 zmm accumulators. Edges use store masks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn kernel_avx512<const DIRECT: bool>(t: &TileArgs) {
+    use std::arch::x86_64::*;
+    let (c, c_rs, mr, nr) = (t.c, t.c_rs, t.mr, t.nr);
+    let (lo, step) = a_layout::<DIRECT>(t.a, t.a_rs, mr.min(MR));
+    // Without rows 6–11 the upper half re-reads rows 0–5 (its results are not stored).
+    let hi = if mr > MR {
+        a_layout::<DIRECT>(t.a.wrapping_add(t.a_next), t.a_rs, mr - MR).0
+    } else {
+        lo
+    };
+    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5] = lo;
+    let [mut a6, mut a7, mut a8, mut a9, mut a10, mut a11] = hi;
+    let (mut b, b_next) = (t.b, t.b_next);
+    for r in 0..mr {
+        // The C tile is read at the end: start fetching its rows now (prefetch never faults).
+        let p = c.wrapping_add(r * c_rs);
+        _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(nr - 1) as *const i8);
+    }
+    let z = _mm512_setzero_ps();
+    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) = (z, z, z, z, z, z);
+    let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) = (z, z, z, z, z, z);
+    let (mut c60, mut c61, mut c70, mut c71, mut c80, mut c81) = (z, z, z, z, z, z);
+    let (mut c90, mut c91, mut ca0, mut ca1, mut cb0, mut cb1) = (z, z, z, z, z, z);
+    macro_rules! row {
+        ($a:ident, $o:expr, $v0:ident, $v1:ident, $c0:ident, $c1:ident) => {{
+            let x = _mm512_set1_ps(*$a.add($o * step));
+            $c0 = _mm512_fmadd_ps(x, $v0, $c0);
+            $c1 = _mm512_fmadd_ps(x, $v1, $c1);
+        }};
+    }
+    macro_rules! step {
+        ($o:expr) => {{
+            let v0 = _mm512_loadu_ps(b.add($o * NR));
+            let v1 = _mm512_loadu_ps(b.add(b_next + $o * NR));
+            row!(a0, $o, v0, v1, c00, c01);
+            row!(a1, $o, v0, v1, c10, c11);
+            row!(a2, $o, v0, v1, c20, c21);
+            row!(a3, $o, v0, v1, c30, c31);
+            row!(a4, $o, v0, v1, c40, c41);
+            row!(a5, $o, v0, v1, c50, c51);
+            row!(a6, $o, v0, v1, c60, c61);
+            row!(a7, $o, v0, v1, c70, c71);
+            row!(a8, $o, v0, v1, c80, c81);
+            row!(a9, $o, v0, v1, c90, c91);
+            row!(a10, $o, v0, v1, ca0, ca1);
+            row!(a11, $o, v0, v1, cb0, cb1);
+        }};
+    }
+    // Wrapping: in a packed panel, rows 1–5 end up to 5 values past the panel's end.
+    macro_rules! advance {
+        ($n:expr) => {{
+            a0 = a0.wrapping_add($n * step);
+            a1 = a1.wrapping_add($n * step);
+            a2 = a2.wrapping_add($n * step);
+            a3 = a3.wrapping_add($n * step);
+            a4 = a4.wrapping_add($n * step);
+            a5 = a5.wrapping_add($n * step);
+            a6 = a6.wrapping_add($n * step);
+            a7 = a7.wrapping_add($n * step);
+            a8 = a8.wrapping_add($n * step);
+            a9 = a9.wrapping_add($n * step);
+            a10 = a10.wrapping_add($n * step);
+            a11 = a11.wrapping_add($n * step);
+            b = b.wrapping_add($n * NR);
+        }};
+    }
+    for _ in 0..t.kc / 2 {
+        step!(0);
+        step!(1);
+        advance!(2);
+    }
+    if t.kc % 2 == 1 {
+        step!(0);
+    }
+    let rows = [
+        [c00, c01],
+        [c10, c11],
+        [c20, c21],
+        [c30, c31],
+        [c40, c41],
+        [c50, c51],
+        [c60, c61],
+        [c70, c71],
+        [c80, c81],
+        [c90, c91],
+        [ca0, ca1],
+        [cb0, cb1],
+    ];
+    let mask = |cols: usize| -> __mmask16 {
+        if cols >= NR {
+            0xffff
+        } else {
+            ((1u32 << cols) - 1) as __mmask16
+        }
+    };
+    let masks = [mask(nr), mask(nr.saturating_sub(NR))];
+    let s = _mm512_set1_ps(t.scale);
+    for (r, halves) in rows.iter().enumerate().take(mr) {
+        for (h, (&v, &m)) in halves.iter().zip(&masks).enumerate() {
+            if m == 0 {
+                continue;
+            }
+            let p = c.add(r * c_rs + h * NR);
+            let v = _mm512_mul_ps(v, s);
+            // Masked loads and stores touch only the tile's columns (and never fault past them).
+            let v = match t.onto {
+                Onto::C => _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, p)),
+                Onto::Bias(b) => _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b.add(h * NR))),
+                Onto::Zero => v,
+            };
+            _mm512_mask_storeu_ps(p, m, v);
+        }
+    }
+}
+
+/// Checks `tile` against the scalar tile on edge shapes (partial tiles in both directions,
+/// one value past a depth block, odd panel counts, row-major and packed A, zero / bias /
+/// accumulate stores, one and two threads): the results must be bit-identical (see the module
+/// doc). Returns the mismatches found, one line each. Used by the tests and by
+/// `examples/check_tiles.rs`, which runs it under an emulated AVX-512 CPU.
+#[doc(hidden)]
+pub fn tile_mismatches(tile: Tile) -> Vec<String> {
+    let mut bad = Vec::new();
+    let values = |len: usize, seed: u32| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2003)
+            .map(|v| v as f32 / 1001.0 - 1.0)
+            .collect()
+    };
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (5, 17, 3),
+        (6, 16, 7),
+        (7, 31, 2),
+        (12, 32, 5),
+        (13, 33, 385),
+        (11, 48, 9),
+        (25, 50, 40),
+        (20, 200, 30),
+        (200, 70, 20),
+    ] {
+        let (a, b) = (values(m * k, 1), values(k * n, 2));
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 1.0).collect();
+        // Row-major A (read in place) and column-major A (packed).
+        let at: Vec<f32> = (0..m * k).map(|i| a[(i % m) * k + i / m]).collect();
+        let b_op = Strided {
+            ptr: b.as_ptr(),
+            rs: n,
+            cs: 1,
+        };
+        // SAFETY: b covers k × n values with these strides.
+        let packed = unsafe { pack_b(k, n, b_op, 1) };
+        for (a_op, layout) in [
+            ((a.as_ptr(), k, 1), "row-major"),
+            ((at.as_ptr(), 1, m), "packed"),
+        ] {
+            let a_op = Strided {
+                ptr: a_op.0,
+                rs: a_op.1,
+                cs: a_op.2,
+            };
+            for (onto, name) in [
+                ((false, None), "zero"),
+                ((false, Some(&bias[..])), "bias"),
+                ((true, None), "accumulate"),
+            ] {
+                for threads in [1, 2] {
+                    // C starts as ones with a gap column after each row that must stay 1.
+                    let run = |t: Tile| {
+                        let mut c = vec![1f32; m * (n + 1)];
+                        // SAFETY: operands cover their shapes; c covers m rows of stride n + 1.
+                        unsafe {
+                            gemm_packed_on(
+                                t,
+                                (m, n, k),
+                                a_op,
+                                &packed,
+                                (c.as_mut_ptr(), n + 1),
+                                0.5,
+                                onto,
+                                threads,
+                            )
+                        };
+                        c
+                    };
+                    let (want, got) = (run(Tile::Scalar), run(tile));
+                    let diff = want
+                        .iter()
+                        .zip(&got)
+                        .position(|(w, g)| w.to_bits() != g.to_bits());
+                    let gap = (0..m).any(|i| got[i * (n + 1) + n] != 1.0);
+                    if let Some(i) = diff {
+                        bad.push(format!(
+                            "{tile:?} {m}x{n}x{k} {layout} A, {name}, {threads} threads: C[{}][{}] = {} (scalar tile {})",
+                            i / (n + 1), i % (n + 1), got[i], want[i]
+                        ));
+                    } else if gap {
+                        bad.push(format!(
+                            "{tile:?} {m}x{n}x{k} {layout} A, {name}: wrote past column {n}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    bad
 }
 
 #[cfg(test)]
@@ -658,6 +947,16 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_tile_on_this_cpu_equals_the_scalar_tile_bit_for_bit() {
+        let tiles = Tile::available();
+        assert!(tiles.contains(&Tile::best()));
+        for tile in tiles {
+            let bad = tile_mismatches(tile);
+            assert!(bad.is_empty(), "{}", bad.join("\n"));
         }
     }
 

@@ -12,7 +12,7 @@ pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
     /// The weight prepared once for inference GEMMs ([`kernels::prepare_frozen_weight`]:
-    /// `weightᵀ [in, out]` for the `gemm` crate, 16-column panels for the AVX2 kernel), so no
+    /// `weightᵀ [in, out]` for the `gemm` crate, 16-column panels for the packed kernel), so no
     /// call re-packs a transposed view (2× faster at batch 1 × 32 on BERT-base). Not kept for
     /// trainable weights, which change each step.
     weight_t: Option<Tensor>,

@@ -27,9 +27,10 @@ done
 "$py" - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-peak = next(r["gflops"] for r in rows if r["impl"] == "fma-peak")
+probe = next(r for r in rows if r["impl"] == "fma-peak")
+peak = probe["gflops"]
 cfg = {"bert-base": (768, 3072, 12), "minilm": (384, 1536, 6)}
-print(f"measured f32 FMA peak: {peak:.0f} GFLOP/s on {rows[0]['threads']} threads")
+print(f"measured f32 FMA peak: {peak:.0f} GFLOP/s on {rows[0]['threads']} threads; bert4rs GEMM: {probe['gemm']}")
 print(f"{'model':10} {'shape':>8} {'impl':12} {'ms':>9} {'tokens/s':>10} {'vs torch':>9} {'% peak':>7}")
 for key in dict.fromkeys((r["model"], r["batch"], r["seq"]) for r in rows if "model" in r):
     group = [r for r in rows if (r.get("model"), r.get("batch"), r.get("seq")) == key]

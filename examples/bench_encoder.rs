@@ -29,7 +29,13 @@ fn main() -> bert4rs::Result<()> {
         .build_global();
     if args.iter().any(|a| a == "--peak") {
         let gflops = bert4rs::kernels::simd::fma_peak_gflops(threads);
-        println!("{{\"impl\": \"fma-peak\", \"threads\": {threads}, \"gflops\": {gflops:.1}}}");
+        let gemm = match bert4rs::kernels::sgemm::enabled() {
+            true => format!("packed {:?} tile", bert4rs::kernels::sgemm::Tile::best()),
+            false => "gemm crate".to_string(),
+        };
+        println!(
+            "{{\"impl\": \"fma-peak\", \"threads\": {threads}, \"gflops\": {gflops:.1}, \"gemm\": \"{gemm}\"}}"
+        );
         return Ok(());
     }
     let dir = std::path::PathBuf::from(arg(&args, "--model-dir", "."));

@@ -1,4 +1,4 @@
-//! GEMM throughput at BERT shapes: bert4rs's packed AVX2 kernel (`kernels::sgemm`, B packed
+//! GEMM throughput at BERT shapes: bert4rs's packed kernel (`kernels::sgemm`, B packed
 //! once as a frozen weight is, and packed per call) against the `gemm` crate, same threads.
 //!   cargo run --release --example bench_gemm [-- --threads 2 --rounds 15]
 //! The model-level benchmarks (`bench/run.sh`, `bench/train.sh`) put it beside PyTorch.
@@ -37,8 +37,9 @@ fn main() {
         .build_global()
         .unwrap();
     println!(
-        "AVX2 packed kernel in use by the model code: {}",
-        sgemm::enabled()
+        "packed kernel in use by the model code: {} (tile: {:?})",
+        sgemm::enabled(),
+        sgemm::Tile::best()
     );
     let peak = bert4rs::kernels::simd::fma_peak_gflops(threads);
     println!("f32 FMA peak: {peak:.0} GFLOP/s on {threads} threads");

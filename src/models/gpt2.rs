@@ -249,8 +249,22 @@ impl Gpt2Model {
         })
     }
 
-    /// Final hidden states `[batch, seq, n_embd]` of whole sequences.
+    /// Final hidden states `[batch, seq, n_embd]` of whole sequences. Inference runs on
+    /// rayon's pool ([`kernels::on_pool`]), training on the calling thread.
     pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        if train {
+            self.forward_here(input_ids, attention_mask, true)
+        } else {
+            kernels::on_pool(|| self.forward_here(input_ids, attention_mask, false))
+        }
+    }
+
+    fn forward_here(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
@@ -308,6 +322,15 @@ impl Gpt2Model {
     /// Appends `ids` (`rows × t`, equal lengths; `mask` 0 marks left padding) to the cache
     /// and returns the final hidden state of each row's last token, `[rows, n_embd]`.
     pub fn forward_cached(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<f32>],
+        cache: &mut Gpt2Cache,
+    ) -> Result<Tensor> {
+        kernels::on_pool(|| self.forward_cached_here(ids, mask, cache))
+    }
+
+    fn forward_cached_here(
         &self,
         ids: &[Vec<u32>],
         mask: &[Vec<f32>],
@@ -577,7 +600,7 @@ impl Gpt2LMHeadModel {
         mask: &[Vec<f32>],
         cache: &mut Gpt2Cache,
     ) -> Result<Tensor> {
-        self.logits(&self.forward_cached_hidden(ids, mask, cache)?)
+        kernels::on_pool(|| self.logits(&self.forward_cached_hidden(ids, mask, cache)?))
     }
 
     /// Final hidden states `[batch, seq, n_embd]` of whole sequences (the LM head's input).
@@ -603,7 +626,7 @@ impl Gpt2LMHeadModel {
 
     /// Logits `[rows, vocab]` from final hidden states `[rows, n_embd]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        self.lm_head.forward(hidden)
+        kernels::on_pool(|| self.lm_head.forward(hidden))
     }
 
     /// The most likely next token of each row of final hidden states `[rows, n_embd]`:
@@ -623,7 +646,7 @@ impl Gpt2LMHeadModel {
         let Some(screen) = screen else {
             return Ok(None);
         };
-        let picks = self.lm_head.argmax_screened(hidden, screen)?;
+        let picks = kernels::on_pool(|| self.lm_head.argmax_screened(hidden, screen))?;
         Ok(picks.map(|p| p.into_iter().map(|i| i as u32).collect()))
     }
 

@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 cargo build -q --release --example check_tiles
-bins=$(cargo test -q --release --no-run --test parity_models --test gpt2_parity --test kernels \
+bins=$(cargo test --release --no-run --test parity_models --test gpt2_parity --test kernels \
     --test train_parity 2>&1 | sed -n 's/.*Executable.*(\(.*\))/\1/p')
 status=0
 run() {
@@ -19,6 +19,7 @@ run() {
     rm -f "$log"
     [ "$rc" = 0 ] || status=1
 }
+[ -n "$bins" ] || { echo "check.sh: found no test binaries to run" >&2; exit 2; }
 run target/release/examples/check_tiles
 for b in $bins; do run "$b" --test-threads=1; done
 exit $status

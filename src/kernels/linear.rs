@@ -73,7 +73,7 @@ pub fn linear_frozen(
     let x = x.contiguous()?;
     let rows = x.dim(0)?;
     let (layout, weight) = if w_t.rank() == 1 {
-        // Packed for the packed kernel: it beats the skinny path above 16 rows.
+        // Panels for `sgemm`'s packed kernel: it beats the skinny path above 16 rows.
         if rows <= super::skinny::MAX_ROWS {
             (WeightLayout::Transposed, w)
         } else {

@@ -86,6 +86,7 @@ impl Tile {
             ($f:ident, $($r:literal)*) => {
                 match (direct, rows) {
                     $((true, $r) => $f::<true, $r> as Kernel, (false, $r) => $f::<false, $r>,)*
+                    // ok: `row_tiles` yields 1 ..= height rows (its test checks every count).
                     _ => unreachable!("a {self:?} tile has no {rows}-row kernel"),
                 }
             };
@@ -580,6 +581,10 @@ unsafe fn store_tile(
 unsafe fn kernel_avx2<const DIRECT: bool, const ROWS: usize>(t: &TileArgs) {
     use std::arch::x86_64::*;
     let (c, c_rs, mr, nr) = (t.c, t.c_rs, t.mr, t.nr);
+    debug_assert_eq!(
+        mr, ROWS,
+        "Tile::kernel picks the copy for the tile's row count"
+    );
     let z = _mm256_setzero_ps();
     let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) = (z, z, z, z, z, z);
     let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) = (z, z, z, z, z, z);
@@ -689,8 +694,12 @@ unsafe fn kernel_avx2<const DIRECT: bool, const ROWS: usize>(t: &TileArgs) {
 unsafe fn kernel_avx512<const DIRECT: bool, const ROWS: usize>(t: &TileArgs) {
     use std::arch::x86_64::*;
     let (c, c_rs, mr, nr) = (t.c, t.c_rs, t.mr, t.nr);
+    debug_assert_eq!(
+        mr, ROWS,
+        "Tile::kernel picks the copy for the tile's row count"
+    );
     let (lo, step) = a_layout::<DIRECT>(t.a, t.a_rs, mr.min(MR));
-    // Without rows 6–11 the upper half re-reads rows 0–5 (its results are not stored).
+    // Rows 6–11 exist only in tiles of more than 6 rows (ROWS > 6); else they are not computed.
     let hi = if mr > MR {
         a_layout::<DIRECT>(t.a.wrapping_add(t.a_next), t.a_rs, mr - MR).0
     } else {

@@ -22,21 +22,42 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 #[inline(always)]
 fn erf(x: f32) -> f32 {
     let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let p = 1.061_405_4;
-    let p = p * t - 1.453_152_1;
-    let p = p * t + 1.421_413_8;
-    let p = p * t - 0.284_496_74;
-    let p = p * t + 0.254_829_6;
+    let t = 1.0 / 0.327_591_1f32.mul_add(a, 1.0);
+    let p = 1.061_405_4f32.mul_add(t, -1.453_152_1);
+    let p = p.mul_add(t, 1.421_413_8);
+    let p = p.mul_add(t, -0.284_496_74);
+    let p = p.mul_add(t, 0.254_829_6);
     let r = 1.0 - p * t * simd::exp(-a * a);
     r.copysign(x)
 }
 
 #[inline(always)]
-fn gelu_slice(x: &[f32], out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+fn gelu(v: f32) -> f32 {
+    0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `out = f(x)` elementwise, 32 values at a time: an activation is a long chain of dependent
+/// operations (divisions, polynomials, `exp`), and a fixed 32-wide block gives the CPU four
+/// independent AVX2 chains (two on AVX-512) to overlap. The exact GELU ran 10 % faster
+/// this way than as a plain loop (one 8-wide chain), single-threaded on Zen 3.
+#[inline(always)]
+fn map_wide(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
+    const W: usize = 32;
+    let mut xs = x.chunks_exact(W);
+    let mut os = out.chunks_exact_mut(W);
+    for (xc, oc) in (&mut xs).zip(&mut os) {
+        for (o, &v) in oc.iter_mut().zip(xc) {
+            *o = f(v);
+        }
     }
+    for (o, &v) in os.into_remainder().iter_mut().zip(xs.remainder()) {
+        *o = f(v);
+    }
+}
+
+#[inline(always)]
+fn gelu_slice(x: &[f32], out: &mut [f32]) {
+    map_wide(x, out, gelu);
 }
 
 dispatch!(fn gelu_slice_best(x: &[f32], out: &mut [f32]) => gelu_slice);
@@ -192,11 +213,11 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// `0.5·x·(1 + tanh(u))` with `1 + tanh(u) = 2 − 2/(e^{2u} + 1)`, vectorisable.
 #[inline(always)]
 fn gelu_tanh_slice(x: &[f32], out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
+    map_wide(x, out, |v| {
         let u = SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v);
         let e = simd::exp(2.0 * u);
-        *o = v * (1.0 - 1.0 / (e + 1.0));
-    }
+        v * (1.0 - 1.0 / (e + 1.0))
+    });
 }
 
 dispatch!(fn gelu_tanh_slice_best(x: &[f32], out: &mut [f32]) => gelu_tanh_slice);

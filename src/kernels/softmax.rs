@@ -49,15 +49,7 @@ pub fn masked_softmax_composite(scores: &Tensor, key_mask: &Tensor, scale: f64) 
 /// mask does). Shared by this kernel and the fused attention.
 #[inline(always)]
 pub(super) fn softmax_row_in_place(row: &mut [f32], mask: &[f32], scale: f32) {
-    let mut max = f32::NEG_INFINITY;
-    for (v, m) in row.iter_mut().zip(mask) {
-        *v = if *m > 0.0 {
-            *v * scale
-        } else {
-            f32::NEG_INFINITY
-        };
-        max = max.max(*v);
-    }
+    let max = scale_masked_max(row, mask, scale);
     if max == f32::NEG_INFINITY {
         let even = 1.0 / row.len() as f32;
         row.iter_mut().for_each(|v| *v = even);
@@ -68,6 +60,21 @@ pub(super) fn softmax_row_in_place(row: &mut [f32], mask: &[f32], scale: f32) {
     }
     let inv = 1.0 / simd::sum(row);
     row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `v ← scale·v` where the key is visible, −∞ where masked; returns the row's maximum.
+/// Two simple loops that vectorise: as one loop with `f32::max` LLVM kept it scalar (a
+/// third of the softmax's time in a profile).
+#[inline(always)]
+fn scale_masked_max(row: &mut [f32], mask: &[f32], scale: f32) -> f32 {
+    for (v, &m) in row.iter_mut().zip(mask) {
+        *v = if m > 0.0 {
+            *v * scale
+        } else {
+            f32::NEG_INFINITY
+        };
+    }
+    simd::max(row)
 }
 
 #[inline(always)]

@@ -9,7 +9,7 @@
 
 use super::layer_norm::contiguous_f32;
 use super::linear::strided_gemm;
-use super::softmax::softmax_rows_in_place_best;
+use super::softmax::{softmax_rows_in_place_best, softmax_rows_unmasked_in_place_best};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -100,7 +100,12 @@ impl CustomOp2 for AttentionOp {
                         1,
                     );
                     // The scale was applied by the score GEMM.
-                    softmax_rows_in_place_best(scores, &mask[bi * t..(bi + 1) * t], 1.0);
+                    let keys = &mask[bi * t..(bi + 1) * t];
+                    if keys.iter().all(|&m| m > 0.0) {
+                        softmax_rows_unmasked_in_place_best(scores, t);
+                    } else {
+                        softmax_rows_in_place_best(scores, keys, 1.0);
+                    }
                     strided_gemm(
                         (t, d, t),
                         dst.get().add(bi * t * h + head * d),

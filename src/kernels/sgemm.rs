@@ -252,6 +252,19 @@ unsafe fn pack_b_panel(b: Strided, k: usize, n: usize, j: usize, dst: &mut [f32]
             row[..cols].copy_from_slice(src);
         }
     } else {
+        #[cfg(target_arch = "x86_64")]
+        if b.rs == 1 && cols == NR && k >= 8 && Tile::best() != Tile::Scalar {
+            // Columns of B are contiguous rows (a transposed operand: a weight `w [n, k]`,
+            // or the keys in `q·kᵀ`): 8 × 8 register transposes.
+            let done = transpose_panel_avx2(b.ptr.add(j0 * b.cs), b.cs, k, dst);
+            for c in 0..NR {
+                let src = b.ptr.add((j0 + c) * b.cs);
+                for kk in done..k {
+                    *dst.get_unchecked_mut(kk * NR + c) = *src.add(kk);
+                }
+            }
+            return;
+        }
         for c in 0..cols {
             let src = b.ptr.add((j0 + c) * b.cs);
             for kk in 0..k {
@@ -259,6 +272,51 @@ unsafe fn pack_b_panel(b: Strided, k: usize, n: usize, j: usize, dst: &mut [f32]
             }
         }
     }
+}
+
+/// `dst[kk][c] = src[c·cs + kk]` for the 16 columns `c` and depths `kk` below `k` rounded
+/// down to 8, by 8 × 8 in-register transposes; returns that depth (the caller does the rest).
+/// Element by element this packing was a tenth of MiniLM's attention time (perf).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_panel_avx2(src: *const f32, cs: usize, k: usize, dst: &mut [f32]) -> usize {
+    use std::arch::x86_64::*;
+    let depth = k / 8 * 8;
+    debug_assert!(dst.len() >= k * NR);
+    for kk in (0..depth).step_by(8) {
+        for half in 0..2 {
+            let row = |c: usize| _mm256_loadu_ps(src.add((half * 8 + c) * cs + kk));
+            let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+            let (r4, r5, r6, r7) = (row(4), row(5), row(6), row(7));
+            // Interleave pairs, then quads, then swap 128-bit halves.
+            let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+            let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+            let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+            let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let out = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (i, v) in out.into_iter().enumerate() {
+                _mm256_storeu_ps(dst.as_mut_ptr().add((kk + i) * NR + half * 8), v);
+            }
+        }
+    }
+    depth
 }
 
 /// Packs rows `i0 .. i0 + mc` × columns `p0 .. p0 + kc` of A into 6-row panels

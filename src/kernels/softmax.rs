@@ -102,6 +102,26 @@ dispatch!(
     pub(super) fn softmax_rows_in_place_best(rows: &mut [f32], mask: &[f32], scale: f32) => softmax_rows_in_place
 );
 
+/// Softmax of each `width`-wide row in place when every key is visible and the scores are
+/// already scaled (the fused attention's unpadded sequences): the same values as
+/// [`softmax_row_in_place`] with an all-ones mask and scale 1, without its masking pass.
+#[inline(always)]
+fn softmax_rows_unmasked_in_place(rows: &mut [f32], width: usize) {
+    for row in rows.chunks_exact_mut(width) {
+        let max = simd::max(row);
+        for v in row.iter_mut() {
+            *v = simd::exp(*v - max);
+        }
+        let inv = 1.0 / simd::sum(row);
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+dispatch!(
+    /// [`softmax_rows_unmasked_in_place`], compiled for the best ISA.
+    pub(super) fn softmax_rows_unmasked_in_place_best(rows: &mut [f32], width: usize) => softmax_rows_unmasked_in_place
+);
+
 impl CustomOp2 for MaskedSoftmaxOp {
     fn name(&self) -> &'static str {
         "bert4rs-masked-softmax"

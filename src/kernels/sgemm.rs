@@ -86,8 +86,7 @@ impl Tile {
             ($f:ident, $($r:literal)*) => {
                 match (direct, rows) {
                     $((true, $r) => $f::<true, $r> as Kernel, (false, $r) => $f::<false, $r>,)*
-                    // ok: `row_tiles` yields 1 ..= height rows (its test checks every count).
-                    _ => unreachable!("a {self:?} tile has no {rows}-row kernel"),
+                    _ => unreachable!("a {self:?} tile has no {rows}-row kernel"), // ok: `row_tiles` yields 1 ..= height rows (its test checks every count)
                 }
             };
         }
@@ -252,22 +251,17 @@ unsafe fn pack_b_panel(b: Strided, k: usize, n: usize, j: usize, dst: &mut [f32]
             row[..cols].copy_from_slice(src);
         }
     } else {
+        // Depths already packed by register transposes (none off AVX2).
+        let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if b.rs == 1 && cols == NR && k >= 8 && Tile::best() != Tile::Scalar {
+        if b.rs == 1 && cols == NR && super::simd::isa() != super::simd::Isa::Baseline {
             // Columns of B are contiguous rows (a transposed operand: a weight `w [n, k]`,
             // or the keys in `q·kᵀ`): 8 × 8 register transposes.
-            let done = transpose_panel_avx2(b.ptr.add(j0 * b.cs), b.cs, k, dst);
-            for c in 0..NR {
-                let src = b.ptr.add((j0 + c) * b.cs);
-                for kk in done..k {
-                    *dst.get_unchecked_mut(kk * NR + c) = *src.add(kk);
-                }
-            }
-            return;
+            done = transpose_panel_avx2(b.ptr.add(j0 * b.cs), b.cs, k, dst);
         }
         for c in 0..cols {
             let src = b.ptr.add((j0 + c) * b.cs);
-            for kk in 0..k {
+            for kk in done..k {
                 *dst.get_unchecked_mut(kk * NR + c) = *src.add(kk * b.rs);
             }
         }

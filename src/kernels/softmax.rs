@@ -55,8 +55,19 @@ pub(super) fn softmax_row_in_place(row: &mut [f32], mask: &[f32], scale: f32) {
         row.iter_mut().for_each(|v| *v = even);
         return;
     }
+    exp_normalize::<true>(row, max);
+}
+
+/// `v ← e^(v − max) / Σ e^(v − max)` over a row whose maximum is `max`; with `MASKED`,
+/// −∞ entries (masked keys) get exactly 0 (the clamped `exp` alone would give ~1e-38).
+#[inline(always)]
+fn exp_normalize<const MASKED: bool>(row: &mut [f32], max: f32) {
     for v in row.iter_mut() {
-        *v = simd::exp(*v - max) * ((*v != f32::NEG_INFINITY) as u32 as f32);
+        *v = if MASKED {
+            simd::exp(*v - max) * ((*v != f32::NEG_INFINITY) as u32 as f32)
+        } else {
+            simd::exp(*v - max)
+        };
     }
     let inv = 1.0 / simd::sum(row);
     row.iter_mut().for_each(|v| *v *= inv);
@@ -109,11 +120,7 @@ dispatch!(
 fn softmax_rows_unmasked_in_place(rows: &mut [f32], width: usize) {
     for row in rows.chunks_exact_mut(width) {
         let max = simd::max(row);
-        for v in row.iter_mut() {
-            *v = simd::exp(*v - max);
-        }
-        let inv = 1.0 / simd::sum(row);
-        row.iter_mut().for_each(|v| *v *= inv);
+        exp_normalize::<false>(row, max);
     }
 }
 

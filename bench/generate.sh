@@ -15,20 +15,25 @@ model="$cache/bench/gpt2-small-random"
 bpe=$(./target/release/bert4rs fetch gpt2-bpe | cut -f2)
 [ -f "$model/model.safetensors" ] || "$py" reference/make_gpt2_bench_model.py --out "$model" --bpe "$bpe" >&2
 out=$(mktemp)
+mkl512=$(bash bench/mkl512.sh)  # empty unless AMD with AVX-512
 for batch in 1 8; do
   echo "== batch $batch: 32-token prompt, 128 new tokens, $threads threads" >&2
   ./target/release/examples/bench_generate --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" >>"$out"
   "$py" bench/torch_generate_bench.py --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" 2>/dev/null >>"$out"
+  if [ -n "$mkl512" ]; then
+    LD_PRELOAD="$mkl512" "$py" bench/torch_generate_bench.py --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" 2>/dev/null |
+      sed 's/"impl": "torch"/"impl": "torch-mkl512"/' >>"$out"
+  fi
 done
 "$py" - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"{'batch':>5} {'impl':8} {'ms':>9} {'tokens/s':>9} {'ours/torch':>10} same-ids")
+print(f"{'batch':>5} {'impl':12} {'ms':>9} {'tokens/s':>9} {'ours/torch':>10} same-ids")
 for b in dict.fromkeys(r["batch"] for r in rows):
     group = [r for r in rows if r["batch"] == b]
     torch = next(r for r in group if r["impl"] == "torch")
     for r in group:
         same = r["first_row"] == torch["first_row"]
-        print(f"{b:5} {r['impl']:8} {r['ms']:9.0f} {r['tokens_per_s']:9.1f} {r['tokens_per_s'] / torch['tokens_per_s']:9.2f}x {same}")
+        print(f"{b:5} {r['impl']:12} {r['ms']:9.0f} {r['tokens_per_s']:9.1f} {r['tokens_per_s'] / torch['tokens_per_s']:9.2f}x {same}")
 PY
 rm -f "$out"

@@ -17,13 +17,7 @@ minilm=$(./target/release/bert4rs fetch minilm | cut -f2)
 bench=./target/release/examples/bench_encoder
 out=$(mktemp)
 $bench --peak --threads "$threads" >>"$out"
-# On AMD CPUs with AVX-512, MKL (inside torch) keeps to its AVX2 kernels; a second PyTorch
-# run with bench/mkl_intel_cpu.c preloaded shows it with MKL's AVX-512 kernels as well.
-mkl512=""
-if grep -q AuthenticAMD /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo && command -v gcc >/dev/null; then
-  mkl512=target/bench/libmkl_intel_cpu.so
-  mkdir -p target/bench && gcc -shared -fPIC -O2 -o "$mkl512" bench/mkl_intel_cpu.c
-fi
+mkl512=$(bash bench/mkl512.sh)  # empty unless AMD with AVX-512
 for shape in "bert-base 8 128 $base" "bert-base 1 32 $base" "minilm 32 64 $minilm"; do
   set -- $shape
   echo "== $1 batch $2 x seq $3" >&2
@@ -31,7 +25,7 @@ for shape in "bert-base 8 128 $base" "bert-base 1 32 $base" "minilm 32 64 $minil
   "$py" bench/torch_bench.py --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" \
     --warmup 3 --iters "$iters" --onnx 2>/dev/null | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
   if [ -n "$mkl512" ]; then
-    LD_PRELOAD="$PWD/$mkl512" "$py" bench/torch_bench.py --model-dir "$4" --batch "$2" --seq "$3" \
+    LD_PRELOAD="$mkl512" "$py" bench/torch_bench.py --model-dir "$4" --batch "$2" --seq "$3" \
       --threads "$threads" --warmup 3 --iters "$iters" 2>/dev/null |
       sed -e "s/^{/{\"model\": \"$1\", /" -e 's/"impl": "torch"/"impl": "torch-mkl512"/' >>"$out"
   fi

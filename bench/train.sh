@@ -14,21 +14,28 @@ base="$cache/bench/bert-base"
 cargo build -q --release --bin bert4rs --example bench_train
 minilm=$(./target/release/bert4rs fetch minilm | cut -f2)
 out=$(mktemp)
+mkl512=$(bash bench/mkl512.sh)  # empty unless AMD with AVX-512
 for shape in "minilm 32 64 $minilm" "bert-base 8 128 $base"; do
   set -- $shape
   echo "== $1 batch $2 x seq $3" >&2
   ./target/release/examples/bench_train --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --iters "$iters" | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
   "$py" bench/torch_train_bench.py --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --iters "$iters" 2>/dev/null | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
+  if [ -n "$mkl512" ]; then
+    LD_PRELOAD="$mkl512" "$py" bench/torch_train_bench.py --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --iters "$iters" 2>/dev/null |
+      sed -e "s/^{/{\"model\": \"$1\", /" -e 's/"impl": "torch"/"impl": "torch-mkl512"/' >>"$out"
+  fi
 done
 "$py" - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"{'model':10} {'shape':>8} {'impl':8} {'step ms':>9} {'fwd':>8} {'bwd':>8} {'optim':>7} {'torch/ours':>10}")
+# "torch/ours": PyTorch as installed over this row; torch-mkl512 (AMD + AVX-512 only) is
+# PyTorch with MKL's AVX-512 kernels forced (bench/mkl_intel_cpu.c).
+print(f"{'model':10} {'shape':>8} {'impl':12} {'step ms':>9} {'fwd':>8} {'bwd':>8} {'optim':>7} {'torch/ours':>10}")
 for key in dict.fromkeys((r["model"], r["batch"], r["seq"]) for r in rows):
     group = [r for r in rows if (r["model"], r["batch"], r["seq"]) == key]
     torch = next(r for r in group if r["impl"] == "torch")
     for r in group:
-        print(f"{key[0]:10} {f'{key[1]}x{key[2]}':>8} {r['impl']:8} {r['ms']:9.1f} {r['forward_ms']:8.1f} "
+        print(f"{key[0]:10} {f'{key[1]}x{key[2]}':>8} {r['impl']:12} {r['ms']:9.1f} {r['forward_ms']:8.1f} "
               f"{r['backward_ms']:8.1f} {r['optimizer_ms']:7.1f} {torch['ms'] / r['ms']:9.2f}x")
 PY
 rm -f "$out"

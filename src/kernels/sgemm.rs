@@ -10,8 +10,10 @@
 //! comparisons).
 //!
 //! Every tile sums each output's products in the same order (k ascending within a depth
-//! block of `KC`, fused multiply-adds, blocks added onto C in order), so the three tiles give
-//! bit-identical results: a model computes the same numbers on AVX2 and AVX-512 machines.
+//! block, fused multiply-adds, blocks added onto C in order), so the three tiles give
+//! bit-identical results on one machine. AVX-512 CPUs run depths up to 768 as one block
+//! (see [`ONE_BLOCK_AVX512`]), so there results can differ from an AVX2 machine's in the
+//! last bits.
 
 use super::attention::OutPtr;
 use rayon::prelude::*;
@@ -23,12 +25,35 @@ use std::thread::LocalKey;
 pub const MR: usize = 6;
 /// Columns of the register tile (one panel of packed B): two 8-lane AVX2 vectors.
 pub const NR: usize = 16;
-/// Depth of one packed block: a 16-column B panel of this depth is 24 KiB (of a 32 KiB L1).
-/// 384 rather than 256: BERT's k = 768 then takes two passes over C instead of three
-/// (`bench_gemm`, paired against the `gemm` crate: 1.02–1.17× → 1.19–1.29× at BERT shapes,
-/// 32-row shapes 3–6 % slower; paired model runs faster at BERT-base 8 × 128 and 1 × 32).
+/// Depth of one packed block on AVX2 and scalar CPUs: a 16-column B panel of this depth is
+/// 24 KiB (of Zen 3's 32 KiB L1). 384 rather than 256: BERT's k = 768 then takes two passes
+/// over C instead of three (`bench_gemm`, paired against the `gemm` crate: 1.02–1.17× →
+/// 1.19–1.29× at BERT shapes, 32-row shapes 3–6 % slower; paired model runs faster at
+/// BERT-base 8 × 128 and 1 × 32).
 const KC: usize = 384;
-/// Most rows of A per block: 192 × 384 × 4 B = 288 KiB (L2; 144 and 192 measured alike).
+/// Deepest GEMM that AVX-512 CPUs run as one depth block. With k = 768 in one block C is
+/// written once instead of read back for a second block: at 3072 outputs a row block's C
+/// (180 × 3072, 2.2 MB) does not stay in a 1 MB L2, and that read-back cost 10 % at
+/// 1024 × 768 × 3072 (AMD Zen 5, `bench_gemm` paired rounds: 415–435 → 455–475 GFLOP/s,
+/// 6 of 6). Deeper GEMMs keep [`KC`]: 768-deep blocks everywhere made MiniLM 32 × 64 3 %
+/// slower (6 of 6 pairs; its 1536-deep FFN output then no longer fits A, B and C in L2).
+/// Measured on AVX-512 only, so AVX2 CPUs keep [`KC`] throughout.
+const ONE_BLOCK_AVX512: usize = 768;
+
+/// The depth block for a GEMM of depth `k`. Every tile in this process uses the same rule,
+/// so they stay bit-identical to each other; an AVX-512 and an AVX2 machine may differ in
+/// the last bits where 384 < k ≤ 768.
+fn depth_block(k: usize) -> usize {
+    static AVX512: OnceLock<bool> = OnceLock::new();
+    if k <= ONE_BLOCK_AVX512 && *AVX512.get_or_init(|| Tile::best() == Tile::Avx512) {
+        k.max(1)
+    } else {
+        KC
+    }
+}
+
+/// Most rows of A per block: 192 × 384 × 4 B = 288 KiB (L2; 144 and 192 measured alike;
+/// 576 KiB with a 768-deep AVX-512 block, in AVX-512 CPUs' 1–2 MB L2).
 const MC: usize = 192;
 
 /// Whether these kernels are used on this CPU (AVX2 + FMA or AVX-512, unless
@@ -458,8 +483,9 @@ pub unsafe fn gemm_packed_on(
         let rows = i1 - i0;
         let (j0, j1) = (bj * chunk_j, ((bj + 1) * chunk_j).min(panels));
         let tiles = row_tiles(rows, height, direct);
-        for p0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - p0);
+        let block = depth_block(k);
+        for p0 in (0..k).step_by(block) {
+            let kc = block.min(k - p0);
             if !direct {
                 pack_a(a, i0, rows, p0, kc, apack);
             }
@@ -513,7 +539,7 @@ pub unsafe fn gemm_packed_on(
     let apack_len = if direct {
         0
     } else {
-        mc.div_ceil(MR) * MR * KC.min(k)
+        mc.div_ceil(MR) * MR * depth_block(k).min(k)
     };
     if threads > 1 && tasks > 1 {
         (0..tasks)
@@ -903,6 +929,7 @@ pub fn tile_mismatches(tile: Tile) -> Vec<String> {
         (7, 31, 2),
         (12, 32, 5),
         (13, 33, 385),
+        (14, 34, 769),
         (11, 48, 9),
         (25, 50, 40),
         (20, 200, 30),
@@ -1018,7 +1045,8 @@ mod tests {
             (5, 17, 3),
             (6, 16, 256),
             (7, 33, 257),
-            (9, 20, 385), // one value past a KC block
+            (9, 20, 385),  // one value past an AVX2 depth block
+            (13, 33, 769), // one past the deepest single AVX-512 block
             (13, 40, 600),
             (150, 70, 300),
             (20, 200, 300), // one row block: split into column ranges across threads
@@ -1103,6 +1131,17 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn avx512_runs_depths_up_to_768_as_one_block_and_others_keep_384() {
+        let one_block = Tile::best() == Tile::Avx512;
+        for k in [1, 383, 384, 385, 700, 768] {
+            assert_eq!(depth_block(k), if one_block { k } else { KC }, "k = {k}");
+        }
+        for k in [769, 1536, 3072] {
+            assert_eq!(depth_block(k), KC, "k = {k}");
         }
     }
 

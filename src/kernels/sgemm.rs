@@ -44,8 +44,7 @@ const ONE_BLOCK_AVX512: usize = 768;
 /// so they stay bit-identical to each other; an AVX-512 and an AVX2 machine may differ in
 /// the last bits where 384 < k ≤ 768.
 fn depth_block(k: usize) -> usize {
-    static AVX512: OnceLock<bool> = OnceLock::new();
-    if k <= ONE_BLOCK_AVX512 && *AVX512.get_or_init(|| Tile::best() == Tile::Avx512) {
+    if k <= ONE_BLOCK_AVX512 && Tile::best() == Tile::Avx512 {
         k.max(1)
     } else {
         KC
@@ -480,13 +479,13 @@ pub unsafe fn gemm_packed_on(
     // Row-major A is read in place (one stream per tile row); other layouts are packed first.
     let direct = a.cs == 1;
     let out = OutPtr(c);
+    let block = depth_block(k);
     let task = |apack: &mut [f32], t: usize| {
         let (bi, bj) = (t / blocks_j, t % blocks_j);
         let (i0, i1) = blocks[bi];
         let rows = i1 - i0;
         let (j0, j1) = (bj * chunk_j, ((bj + 1) * chunk_j).min(panels));
         let tiles = row_tiles(rows, height, direct);
-        let block = depth_block(k);
         for p0 in (0..k).step_by(block) {
             let kc = block.min(k - p0);
             if !direct {
@@ -542,7 +541,7 @@ pub unsafe fn gemm_packed_on(
     let apack_len = if direct {
         0
     } else {
-        mc.div_ceil(MR) * MR * depth_block(k).min(k)
+        mc.div_ceil(MR) * MR * block.min(k)
     };
     if threads > 1 && tasks > 1 {
         (0..tasks)

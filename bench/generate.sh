@@ -15,15 +15,12 @@ model="$cache/bench/gpt2-small-random"
 bpe=$(./target/release/bert4rs fetch gpt2-bpe | cut -f2)
 [ -f "$model/model.safetensors" ] || "$py" reference/make_gpt2_bench_model.py --out "$model" --bpe "$bpe" >&2
 out=$(mktemp)
-mkl512=$(bash bench/mkl512.sh)  # empty unless AMD with AVX-512
 for batch in 1 8; do
   echo "== batch $batch: 32-token prompt, 128 new tokens, $threads threads" >&2
   ./target/release/examples/bench_generate --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" >>"$out"
   "$py" bench/torch_generate_bench.py --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" 2>/dev/null >>"$out"
-  if [ -n "$mkl512" ]; then
-    LD_PRELOAD="$mkl512" "$py" bench/torch_generate_bench.py --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" 2>/dev/null |
-      sed 's/"impl": "torch"/"impl": "torch-mkl512"/' >>"$out"
-  fi
+  # (prints nothing unless this is an AMD CPU with AVX-512)
+  bash bench/mkl512.sh "$py" bench/torch_generate_bench.py --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" 2>/dev/null >>"$out"
 done
 "$py" - "$out" <<'PY'
 import json, sys

@@ -17,18 +17,15 @@ minilm=$(./target/release/bert4rs fetch minilm | cut -f2)
 bench=./target/release/examples/bench_encoder
 out=$(mktemp)
 $bench --peak --threads "$threads" >>"$out"
-mkl512=$(bash bench/mkl512.sh)  # empty unless AMD with AVX-512
 for shape in "bert-base 8 128 $base" "bert-base 1 32 $base" "minilm 32 64 $minilm"; do
   set -- $shape
   echo "== $1 batch $2 x seq $3" >&2
   $bench --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --warmup 3 --iters "$iters" | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
   "$py" bench/torch_bench.py --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" \
     --warmup 3 --iters "$iters" --onnx 2>/dev/null | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
-  if [ -n "$mkl512" ]; then
-    LD_PRELOAD="$mkl512" "$py" bench/torch_bench.py --model-dir "$4" --batch "$2" --seq "$3" \
-      --threads "$threads" --warmup 3 --iters "$iters" 2>/dev/null |
-      sed -e "s/^{/{\"model\": \"$1\", /" -e 's/"impl": "torch"/"impl": "torch-mkl512"/' >>"$out"
-  fi
+  # (prints nothing unless this is an AMD CPU with AVX-512)
+  bash bench/mkl512.sh "$py" bench/torch_bench.py --model-dir "$4" --batch "$2" --seq "$3" \
+    --threads "$threads" --warmup 3 --iters "$iters" 2>/dev/null | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
 done
 "$py" - "$out" <<'PY'
 import json, sys

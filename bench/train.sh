@@ -14,16 +14,13 @@ base="$cache/bench/bert-base"
 cargo build -q --release --bin bert4rs --example bench_train
 minilm=$(./target/release/bert4rs fetch minilm | cut -f2)
 out=$(mktemp)
-mkl512=$(bash bench/mkl512.sh)  # empty unless AMD with AVX-512
 for shape in "minilm 32 64 $minilm" "bert-base 8 128 $base"; do
   set -- $shape
   echo "== $1 batch $2 x seq $3" >&2
   ./target/release/examples/bench_train --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --iters "$iters" | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
   "$py" bench/torch_train_bench.py --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --iters "$iters" 2>/dev/null | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
-  if [ -n "$mkl512" ]; then
-    LD_PRELOAD="$mkl512" "$py" bench/torch_train_bench.py --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --iters "$iters" 2>/dev/null |
-      sed -e "s/^{/{\"model\": \"$1\", /" -e 's/"impl": "torch"/"impl": "torch-mkl512"/' >>"$out"
-  fi
+  # (prints nothing unless this is an AMD CPU with AVX-512)
+  bash bench/mkl512.sh "$py" bench/torch_train_bench.py --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --iters "$iters" 2>/dev/null | sed "s/^{/{\"model\": \"$1\", /" >>"$out"
 done
 "$py" - "$out" <<'PY'
 import json, sys

@@ -29,8 +29,8 @@ fn main() -> bert4rs::Result<()> {
         .build_global();
     if args.iter().any(|a| a == "--peak") {
         let gflops = bert4rs::kernels::simd::fma_peak_gflops(threads);
-        let gemm = match bert4rs::kernels::sgemm::enabled() {
-            true => format!("packed {:?} tile", bert4rs::kernels::sgemm::Tile::best()),
+        let gemm = match bert4rs::kernels::gemm::enabled() {
+            true => format!("packed {:?} tile", bert4rs::kernels::gemm::Tile::best()),
             false => "gemm crate".to_string(),
         };
         println!(

@@ -1,10 +1,10 @@
-//! GEMM throughput at BERT shapes: bert4rs's packed kernel (`kernels::sgemm`, B packed
+//! GEMM throughput at BERT shapes: bert4rs's packed kernel (`kernels::gemm`, B packed
 //! once as a frozen weight is, and packed per call) against the `gemm` crate, same threads.
 //!   cargo run --release --example bench_gemm [-- --threads 2 --rounds 15 --shapes 32x768x3072,30x768x3072]
 //! (`--shapes`: m×k×n list replacing the BERT shapes, e.g. to see edge-tile costs.)
 //! The model-level benchmarks (`bench/run.sh`, `bench/train.sh`) put it beside PyTorch.
 
-use bert4rs::kernels::sgemm::{self, Strided};
+use bert4rs::kernels::gemm::{self as sgemm, Strided};
 use std::time::Instant;
 
 /// Seconds of one run of `f` after one warm-up run.

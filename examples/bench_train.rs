@@ -4,7 +4,7 @@
 //! `cargo run --release --example bench_train -- --model-dir DIR --batch 8 --seq 128 --threads 2`
 //! prints one JSON line: median ms per step and its forward / backward / optimiser parts.
 
-use bert4rs::nn::rng;
+use bert4rs::rng;
 use bert4rs::tasks::classify::{HeadSpec, LossConfig, Problem, SequenceClassifier, Targets};
 use bert4rs::train::groups::build_groups;
 use bert4rs::train::{Optimizer, OptimizerConfig};

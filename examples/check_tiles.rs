@@ -2,7 +2,7 @@
 //! results required): `cargo run --release --example check_tiles`. The AVX-512 tile was
 //! verified this way under an emulated AVX-512 CPU (Bochs) on a machine without AVX-512.
 
-use bert4rs::kernels::sgemm::{tile_mismatches, Tile};
+use bert4rs::kernels::gemm::{tile_mismatches, Tile};
 
 fn main() {
     let mut failed = false;

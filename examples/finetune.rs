@@ -2,7 +2,7 @@
 //! `cargo run --release --example finetune [-- --epochs 1]`.
 //! The same engine as `bert4rs train --config configs/polarity.toml`.
 
-use bert4rs::train::{Callback, Evaluation, RunConfig, StepStats, Trainer};
+use bert4rs::train::{Callback, Evaluation, RunConfig, SequenceTask, StepStats, Trainer};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -51,7 +51,9 @@ fn main() -> bert4rs::Result<()> {
             format!("train.epochs={epochs}"),
         ],
     )?;
-    let mut trainer = Trainer::new(cfg, false)?;
+    bert4rs::train::prepare_run(&cfg, false)?;
+    let task = SequenceTask::new(&cfg)?;
+    let mut trainer = Trainer::new(cfg, task, false)?;
     println!("{}", trainer.describe());
     trainer.add_callback(Box::new(Printer));
     let summary = trainer.fit()?;

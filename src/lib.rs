@@ -21,6 +21,7 @@ pub mod generate;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod rng;
 pub mod tasks;
 pub mod tokenize;
 pub mod train;

@@ -39,10 +39,10 @@ pub fn write_json_atomic(path: &Path, v: &serde_json::Value) -> Result<()> {
 
 /// `12.3M` / `1.10B` as the bert4torch notes print parameter counts.
 pub fn human_count(n: usize) -> String {
-    if n >= 1_000_000_000 {
-        format!("{:.2}B", n as f64 / 1e9)
-    } else {
-        format!("{:.2}M", n as f64 / 1e6)
+    match n {
+        1_000_000_000.. => format!("{:.2}B", n as f64 / 1e9),
+        10_000.. => format!("{:.2}M", n as f64 / 1e6),
+        _ => n.to_string(),
     }
 }
 
@@ -78,4 +78,28 @@ pub fn keep_freed_pages() {
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: sets a process-wide integer option; mimalloc reads options atomically.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
+/// Sizes rayon's global pool to `threads` (0: rayon's default, one per core). Takes effect
+/// only before the pool's first use; later calls are no-ops.
+pub fn init_threads(threads: usize) {
+    if threads > 0 {
+        // Fails only when the global pool already exists: then it keeps its size.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+    }
+}
+
+/// The progress bar every long job draws on stderr: `{bar} pos/len <unit> [elapsed<eta]`
+/// then `tail` (an indicatif template piece such as `{msg}` or `{per_sec}`). indicatif
+/// hides it when stderr is not a terminal.
+pub fn progress_bar(len: u64, unit: &str, tail: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let template =
+        format!("{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {tail}");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
 }

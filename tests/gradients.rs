@@ -6,7 +6,7 @@
 
 mod common;
 
-use bert4rs::models::{bert::BertModel, checkpoint::read_tensors};
+use bert4rs::models::{bert::BertModel, hub::read_tensors};
 use bert4rs::nn::Params;
 use bert4rs::{BertConfig, EncoderInput};
 use candle_core::{DType, Device, Tensor, Var};

@@ -299,8 +299,8 @@ fn fused_add_layer_norm_matches_add_then_layer_norm() {
 
 #[test]
 fn trainable_linear_matches_composite_forward_and_all_three_gradients() {
+    use bert4rs::kernels::DropMask;
     use bert4rs::kernels::{linear_train, Epilogue, Gelu};
-    use bert4rs::nn::DropMask;
     let dev = Device::Cpu;
     // 2-D and 3-D inputs (leading dimensions are rows), with each fused epilogue.
     let shapes: [&[usize]; 4] = [&[1, 8], &[7, 33], &[130, 96], &[3, 5, 40]];
@@ -390,7 +390,7 @@ fn attention_composite(
 #[test]
 fn fused_training_attention_matches_composite_with_padding_and_dropout() {
     use bert4rs::kernels::attention_train;
-    use bert4rs::nn::DropMask;
+    use bert4rs::kernels::DropMask;
     let dev = Device::Cpu;
     let (b, t, h, heads) = (3usize, 7usize, 24usize, 4usize);
     let mask = Tensor::from_vec(

@@ -90,13 +90,13 @@ fn sparse_gpt2_decodes_identically_with_and_without_cache_and_in_a_batch() {
 #[test]
 fn sparse_kernel_with_dropout_equals_dense_masked_attention_with_the_same_mask() {
     use bert4rs::kernels::sparse_allowed;
-    use bert4rs::nn::DropMask;
+    use bert4rs::kernels::DropMask;
     use candle_core::{Tensor, D};
     let dev = Device::Cpu;
     let (b, h, t, d, stride, scale) = (2, 2, 13, 8, 3, 0.35);
     let first = [0usize, 3];
     let mk = |seed: u64| {
-        let mut rng = bert4rs::nn::rng::Rng::new(seed);
+        let mut rng = bert4rs::rng::Rng::new(seed);
         let v: Vec<f32> = (0..b * h * t * d).map(|_| rng.normal() as f32).collect();
         Var::from_tensor(&Tensor::from_vec(v, (b, h, t, d), &dev).unwrap()).unwrap()
     };

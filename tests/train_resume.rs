@@ -4,7 +4,7 @@
 
 mod common;
 
-use bert4rs::train::{RunConfig, Trainer};
+use bert4rs::train::{FitSummary, RunConfig, SequenceTask, Trainer};
 use common::fixture;
 use std::path::{Path, PathBuf};
 
@@ -92,6 +92,12 @@ fn losses(out: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// Trains the classification task of `cfg` (continuing its checkpoint with `resume`).
+fn fit(cfg: RunConfig, resume: bool) -> FitSummary {
+    let task = SequenceTask::new(&cfg).unwrap();
+    Trainer::new(cfg, task, resume).unwrap().fit().unwrap()
+}
+
 #[test]
 fn resumed_run_ends_with_the_weights_of_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -100,28 +106,19 @@ fn resumed_run_ends_with_the_weights_of_an_uninterrupted_run() {
     let dev = data(tmp.path(), "dev.jsonl", 9, 100);
 
     let whole = tmp.path().join("whole");
-    let s = Trainer::new(config(&model, &whole, &train, &dev, &[]), false)
-        .unwrap()
-        .fit()
-        .unwrap();
+    let s = fit(config(&model, &whole, &train, &dev, &[]), false);
     assert!(!s.interrupted);
     assert_eq!(s.steps, 16, "2 epochs × ceil(30/4) steps");
 
     let parts = tmp.path().join("parts");
     // Stop after 5 steps: mid-epoch, between evaluations, after a partial accumulation.
-    let s = Trainer::new(
+    let s = fit(
         config(&model, &parts, &train, &dev, &["train.stop_after_steps=5"]),
         false,
-    )
-    .unwrap()
-    .fit()
-    .unwrap();
+    );
     assert!(s.interrupted);
     assert_eq!(s.steps, 5);
-    let s = Trainer::new(config(&model, &parts, &train, &dev, &[]), true)
-        .unwrap()
-        .fit()
-        .unwrap();
+    let s = fit(config(&model, &parts, &train, &dev, &[]), true);
     assert_eq!(s.steps, 16);
 
     let a = weights(&whole.join("checkpoint"));

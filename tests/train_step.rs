@@ -5,7 +5,7 @@
 
 mod common;
 
-use bert4rs::train::{RunConfig, Trainer};
+use bert4rs::train::{RunConfig, SequenceTask, Trainer};
 use candle_core::{DType, Device};
 use common::{fixture, golden, json};
 
@@ -43,10 +43,12 @@ fn one_training_step_matches_torch() {
         "train.max_grad_norm=1.0".to_string(),
     ];
     let cfg = RunConfig::load(None, &overrides).unwrap();
-    let mut trainer = Trainer::new(cfg, false).unwrap();
+    let task = SequenceTask::new(&cfg).unwrap();
+    let mut trainer = Trainer::new(cfg, task, false).unwrap();
     let batch = trainer
+        .task()
         .train_set()
-        .batch(&[0, 1, 2, 3], trainer.pad_id(), &Device::Cpu)
+        .batch(&[0, 1, 2, 3], trainer.task().pad_id(), &Device::Cpu)
         .unwrap();
     // Our tokenizer and padding give HF's batch.
     let ids = batch.input.input_ids.to_dtype(DType::I64).unwrap();
@@ -56,7 +58,7 @@ fn one_training_step_matches_torch() {
         0.0,
         "input ids",
     );
-    let logits = trainer.model().forward(&batch.input, true).unwrap();
+    let logits = trainer.task().model().forward(&batch.input, true).unwrap();
     common::assert_close(&logits, &g["logits"], 1e-5, "logits before the step");
     let stats = trainer.step(&[batch]).unwrap();
     let want_loss = meta["loss"].as_f64().unwrap();
@@ -71,8 +73,12 @@ fn one_training_step_matches_torch() {
         "grad norm {} vs {want_norm}",
         stats.grad_norm
     );
-    let ours: std::collections::HashMap<String, candle_core::Tensor> =
-        trainer.model().named_tensors("bert").into_iter().collect();
+    let ours: std::collections::HashMap<String, candle_core::Tensor> = trainer
+        .task()
+        .model()
+        .named_tensors("bert")
+        .into_iter()
+        .collect();
     let mut checked = 0;
     for (k, want) in &g {
         if let Some(name) = k.strip_prefix("updated.") {

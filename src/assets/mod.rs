@@ -387,3 +387,22 @@ fn unpack(archive: &Path, asset: &Asset, out: &Path) -> std::result::Result<(), 
     }
     Ok(())
 }
+
+/// `asset:<name>` → the fetched asset's directory; anything else is a path as given.
+pub fn resolve_dir(spec: &str) -> Result<PathBuf> {
+    match spec.strip_prefix("asset:") {
+        Some(name) => fetch(find(name)?),
+        None => Ok(PathBuf::from(spec)),
+    }
+}
+
+/// `asset:<name>/<file>` → that file of the fetched asset; anything else is a path as given.
+pub fn resolve_file(path: &Path) -> Result<PathBuf> {
+    let Some(spec) = path.to_str().and_then(|s| s.strip_prefix("asset:")) else {
+        return Ok(path.to_path_buf());
+    };
+    let (name, rel) = spec
+        .split_once('/')
+        .ok_or_else(|| Error::Invalid(format!("`asset:{spec}`: expected asset:<name>/<file>")))?;
+    Ok(fetch(find(name)?)?.join(rel))
+}

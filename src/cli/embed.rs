@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     normalize: bool,
     /// Texts per forward pass (inputs are sorted by length first).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_one())]
     batch_size: usize,
     #[command(flatten)]
     opts: TokenizeOpts,
@@ -55,7 +55,7 @@ pub fn run(a: Args) -> Result<()> {
         } else {
             None
         });
-    enc.batch_size = a.batch_size.max(1);
+    enc.batch_size = a.batch_size;
     let inputs = read_examples(&a.input)?;
     let bar = super::progress_bar(inputs.len(), 256);
     let vecs = enc.embed_inputs(&inputs, |n| bar.inc(n as u64))?;

@@ -3,7 +3,7 @@
 use super::TokenizeOpts;
 use crate::data::{batch::to_encoder_input, input::read_examples};
 use crate::error::Result;
-use crate::models::{checkpoint::write_safetensors, load_encoder};
+use crate::models::{hub::write_safetensors, load_encoder};
 use crate::tokenize::{EncodeOptions, Padding};
 use candle_core::{DType, Device};
 use std::path::PathBuf;

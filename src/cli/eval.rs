@@ -1,9 +1,10 @@
 //! `bert4rs eval`: metrics of a fine-tuned model directory on a labelled file.
 
 use super::DataArgs;
+use crate::data::labelled::Dataset;
 use crate::error::Result;
 use crate::tasks::classify::SequenceClassifier;
-use crate::train::trainer::{dataset_for, evaluate_logits, predict_logits};
+use crate::train::sequence::{evaluate_logits, predict_logits};
 use crate::Tokenizer;
 use candle_core::Device;
 use std::path::PathBuf;
@@ -29,7 +30,8 @@ pub fn run(a: Args) -> Result<()> {
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let dcfg = a.fields.config();
     let ex = crate::data::dataset::read_labelled(&a.data, &dcfg, true)?;
-    let ds = dataset_for(&model, &tokenizer, &a.data, ex, a.fields.max_length, true)?;
+    let labels = (model.spec().labels.as_slice(), model.spec().problem);
+    let ds = Dataset::new(&a.data, ex, &tokenizer, labels, a.fields.max_length)?;
     let pad = tokenizer.pad_id();
     let logits = predict_logits(&model, &ds, a.fields.batch_size, pad, &Device::Cpu)?;
     let ev = evaluate_logits(

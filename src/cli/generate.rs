@@ -23,6 +23,26 @@ pub struct ModelArgs {
     threads: Option<usize>,
 }
 
+/// One prompt given as token ids.
+#[derive(Clone, Debug)]
+struct TokenIds(Vec<u32>);
+
+/// `15496,11,616` → the ids; an empty list or a non-number is a usage error.
+fn parse_ids(s: &str) -> std::result::Result<TokenIds, String> {
+    let ids = s
+        .split(',')
+        .map(|t| {
+            t.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("`{t}` is not a token id (expected e.g. 15496,11,616)"))
+        })
+        .collect::<std::result::Result<Vec<u32>, String>>()?;
+    match ids.is_empty() {
+        true => Err("no token ids".into()),
+        false => Ok(TokenIds(ids)),
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
@@ -34,9 +54,9 @@ pub struct Args {
         conflicts_with = "prompt_ids"
     )]
     prompt: Vec<String>,
-    /// Prompt as comma-separated token ids, e.g. 15496,11,616.
-    #[arg(long, value_delimiter = ',')]
-    prompt_ids: Option<Vec<u32>>,
+    /// Prompt as comma-separated token ids, e.g. 15496,11,616 (repeat for a batch).
+    #[arg(long, value_parser = parse_ids)]
+    prompt_ids: Vec<TokenIds>,
     /// Tokens to generate at most.
     #[arg(long, default_value_t = 50)]
     max_new_tokens: usize,
@@ -217,9 +237,9 @@ pub fn run(a: Args) -> Result<()> {
     };
     let loaded = a.model.load()?;
     let cfg = a.config(loaded.eos(a.eos_token_id))?;
-    let prompts: Vec<Vec<u32>> = match &a.prompt_ids {
-        Some(ids) => vec![ids.clone()],
-        None => a
+    let prompts: Vec<Vec<u32>> = match a.prompt_ids.is_empty() {
+        false => a.prompt_ids.iter().map(|p| p.0.clone()).collect(),
+        true => a
             .prompt
             .iter()
             .map(|p| loaded.encode(p))

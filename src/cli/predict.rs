@@ -1,9 +1,10 @@
 //! `bert4rs predict`: labels and probabilities for every input line, in input order.
 
 use super::DataArgs;
+use crate::data::labelled::Dataset;
 use crate::error::Result;
-use crate::tasks::classify::{Problem, SequenceClassifier};
-use crate::train::trainer::{dataset_for, predict_logits, probabilities};
+use crate::tasks::classify::{argmax, probabilities, Problem, SequenceClassifier};
+use crate::train::sequence::predict_logits;
 use crate::Tokenizer;
 use candle_core::Device;
 use serde_json::json;
@@ -29,7 +30,8 @@ pub fn run(a: Args) -> Result<()> {
     let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let ex = crate::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
-    let ds = dataset_for(&model, &tokenizer, &a.input, ex, a.fields.max_length, false)?;
+    let labels = (model.spec().labels.as_slice(), model.spec().problem);
+    let ds = Dataset::unlabelled(&a.input, ex, &tokenizer, labels, a.fields.max_length)?;
     let logits = predict_logits(
         &model,
         &ds,
@@ -49,7 +51,7 @@ pub fn run(a: Args) -> Result<()> {
             .collect();
         let line = match spec.problem {
             Problem::SingleLabel => {
-                json!({"label": spec.labels[crate::train::trainer::argmax(row)], "probabilities": probs})
+                json!({"label": spec.labels[argmax(row)], "probabilities": probs})
             }
             Problem::MultiLabel => {
                 let on: Vec<&String> = spec

@@ -1,7 +1,8 @@
-//! `bert4rs train`: fine-tune a classifier / regressor from a TOML run config.
+//! `bert4rs train`: train any built-in task from a TOML run config (`[task] kind`).
 
-use crate::error::Result;
-use crate::train::{RunConfig, Trainer};
+use crate::error::{Error, Result};
+use crate::train::config::TaskKind;
+use crate::train::{CausalLmTask, RunConfig, SequenceTask, Task, Trainer};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -22,11 +23,17 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let cfg = RunConfig::load(a.config.as_deref(), &a.set)?;
+    // Fail fast (a missing checkpoint for --resume) before printing or loading anything.
+    crate::train::prepare_run(&cfg, a.resume)?;
     eprintln!("# resolved config\n{}", cfg.to_toml()?);
-    if cfg.task.kind == crate::train::config::TaskKind::CausalLm {
-        return run_lm(cfg, a.resume, a.dry_run);
+    match cfg.task.kind {
+        TaskKind::Classify => fit(SequenceTask::new(&cfg)?, cfg, &a),
+        TaskKind::CausalLm => fit(CausalLmTask::new(&cfg)?, cfg, &a),
     }
-    let mut trainer = Trainer::new(cfg, a.resume)?;
+}
+
+fn fit<T: Task>(task: T, cfg: RunConfig, a: &Args) -> Result<()> {
+    let mut trainer = Trainer::new(cfg, task, a.resume)?;
     eprintln!("{}", trainer.describe());
     if a.dry_run {
         return Ok(());
@@ -38,53 +45,19 @@ pub fn run(a: Args) -> Result<()> {
             s.steps
         );
     }
-    let metric = |e: &Option<crate::train::Evaluation>| -> String {
+    let line = |e: &Option<crate::train::Evaluation>| {
         e.as_ref()
-            .map(|e| match (&e.classification, &e.regression) {
-                (Some(c), _) => format!("accuracy {:.4} macro-F1 {:.4}", c.accuracy, c.macro_f1),
-                (_, Some(r)) => format!("pearson {:.4} mse {:.4}", r.pearson, r.mse),
-                _ => format!("loss {:.4}", e.loss),
-            })
-            .unwrap_or_else(|| "-".into())
+            .map_or_else(|| "-".to_string(), crate::train::one_line)
     };
     eprintln!(
         "dev (best, step {}): {} · test: {}\nbest model: {}\nreport: {}",
         s.best_dev.as_ref().map_or(0, |e| e.step),
-        metric(&s.best_dev),
-        metric(&s.test),
+        line(&s.best_dev),
+        line(&s.test),
         s.best_dir.display(),
         s.report.display()
     );
-    println!(
-        "{}",
-        serde_json::to_string(&s).map_err(|e| crate::Error::Invalid(e.to_string()))?
-    );
-    Ok(())
-}
-
-/// `[task] kind = "causal_lm"`: GPT-2 language modelling on plain text.
-fn run_lm(cfg: RunConfig, resume: bool, dry_run: bool) -> Result<()> {
-    let mut trainer = crate::train::lm::LmTrainer::new(cfg, resume)?;
-    eprintln!("{}", trainer.describe());
-    if dry_run {
-        return Ok(());
-    }
-    let s = trainer.fit()?;
-    let ppl = |e: &Option<crate::train::lm::LmEvaluation>| {
-        e.as_ref()
-            .map(|e| format!("loss {:.4} perplexity {:.2}", e.loss, e.perplexity))
-            .unwrap_or_else(|| "-".into())
-    };
-    eprintln!(
-        "dev (best, step {}): {} · test: {}\nbest model: {}",
-        s.best_dev.as_ref().map_or(0, |e| e.step),
-        ppl(&s.best_dev),
-        ppl(&s.test),
-        s.best_dir.display()
-    );
-    println!(
-        "{}",
-        serde_json::to_string(&s).map_err(|e| crate::Error::Invalid(e.to_string()))?
-    );
+    let json = serde_json::to_string(&s).map_err(|e| Error::Invalid(e.to_string()))?;
+    println!("{json}");
     Ok(())
 }

@@ -1,9 +1,19 @@
 //! Turning encodings into model batches, and length-sorted batching.
 
 use crate::error::{Error, Result};
-use crate::models::bert::EncoderInput;
 use crate::tokenize::Encoding;
 use candle_core::{Device, Tensor};
+
+/// A tokenized batch on the model's device: ids, mask and segments, all `[batch, seq]`.
+#[derive(Clone, Debug)]
+pub struct EncoderInput {
+    /// Token ids (u32).
+    pub input_ids: Tensor,
+    /// 1 for real tokens, 0 for padding (f32).
+    pub attention_mask: Tensor,
+    /// Segment ids (u32), 0 for the first text and 1 for the pair.
+    pub token_type_ids: Tensor,
+}
 
 /// Stacks equally long (padded) encodings into `[batch, seq]` tensors.
 pub fn to_encoder_input(encs: &[Encoding], device: &Device) -> Result<EncoderInput> {
@@ -33,6 +43,23 @@ pub fn to_encoder_input(encs: &[Encoding], device: &Device) -> Result<EncoderInp
         attention_mask: mask,
         token_type_ids: types,
     })
+}
+
+/// Pads encodings of different lengths to the longest, with the model's pad id.
+pub fn pad_batch(encs: &[Encoding], pad_id: u32) -> Vec<Encoding> {
+    let t = encs.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
+    encs.iter()
+        .map(|e| {
+            let mut e = e.clone();
+            let n = t - e.input_ids.len();
+            e.input_ids.extend(std::iter::repeat_n(pad_id, n));
+            e.token_type_ids.extend(std::iter::repeat_n(0, n));
+            e.attention_mask.extend(std::iter::repeat_n(0, n));
+            e.special_tokens_mask.extend(std::iter::repeat_n(1, n));
+            e.offsets.extend(std::iter::repeat_n((0, 0), n));
+            e
+        })
+        .collect()
 }
 
 /// Groups example indices into batches of similar length (longest first), so padding is

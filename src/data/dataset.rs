@@ -3,7 +3,7 @@
 //! shuffled batches. Every error names the file and line.
 
 use crate::error::{Error, Result};
-use crate::nn::rng::Rng;
+use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,8 @@ pub enum Format {
     Tsv,
     /// One JSON object per line.
     Jsonl,
+    /// Plain UTF-8 text, one example per line (no labels: prediction inputs).
+    Text,
 }
 
 /// Where the examples come from and which fields hold what (section `[data]`).
@@ -123,29 +125,14 @@ pub struct Example {
 
 /// Reads every example of `path`; `need_label` makes a missing label an error.
 pub fn read_labelled(path: &Path, cfg: &DataConfig, need_label: bool) -> Result<Vec<Example>> {
-    let format = cfg.format.or_else(|| format_of(path)).ok_or_else(|| {
-        Error::config(
-            path,
-            "unknown data format: use .csv, .tsv or .jsonl, or set data.format",
-        )
-    })?;
+    let format = cfg.format.unwrap_or_else(|| format_of(path));
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1;
-        Error::Input {
-            path: path.into(),
-            line,
-            msg: "invalid UTF-8".into(),
-        }
-    })?;
-    let text = text.trim_start_matches('\u{feff}');
     let out = match format {
-        Format::Jsonl => read_jsonl(path, text, cfg, need_label)?,
-        Format::Csv | Format::Tsv => read_delimited(path, text, cfg, need_label, format)?,
+        Format::Text => plain_examples(path, &bytes, need_label)?,
+        Format::Jsonl => read_jsonl(path, utf8(path, &bytes)?, cfg, need_label)?,
+        Format::Csv | Format::Tsv => {
+            read_delimited(path, utf8(path, &bytes)?, cfg, need_label, format)?
+        }
     };
     if out.is_empty() {
         return Err(Error::Input {
@@ -157,13 +144,81 @@ pub fn read_labelled(path: &Path, cfg: &DataConfig, need_label: bool) -> Result<
     Ok(out)
 }
 
-fn format_of(path: &Path) -> Option<Format> {
-    match path.extension()?.to_str()? {
-        "csv" => Some(Format::Csv),
-        "tsv" => Some(Format::Tsv),
-        "jsonl" | "json" => Some(Format::Jsonl),
-        _ => None,
+/// The whole file as UTF-8 (without a BOM), or an error naming the first bad line.
+fn utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        Error::Input {
+            path: path.into(),
+            line,
+            msg: "invalid UTF-8".into(),
+        }
+    })?;
+    Ok(text.trim_start_matches('\u{feff}'))
+}
+
+/// Plain text: every line one unlabelled example (an empty line is an empty text).
+fn plain_examples(path: &Path, bytes: &[u8], need_label: bool) -> Result<Vec<Example>> {
+    if need_label {
+        return Err(Error::config(
+            path,
+            "plain text (one example per line) has no labels: use .csv, .tsv or .jsonl, or set data.format",
+        ));
     }
+    let lines = text_lines(path, bytes)?;
+    Ok(lines
+        .into_iter()
+        .map(|(line, text)| Example {
+            text,
+            text_pair: None,
+            label: None,
+            line,
+        })
+        .collect())
+}
+
+/// The format a file's extension names: `.csv`, `.tsv`, `.jsonl` / `.json`; anything else
+/// is plain text, one example per line.
+pub fn format_of(path: &Path) -> Format {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => Format::Csv,
+        Some("tsv") => Format::Tsv,
+        Some("jsonl" | "json") => Format::Jsonl,
+        _ => Format::Text,
+    }
+}
+
+/// The lines of a UTF-8 file with their 1-based numbers (a BOM, `\r\n` endings and one
+/// final newline removed); invalid UTF-8 names the line, an empty file is an error.
+pub fn text_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, String)>> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if body.is_empty() {
+        return Err(Error::Input {
+            path: path.into(),
+            line: 1,
+            msg: "the input file is empty: expected one example per line".into(),
+        });
+    }
+    let mut out = Vec::new();
+    for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|e| Error::Input {
+            path: path.into(),
+            line: i + 1,
+            msg: format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()),
+        })?;
+        let line = if i == 0 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            line
+        };
+        out.push((i + 1, line.to_string()));
+    }
+    Ok(out)
 }
 
 fn read_jsonl(path: &Path, text: &str, cfg: &DataConfig, need_label: bool) -> Result<Vec<Example>> {

@@ -1,52 +1,43 @@
-//! Reading example files: plain UTF-8 text (one example per line) or JSON lines with `text`
-//! and optional `text_pair`. Every error names the file and line.
+//! Reading the texts of unlabelled example files, in every format the commands accept:
+//! plain UTF-8 text (one example per line), JSON lines, CSV and TSV. Every error names the
+//! file and line.
 
+use super::dataset::{format_of, read_labelled, text_lines, DataConfig, Format};
 use crate::error::{Error, Result};
 use crate::tokenize::TextInput;
 use std::path::Path;
 
-/// Reads all examples of `path`; `.jsonl`/`.json` files are JSON lines, anything else plain text.
+/// Reads all examples of `path`: `.jsonl` / `.json` are JSON lines (`text`, optional
+/// `text_pair`), `.csv` / `.tsv` have a `text` column (and optional `text_pair`), anything
+/// else is plain text, one example per line. The same inputs as `predict` reads.
 pub fn read_examples(path: &Path) -> Result<Vec<TextInput>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let jsonl = path
-        .extension()
-        .is_some_and(|e| e == "jsonl" || e == "json");
-    let mut out = Vec::new();
-    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-    if body.is_empty() {
-        return Err(Error::Input {
-            path: path.into(),
-            line: 1,
-            msg: "the input file is empty: expected one example per line".into(),
-        });
+    match format_of(path) {
+        Format::Csv | Format::Tsv => delimited(path),
+        Format::Jsonl => json_lines(path),
+        Format::Text => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let lines = text_lines(path, &bytes)?;
+            Ok(lines
+                .into_iter()
+                .map(|(_, t)| TextInput::single(t))
+                .collect())
+        }
     }
-    for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
-        let line_no = i + 1;
+}
+
+fn json_lines(path: &Path) -> Result<Vec<TextInput>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (line_no, line) in text_lines(path, &bytes)? {
+        if line.trim().is_empty() {
+            continue;
+        }
         let bad = |msg: String| Error::Input {
             path: path.into(),
             line: line_no,
             msg,
         };
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = std::str::from_utf8(raw).map_err(|e| {
-            bad(format!(
-                "invalid UTF-8 at byte {} of the line",
-                e.valid_up_to()
-            ))
-        })?;
-        let line = if line_no == 1 {
-            line.trim_start_matches('\u{feff}')
-        } else {
-            line
-        };
-        if jsonl {
-            if line.trim().is_empty() {
-                continue;
-            }
-            out.push(parse_json_line(line).map_err(bad)?);
-        } else {
-            out.push(TextInput::single(line));
-        }
+        out.push(parse_json_line(&line).map_err(bad)?);
     }
     if out.is_empty() {
         return Err(Error::Input {
@@ -56,6 +47,29 @@ pub fn read_examples(path: &Path) -> Result<Vec<TextInput>> {
         });
     }
     Ok(out)
+}
+
+/// CSV / TSV with a header: the `text` column, and `text_pair` when the header has one.
+fn delimited(path: &Path) -> Result<Vec<TextInput>> {
+    let mut cfg = DataConfig::default();
+    let header = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_string))
+        .unwrap_or_default();
+    if header
+        .split([',', '\t'])
+        .any(|f| f.trim_matches('"') == "text_pair")
+    {
+        cfg.text_pair_field = Some("text_pair".into());
+    }
+    let examples = read_labelled(path, &cfg, false)?;
+    Ok(examples
+        .into_iter()
+        .map(|e| TextInput {
+            text: e.text,
+            text_pair: e.text_pair,
+        })
+        .collect())
 }
 
 fn parse_json_line(line: &str) -> std::result::Result<TextInput, String> {

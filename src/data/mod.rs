@@ -4,4 +4,5 @@ pub mod batch;
 pub mod corpora;
 pub mod dataset;
 pub mod input;
+pub mod labelled;
 pub mod text;

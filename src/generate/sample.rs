@@ -4,7 +4,7 @@
 use super::{left_pad, processors, Generated, GenerationConfig, Session, StepInfo};
 use crate::error::Result;
 use crate::models::gpt2::Gpt2LMHeadModel;
-use crate::nn::rng::Rng;
+use crate::rng::Rng;
 
 pub(super) fn greedy_or_sample(
     model: &Gpt2LMHeadModel,

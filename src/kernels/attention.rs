@@ -7,7 +7,8 @@
 //! Forward only: training uses the differentiable composition (dropout on the
 //! probabilities needs it anyway).
 
-use super::layer_norm::contiguous_f32;
+use super::common::contiguous_f32;
+use super::common::OutPtr;
 use super::linear::strided_gemm;
 use super::softmax::{softmax_rows_in_place_best, softmax_rows_unmasked_in_place_best};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
@@ -43,22 +44,6 @@ pub fn fused_attention(
         scale: scale as f32,
     };
     Ok(Some(qkv.contiguous()?.apply_op2(&mask, op)?))
-}
-
-/// A raw output pointer shared by tasks that write disjoint regions (this kernel, the
-/// KV-cache attention and the packed GEMM's tiles).
-#[derive(Clone, Copy)]
-pub(super) struct OutPtr(pub(super) *mut f32);
-// SAFETY: every user's tasks write disjoint regions of the output (here: distinct
-// (sequence, head) blocks).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer (a method, so closures capture the `Send` wrapper, not the raw field).
-    pub(super) fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 impl CustomOp2 for AttentionOp {

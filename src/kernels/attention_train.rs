@@ -8,10 +8,10 @@
 //! merge copies, two batched matmuls, softmax, dropout), each of which allocates a zero
 //! gradient and adds into it on the way back; here it is one node.
 
-use super::layer_norm::contiguous_f32;
+use super::common::contiguous_f32;
+use super::dropout::DropMask;
 use super::linear::strided_gemm;
 use super::softmax::softmax_rows_in_place_best;
-use crate::nn::DropMask;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -226,10 +226,10 @@ impl CustomOp3 for TrainAttentionOp {
             Ptr(dk.as_mut_ptr()),
             Ptr(dv.as_mut_ptr()),
         );
-        super::linear::with_f32(&grad, |dc| {
-            super::linear::with_f32(q, |q| {
-                super::linear::with_f32(k, |k| {
-                    super::linear::with_f32(v, |v| {
+        super::common::with_f32(&grad, |dc| {
+            super::common::with_f32(q, |q| {
+                super::common::with_f32(k, |k| {
+                    super::common::with_f32(v, |v| {
                         (0..b * self.heads).into_par_iter().for_each_init(
                             || (vec![0f32; t * t], vec![0f32; t * t], vec![0f32; t * t]),
                             |(p, pd, dp), job| {

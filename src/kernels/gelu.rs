@@ -1,7 +1,7 @@
 //! Exact (erf) GELU, `0.5·x·(1 + erf(x/√2))`, in one vectorised pass. candle's version calls
 //! libm's scalar `erff` per element: 20 % of MiniLM's forward time in a profile.
 
-use super::layer_norm::contiguous_f32;
+use super::common::contiguous_f32;
 use super::simd::{self, dispatch};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -98,8 +98,8 @@ dispatch!(fn gelu_erf_bwd_best(x: &[f32], dy: &[f32], dx: &mut [f32]) => gelu_er
 /// Runs a fused element-wise backward `kernel(x, dy, dx)` over rayon chunks.
 fn fused_bwd(x: &Tensor, grad: &Tensor, kernel: fn(&[f32], &[f32], &mut [f32])) -> Result<Tensor> {
     let grad = grad.contiguous()?;
-    let dx = super::linear::with_f32(x, |xv| {
-        super::linear::with_f32(&grad, |gv| {
+    let dx = super::common::with_f32(x, |xv| {
+        super::common::with_f32(&grad, |gv| {
             let mut dx = vec![0f32; xv.len()];
             dx.par_chunks_mut(16384)
                 .zip(xv.par_chunks(16384).zip(gv.par_chunks(16384)))

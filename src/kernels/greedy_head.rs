@@ -22,7 +22,7 @@
 //!
 //! The constants below round each term up.
 
-use super::skinny;
+use super::gemm::skinny;
 use rayon::prelude::*;
 
 /// Outputs per parallel task.
@@ -170,7 +170,7 @@ impl GreedyScreen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::rng::Rng;
+    use crate::rng::Rng;
 
     fn first_max(v: &[f32]) -> usize {
         let mut best = 0;

@@ -9,7 +9,7 @@
 //! than the arithmetic (and `cat` would copy the whole cache every step). Forward only;
 //! training runs the differentiable tensor-op attention.
 
-use super::attention::OutPtr;
+use super::common::OutPtr;
 use super::simd::{dispatch, LANES};
 use super::softmax::{softmax_row_in_place, softmax_rows_in_place_best};
 use super::sparse_attention::{leading_padding, sparse_positions};

@@ -1,6 +1,7 @@
 //! LayerNorm over the last dimension: one fused pass forward, analytic backward.
 
-use super::linear::with_f32;
+use super::common::contiguous_f32;
+use super::common::with_f32;
 use super::simd::{self, dispatch};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -282,15 +283,3 @@ fn backward_rows(
 }
 
 dispatch!(fn backward_rows_best(x: &[f32], g: &[f32], w: &[f32], dx: &mut [f32], dw: &mut [f32], db: &mut [f32], eps: f32) => backward_rows);
-
-/// The f32 slice behind a contiguous layout, or an error naming the argument.
-pub(super) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(d) => d.as_slice(),
-        _ => candle_core::bail!("{what}: expected f32"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{what}: expected a contiguous tensor"),
-    }
-}

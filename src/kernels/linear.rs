@@ -4,10 +4,11 @@
 //! 64-row register tile. candle's `matmul` offers neither, and these two were 10–25 % of
 //! BERT-base time.
 
+use super::common::contiguous_f32;
+use super::common::with_f32;
+use super::dropout::DropMask;
 use super::gelu::Gelu;
-use super::layer_norm::contiguous_f32;
-use super::sgemm::{self, Strided};
-use crate::nn::DropMask;
+use super::gemm::{self as sgemm, skinny, Strided};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::OnceLock;
 
@@ -74,7 +75,7 @@ pub fn linear_frozen(
     let rows = x.dim(0)?;
     let (layout, weight) = if w_t.rank() == 1 {
         // Panels for `sgemm`'s packed kernel: it beats the skinny path above 16 rows.
-        if rows <= super::skinny::MAX_ROWS {
+        if rows <= skinny::MAX_ROWS {
             (WeightLayout::Transposed, w)
         } else {
             (WeightLayout::Packed { n: w.dim(0)? }, w_t)
@@ -135,8 +136,8 @@ impl CustomOp3 for LinearOp {
         let threads = threads(rows * n * k);
         let par = parallelism(threads);
         let transposed = self.layout == WeightLayout::Transposed;
-        let mut out = if transposed && rows <= super::skinny::MAX_ROWS {
-            super::skinny::skinny_linear(x, rows, k, w, b)
+        let mut out = if transposed && rows <= skinny::MAX_ROWS {
+            skinny::skinny_linear(x, rows, k, w, b)
         } else if let WeightLayout::Packed { .. } = self.layout {
             let mut out = Vec::with_capacity(rows * n);
             let xs = Strided {
@@ -212,15 +213,6 @@ impl CustomOp3 for LinearOp {
         }
         // dx [rows, in] = dy [rows, out] · w [out, in], whatever layout the forward read.
         Ok((Some(grad.matmul(&self.weight)?), None, None))
-    }
-}
-
-/// Runs `f` on the contiguous f32 data of a CPU tensor (read-locked, no copy).
-pub fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<T>) -> Result<T> {
-    let (st, l) = t.storage_and_layout();
-    match &*st {
-        candle_core::Storage::Cpu(cs) => f(contiguous_f32(cs, l, "linear")?),
-        _ => candle_core::bail!("linear: expected a CPU tensor"),
     }
 }
 

@@ -2,7 +2,7 @@
 //! query may see. Masked keys get exactly zero probability, as HF's additive `finfo.min`
 //! mask gives after `exp`, so padding never leaks into a real token's output.
 
-use super::layer_norm::contiguous_f32;
+use super::common::contiguous_f32;
 use super::simd::{self, dispatch};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;

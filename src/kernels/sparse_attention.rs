@@ -14,9 +14,9 @@
 //! `[batch, heads, t, t]` probabilities would use, so the kernel equals the dense masked
 //! attention with the same [`DropMask`] exactly; the backward pass regenerates the mask.
 
-use super::layer_norm::contiguous_f32;
+use super::common::contiguous_f32;
+use super::dropout::DropMask;
 use super::softmax::softmax_rows_in_place_best;
-use crate::nn::DropMask;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

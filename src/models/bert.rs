@@ -9,16 +9,7 @@ use crate::models::roberta;
 use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
 use candle_core::{DType, Tensor};
 
-/// A tokenized batch on the model's device: ids, mask and segments, all `[batch, seq]`.
-#[derive(Clone, Debug)]
-pub struct EncoderInput {
-    /// Token ids (u32).
-    pub input_ids: Tensor,
-    /// 1 for real tokens, 0 for padding (f32).
-    pub attention_mask: Tensor,
-    /// Segment ids (u32), 0 for the first text and 1 for the pair.
-    pub token_type_ids: Tensor,
-}
+pub use crate::data::batch::EncoderInput;
 
 /// Everything the encoder returns.
 #[derive(Clone, Debug)]

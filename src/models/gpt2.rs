@@ -10,7 +10,7 @@
 use crate::config::{Gpt2Config, HiddenAct};
 use crate::error::{Error, Result};
 use crate::kernels::{self, GreedyScreen, KvBuffer};
-use crate::models::checkpoint;
+use crate::models::hub;
 use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
 use candle_core::{DType, Device, Tensor, D};
 use std::path::Path;
@@ -458,8 +458,8 @@ impl Gpt2LMHeadModel {
             return Err(Error::config(dir, "model directory not found"));
         }
         let cfg = Gpt2Config::from_file(&dir.join("config.json"))?;
-        let weights = checkpoint::find_weights(dir)?;
-        let tensors = checkpoint::read_tensors(&weights)?;
+        let weights = hub::find_weights(dir)?;
+        let tensors = hub::read_tensors(&weights)?;
         let prefix = if tensors.contains_key("transformer.wte.weight") {
             "transformer"
         } else if tensors.contains_key("wte.weight") {
@@ -478,8 +478,8 @@ impl Gpt2LMHeadModel {
             .filter(|k| !BUFFER_SUFFIXES.iter().any(|s| k.ends_with(s)))
             .collect();
         if !unused.is_empty() {
-            eprintln!(
-                "warning: {} unused tensors in {}: {}",
+            log::warn!(
+                "{} unused tensors in {}: {}",
                 unused.len(),
                 weights.display(),
                 unused.join(", ")
@@ -499,7 +499,7 @@ impl Gpt2LMHeadModel {
     ) -> Result<Self> {
         let (e, inner, std) = (cfg.n_embd, cfg.inner_dim(), cfg.initializer_range);
         let proj_std = std / (2.0 * cfg.n_layer as f64).sqrt();
-        let mut rng = crate::nn::rng::Rng::new(seed);
+        let mut rng = crate::rng::Rng::new(seed);
         let mut tensors = std::collections::HashMap::new();
         let mut normal = |name: String, shape: (usize, usize), s: f64| -> Result<()> {
             let v: Vec<f32> = (0..shape.0 * shape.1)
@@ -653,13 +653,11 @@ impl Gpt2LMHeadModel {
     /// Writes `config.json` and `model.safetensors` as `GPT2LMHeadModel.save_pretrained`
     /// does (HF names, tied head not stored), atomically.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut cfg = self.config().clone();
         cfg.extra.insert(
             "architectures".into(),
             serde_json::json!(["GPT2LMHeadModel"]),
         );
-        crate::util::write_atomic(&dir.join("config.json"), cfg.to_json()?.as_bytes())?;
         let tensors: Vec<(String, Tensor)> = self
             .params
             .named_tensors()
@@ -673,6 +671,6 @@ impl Gpt2LMHeadModel {
                 (k, t)
             })
             .collect();
-        checkpoint::write_safetensors(&tensors, &dir.join("model.safetensors"))
+        hub::save_pretrained(dir, &cfg.to_json()?, &tensors)
     }
 }

@@ -2,8 +2,8 @@
 //! directories.
 
 pub mod bert;
-pub mod checkpoint;
 pub mod gpt2;
+pub mod hub;
 pub mod roberta;
 
 use crate::config::{BertConfig, ModelType};
@@ -34,8 +34,8 @@ pub fn load_encoder(dir: &Path, device: &Device, trainable: bool) -> Result<Load
         return Err(Error::config(dir, "model directory not found"));
     }
     let cfg = BertConfig::from_file(&dir.join("config.json"))?;
-    let weights = checkpoint::find_weights(dir)?;
-    let tensors = checkpoint::read_tensors(&weights)?;
+    let weights = hub::find_weights(dir)?;
+    let tensors = hub::read_tensors(&weights)?;
     let prefix = encoder_prefix(&tensors, cfg.model_type, &weights)?;
     let params = Params::from_tensors(tensors, &weights, device, trainable);
     let scoped = if prefix.is_empty() {
@@ -71,7 +71,6 @@ impl LoadedEncoder {
     /// Writes `config.json` and `model.safetensors` (HF names, atomically) so that
     /// `transformers` loads the directory.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut cfg = self.model.config().clone();
         let arch = match cfg.model_type {
             ModelType::Bert => "BertModel",
@@ -79,9 +78,7 @@ impl LoadedEncoder {
         };
         cfg.extra
             .insert("architectures".into(), serde_json::json!([arch]));
-        crate::util::write_atomic(&dir.join("config.json"), cfg.to_json()?.as_bytes())?;
-        let tensors = self.params.named_tensors();
-        checkpoint::write_safetensors(&tensors, &dir.join("model.safetensors"))
+        hub::save_pretrained(dir, &cfg.to_json()?, &self.params.named_tensors())
     }
 }
 

@@ -7,9 +7,8 @@ mod linear;
 pub mod losses;
 pub mod params;
 pub mod pooling;
-pub mod rng;
 
-pub use dropout::{DropMask, Dropout};
+pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;

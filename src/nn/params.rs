@@ -234,7 +234,7 @@ fn init_tensor(shape: &Shape, init: Init, device: &Device, name: &str) -> Result
             // Seeded per parameter name (see `rng::seed_init`), so a run's new head is
             // reproducible; candle's own `randn` cannot be seeded on the CPU.
             let mut rng =
-                super::rng::Rng::new(super::rng::init_seed() ^ super::rng::hash_str(name));
+                crate::rng::Rng::new(crate::rng::init_seed() ^ crate::rng::hash_str(name));
             let v: Vec<f32> = (0..shape.elem_count())
                 .map(|_| (rng.normal() * std) as f32)
                 .collect();

@@ -12,46 +12,15 @@
 //! (transformers ignores the field and pools its own way; bert4rs reads it back).
 
 use crate::config::ModelType;
+pub use crate::data::labelled::{Problem, Targets};
 use crate::error::{Error, Result};
 use crate::models::bert::{BertModel, EncoderInput};
-use crate::models::{checkpoint, load_encoder};
+use crate::models::{hub, load_encoder};
 use crate::nn::losses::{self, CrossEntropy};
 use crate::nn::{Dropout, Linear, Params, Pooler, Pooling};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// What the head predicts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Problem {
-    /// One class per example (softmax).
-    SingleLabel,
-    /// Any subset of the classes (sigmoid per class).
-    MultiLabel,
-    /// One real number per example.
-    Regression,
-}
-
-impl Problem {
-    /// HF's `problem_type` string.
-    pub fn hf_name(self) -> &'static str {
-        match self {
-            Problem::SingleLabel => "single_label_classification",
-            Problem::MultiLabel => "multi_label_classification",
-            Problem::Regression => "regression",
-        }
-    }
-
-    fn from_hf(s: &str) -> Option<Self> {
-        match s {
-            "single_label_classification" => Some(Problem::SingleLabel),
-            "multi_label_classification" => Some(Problem::MultiLabel),
-            "regression" => Some(Problem::Regression),
-            _ => None,
-        }
-    }
-}
 
 /// The loss a head trains with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,17 +74,6 @@ impl Default for LossConfig {
             corr_weight: 1.0,
         }
     }
-}
-
-/// Gold answers of a batch.
-#[derive(Clone, Debug)]
-pub enum Targets {
-    /// Class ids (single-label).
-    Classes(Vec<u32>),
-    /// Multi-hot rows `[batch, labels]` (multi-label).
-    Multi(Vec<Vec<f32>>),
-    /// One score per example (regression).
-    Scores(Vec<f32>),
 }
 
 /// What the head is asked to be when it is created (training from a plain encoder).
@@ -279,7 +237,6 @@ impl SequenceClassifier {
     /// Writes an HF directory: `config.json` (labels, problem type, pooling) and
     /// `model.safetensors` with `bert.`-prefixed encoder names, atomically.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut cfg = self.encoder.config().clone();
         let (arch, family) = match cfg.model_type {
             ModelType::Bert => ("BertForSequenceClassification", "bert"),
@@ -311,9 +268,7 @@ impl SequenceClassifier {
             "bert4rs_pooling".into(),
             serde_json::json!(self.spec.pooling.to_string()),
         );
-        crate::util::write_atomic(&dir.join("config.json"), cfg.to_json()?.as_bytes())?;
-        let tensors = self.named_tensors(family);
-        checkpoint::write_safetensors(&tensors, &dir.join("model.safetensors"))
+        hub::save_pretrained(dir, &cfg.to_json()?, &self.named_tensors(family))
     }
 
     /// Every parameter under the name HF's `*ForSequenceClassification` expects.
@@ -338,8 +293,8 @@ impl SequenceClassifier {
 fn keep_if_shaped(p: &Params, shape: [usize; 2]) {
     if let Some(found) = p.source_shape("weight") {
         if found != shape {
-            eprintln!(
-                "warning: the checkpoint's {} has shape {found:?}, this task needs {shape:?}: a new layer is initialised",
+            log::warn!(
+                "the checkpoint's {} has shape {found:?}, this task needs {shape:?}: a new layer is initialised",
                 p.full_name("weight")
             );
             p.discard("weight");
@@ -446,4 +401,29 @@ fn spec_from_config(
         labels: labels.into_iter().map(|(_, l)| l).collect(),
         pooling,
     })
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Probabilities of a head's logits row (softmax, sigmoid, or the raw score).
+pub fn probabilities(problem: Problem, row: &[f32]) -> Vec<f32> {
+    match problem {
+        Problem::SingleLabel => {
+            let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
+            let s: f32 = e.iter().sum();
+            e.into_iter().map(|v| v / s).collect()
+        }
+        Problem::MultiLabel => row.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
+        Problem::Regression => row.to_vec(),
+    }
 }

@@ -176,7 +176,7 @@ impl SentenceEncoder {
         let lengths: Vec<usize> = encs.iter().map(|e| e.input_ids.len()).collect();
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); inputs.len()];
         for batch in length_sorted_batches(&lengths, self.batch_size) {
-            let padded = pad_batch(
+            let padded = crate::data::batch::pad_batch(
                 &batch.iter().map(|&i| encs[i].clone()).collect::<Vec<_>>(),
                 self.pad_id(),
             );
@@ -207,26 +207,6 @@ impl SentenceEncoder {
         }
         Ok(pooled.to_vec2::<f32>()?)
     }
-}
-
-/// Pads encodings of different lengths to the longest, with the model's pad id.
-pub fn pad_batch(
-    encs: &[crate::tokenize::Encoding],
-    pad_id: u32,
-) -> Vec<crate::tokenize::Encoding> {
-    let t = encs.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
-    encs.iter()
-        .map(|e| {
-            let mut e = e.clone();
-            let n = t - e.input_ids.len();
-            e.input_ids.extend(std::iter::repeat_n(pad_id, n));
-            e.token_type_ids.extend(std::iter::repeat_n(0, n));
-            e.attention_mask.extend(std::iter::repeat_n(0, n));
-            e.special_tokens_mask.extend(std::iter::repeat_n(1, n));
-            e.offsets.extend(std::iter::repeat_n((0, 0), n));
-            e
-        })
-        .collect()
 }
 
 /// Divides each row by its L2 norm (as `torch.nn.functional.normalize`, eps 1e-12).

@@ -8,9 +8,7 @@
 //! crash between them leaves `checkpoint.old/`, which [`latest`] falls back to.
 
 use crate::error::{Error, Result};
-use crate::models::checkpoint::{read_tensors, write_safetensors};
-use crate::tasks::classify::SequenceClassifier;
-use crate::tokenize::Tokenizer;
+use crate::models::hub::{read_tensors, write_safetensors};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -71,43 +69,22 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     crate::util::write_atomic(path, text.as_bytes())
 }
 
-/// A model that writes itself as an HF directory (config + weights).
-pub trait SavePretrained {
-    /// Writes `config.json` and the weights into `dir`.
-    fn save_pretrained(&self, dir: &Path) -> Result<()>;
+/// Writes an HF model directory with `fill` (config, weights, tokenizer) into a temporary
+/// directory and swaps it in, so `dir` always holds a complete model.
+pub fn save_model_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    swap_in(dir, fill)
 }
 
-impl SavePretrained for SequenceClassifier {
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        SequenceClassifier::save_pretrained(self, dir)
-    }
-}
-
-impl SavePretrained for crate::models::gpt2::Gpt2LMHeadModel {
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        crate::models::gpt2::Gpt2LMHeadModel::save_pretrained(self, dir)
-    }
-}
-
-/// Writes an HF model directory (config, weights, tokenizer) by swapping in a complete copy.
-pub fn save_model_dir(dir: &Path, model: &dyn SavePretrained, tokenizer: &Tokenizer) -> Result<()> {
-    swap_in(dir, |tmp| {
-        model.save_pretrained(tmp)?;
-        tokenizer.save(tmp)
-    })
-}
-
-/// Writes the resume checkpoint of a run.
+/// Writes the resume checkpoint of a run: the model (`fill`), the optimiser / EMA tensors
+/// and the loop state.
 pub fn save_checkpoint(
     output_dir: &Path,
-    model: &dyn SavePretrained,
-    tokenizer: &Tokenizer,
+    fill: impl FnOnce(&Path) -> Result<()>,
     optimizer_tensors: &[(String, Tensor)],
     state: &TrainState,
 ) -> Result<()> {
     swap_in(&output_dir.join("checkpoint"), |tmp| {
-        model.save_pretrained(tmp)?;
-        tokenizer.save(tmp)?;
+        fill(tmp)?;
         write_safetensors(optimizer_tensors, &tmp.join("optimizer.safetensors"))?;
         write_json(&tmp.join("trainer_state.json"), state)
     })
@@ -126,34 +103,6 @@ pub fn load_state(dir: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> {
         read_tensors(&opt)?
     };
     Ok((state, tensors))
-}
-
-/// Overwrites the model's weights with those saved in `dir` (an HF directory it wrote).
-pub fn load_weights(dir: &Path, model: &SequenceClassifier) -> Result<()> {
-    let file = dir.join("model.safetensors");
-    let saved = read_tensors(&file)?;
-    let family = match model.encoder().config().model_type {
-        crate::config::ModelType::Bert => "bert",
-        crate::config::ModelType::Roberta => "roberta",
-    };
-    for (name, var) in model.vars() {
-        let key = saved_name(&name, model.encoder_prefix(), family);
-        let t = saved
-            .get(&key)
-            .ok_or_else(|| Error::checkpoint(&file, format!("missing tensor `{key}`")))?;
-        var.set(t)
-            .map_err(|e| Error::checkpoint(&file, format!("`{key}`: {e}")))?;
-    }
-    Ok(())
-}
-
-fn saved_name(name: &str, prefix: &str, family: &str) -> String {
-    let head = name.starts_with("classifier.") || name.starts_with("pooling.");
-    if head || !prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{family}.{name}")
-    }
 }
 
 /// Builds `dir` under a temporary name with `fill`, then swaps it in.

@@ -7,8 +7,9 @@
 use super::optim::OptimizerConfig;
 use super::schedule::ScheduleConfig;
 use crate::data::dataset::DataConfig;
+use crate::data::labelled::Problem;
 use crate::error::{Error, Result};
-use crate::tasks::classify::{LossConfig, Problem};
+use crate::tasks::classify::LossConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -138,8 +139,10 @@ pub struct LoopConfig {
     pub save_every: u64,
     /// Stop after this many evaluations without improvement (0 = never).
     pub early_stopping_patience: usize,
-    /// Dev metric that picks the best checkpoint.
-    pub metric: BestMetric,
+    /// Dev metric that picks the best checkpoint (unset: the task's own — accuracy for
+    /// classification, Pearson's r for regression, the loss for language modelling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<BestMetric>,
     /// Stop (with a checkpoint) after this many steps in this invocation: for tests of
     /// resume and for time-boxed runs (0 = off).
     pub stop_after_steps: u64,
@@ -163,7 +166,7 @@ impl Default for LoopConfig {
             eval_every: 0,
             save_every: 0,
             early_stopping_patience: 0,
-            metric: BestMetric::Accuracy,
+            metric: None,
             stop_after_steps: 0,
             max_steps: 0,
             threads: 0,

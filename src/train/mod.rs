@@ -1,20 +1,30 @@
-//! Training: optimisers, schedules, parameter groups, the tricks (EMA, FGM/PGD, R-Drop,
-//! clipping, accumulation), checkpoints with exact resume, metrics and reports.
+//! Training: the one engine ([`Trainer`]) that trains any [`Task`] — optimisers,
+//! schedules, parameter groups, the tricks (EMA, FGM/PGD, R-Drop, clipping, accumulation),
+//! checkpoints with exact resume, metrics and reports — and the built-in tasks:
+//! [`SequenceTask`] (classification, multi-label, regression) and [`CausalLmTask`].
 
 pub mod checkpoint;
 pub mod config;
+mod engine;
+pub mod evaluation;
+mod fit;
 pub mod groups;
 pub mod inplace;
 pub mod lm;
 pub mod metrics;
 pub mod optim;
 pub mod report;
-mod run_loop;
 pub mod schedule;
-pub mod trainer;
+pub mod sequence;
+pub mod task;
 pub mod tricks;
 
 pub use config::RunConfig;
+pub use engine::{prepare_run, Trainer};
+pub use evaluation::{Callback, Evaluation, FitSummary, StepStats};
+pub use fit::one_line;
+pub use lm::CausalLmTask;
 pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};
-pub use trainer::{Batch, Callback, Dataset, Evaluation, FitSummary, Split, StepStats, Trainer};
+pub use sequence::SequenceTask;
+pub use task::{Split, StepOutput, Task};

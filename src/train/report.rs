@@ -3,9 +3,8 @@
 //! notes' grouped bar chart of P/R/F1 by sentence length, the per-class table and the
 //! confusion matrix. Plain SVG, no JavaScript, so the file opens anywhere.
 
-use super::trainer::{Evaluation, StepStats};
+use super::evaluation::{Evaluation, StepStats};
 use crate::error::{Error, Result};
-use crate::tasks::classify::HeadSpec;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -114,8 +113,8 @@ pub fn read_log(dir: &Path, up_to_step: u64) -> Result<Vec<LogRecord>> {
     Ok(out)
 }
 
-/// Writes `report.html` from the log; returns its path.
-pub fn write_report(dir: &Path, log: &[LogRecord], spec: &HeadSpec) -> Result<PathBuf> {
+/// Writes `report.html` from the log; returns its path. `about` (the run's summary) heads it.
+pub fn write_report(dir: &Path, log: &[LogRecord], about: &str) -> Result<PathBuf> {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -123,10 +122,9 @@ pub fn write_report(dir: &Path, log: &[LogRecord], spec: &HeadSpec) -> Result<Pa
          <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
          svg{{background:#fafafa;margin:6px 0}}</style>\
-         <h1>bert4rs run report</h1><p>{} · labels: {} · pooling {}</p>",
+         <h1>bert4rs run report</h1><p>{}</p><p>{}</p>",
         escape(&dir.display().to_string()),
-        escape(&spec.labels.join(", ")),
-        spec.pooling
+        escape(about).replace('\n', "<br>"),
     );
     let steps: Vec<&LogRecord> = log.iter().filter(|r| r.loss.is_some()).collect();
     let series = |f: fn(&LogRecord) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -135,17 +133,34 @@ pub fn write_report(dir: &Path, log: &[LogRecord], spec: &HeadSpec) -> Result<Pa
             .filter_map(|r| f(r).map(|v| (r.step as f64, v)))
             .collect()
     };
-    h.push_str("<h2>Training</h2>");
-    h.push_str(&line_chart("training loss", &series(|r| r.loss), "#c33"));
-    h.push_str(&line_chart("learning rate", &series(|r| r.lr), "#36c"));
     let evals: Vec<&Evaluation> = log.iter().filter_map(|r| r.evaluation.as_ref()).collect();
-    let dev: Vec<(f64, f64)> = evals
+    let dev = |f: fn(&Evaluation) -> Option<f64>| -> Vec<(f64, f64)> {
+        evals
+            .iter()
+            .filter(|e| e.split == "dev")
+            .filter_map(|e| f(e).map(|v| (e.step as f64, v)))
+            .collect()
+    };
+    let epochs = epoch_starts(&steps);
+    h.push_str("<h2>Training</h2>");
+    let losses = [
+        Series::new("training loss", series(|r| r.loss), "#c33"),
+        Series::new("dev loss", dev(|e| Some(e.loss)), "#36c"),
+    ];
+    h.push_str(&line_chart("loss", &losses, &epochs));
+    let lr = [Series::new("learning rate", series(|r| r.lr), "#36c")];
+    h.push_str(&line_chart("learning rate", &lr, &epochs));
+    if let Some((name, _)) = evals
         .iter()
-        .filter(|e| e.split == "dev")
-        .filter_map(|e| headline(e).map(|v| (e.step as f64, v)))
-        .collect();
-    if !dev.is_empty() {
-        h.push_str(&line_chart("dev accuracy (or Pearson r)", &dev, "#393"));
+        .find(|e| e.split == "dev")
+        .and_then(|e| e.headline())
+    {
+        let curve = [Series::new(
+            name,
+            dev(|e| e.headline().map(|h| h.1)),
+            "#393",
+        )];
+        h.push_str(&line_chart(&format!("dev {name}"), &curve, &epochs));
     }
     for split in ["test", "dev"] {
         if let Some(e) = evals.iter().rev().find(|e| e.split == split) {
@@ -158,11 +173,19 @@ pub fn write_report(dir: &Path, log: &[LogRecord], spec: &HeadSpec) -> Result<Pa
     Ok(p)
 }
 
-fn headline(e: &Evaluation) -> Option<f64> {
-    e.classification
-        .as_ref()
-        .map(|c| c.accuracy)
-        .or(e.regression.as_ref().map(|r| r.pearson))
+/// The first logged step of each epoch after the first (where the chart draws a mark).
+fn epoch_starts(steps: &[&LogRecord]) -> Vec<(usize, f64)> {
+    let mut out = Vec::new();
+    let mut last = steps.first().and_then(|r| r.epoch);
+    for r in steps {
+        if r.epoch != last {
+            if let Some(e) = r.epoch {
+                out.push((e, r.step as f64));
+            }
+            last = r.epoch;
+        }
+    }
+    out
 }
 
 fn eval_section(e: &Evaluation) -> String {
@@ -223,35 +246,90 @@ const W: f64 = 900.0;
 const H: f64 = 220.0;
 const PAD: f64 = 45.0;
 
-fn line_chart(title: &str, pts: &[(f64, f64)], color: &str) -> String {
-    if pts.is_empty() {
+/// One line of a chart.
+struct Series<'a> {
+    name: &'a str,
+    points: Vec<(f64, f64)>,
+    color: &'a str,
+}
+
+impl<'a> Series<'a> {
+    fn new(name: &'a str, points: Vec<(f64, f64)>, color: &'a str) -> Self {
+        Series {
+            name,
+            points,
+            color,
+        }
+    }
+}
+
+/// A line chart of `series` over steps, with five ticks on each axis, a legend, and a
+/// dashed mark where each epoch starts.
+fn line_chart(title: &str, series: &[Series], epochs: &[(usize, f64)]) -> String {
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
+    if all.is_empty() {
         return String::new();
     }
-    let (x0, x1) = min_max(pts.iter().map(|p| p.0));
-    let (y0, y1) = min_max(pts.iter().map(|p| p.1));
+    let (x0, x1) = min_max(all.iter().map(|p| p.0));
+    let (y0, y1) = min_max(all.iter().map(|p| p.1));
     let sx = |x: f64| PAD + (x - x0) / (x1 - x0).max(1e-12) * (W - 2.0 * PAD);
-    let sy = |y: f64| H - PAD + -(y - y0) / (y1 - y0).max(1e-12) * (H - 2.0 * PAD);
-    let path: Vec<String> = pts
-        .iter()
-        .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
-        .collect();
-    format!(
-        "<svg width={W} height={H}><text x={PAD} y=18 font-size=14>{}</text>\
-         <polyline fill=none stroke='{color}' stroke-width=1.5 points='{}'/>\
-         <text x=4 y={:.0} font-size=11>{}</text><text x=4 y={:.0} font-size=11>{}</text>\
-         <text x={PAD} y={:.0} font-size=11>step {}</text><text x={:.0} y={:.0} font-size=11>step {}</text></svg>",
-        escape(title),
-        path.join(" "),
-        sy(y1) + 4.0,
-        short(y1),
-        sy(y0) + 4.0,
-        short(y0),
-        H - 8.0,
-        x0,
-        W - PAD - 60.0,
-        H - 8.0,
-        x1
-    )
+    let sy = |y: f64| H - PAD - (y - y0) / (y1 - y0).max(1e-12) * (H - 2.0 * PAD);
+    let mut s = format!(
+        "<svg width={W} height={H}><text x={PAD} y=16 font-size=14>{}</text>",
+        escape(title)
+    );
+    for i in 0..5 {
+        let f = i as f64 / 4.0;
+        let (x, y) = (x0 + f * (x1 - x0), y0 + f * (y1 - y0));
+        let _ = write!(
+            s,
+            "<line x1={PAD} x2={:.0} y1={:.1} y2={:.1} stroke='#e4e4e4'/>\
+             <text x=2 y={:.1} font-size=10>{}</text>\
+             <text x={:.1} y={:.0} font-size=10 text-anchor=middle>{:.0}</text>",
+            W - PAD,
+            sy(y),
+            sy(y),
+            sy(y) + 3.0,
+            short(y),
+            sx(x),
+            H - PAD + 14.0,
+            x
+        );
+    }
+    for (epoch, step) in epochs {
+        let _ = write!(
+            s,
+            "<line x1={x:.1} x2={x:.1} y1={PAD} y2={:.0} stroke='#999' stroke-dasharray='3 3'/>\
+             <text x={:.1} y={:.0} font-size=10>epoch {}</text>",
+            H - PAD,
+            sx(*step) + 2.0,
+            PAD - 4.0,
+            epoch + 1,
+            x = sx(*step)
+        );
+    }
+    for (i, line) in series.iter().filter(|l| !l.points.is_empty()).enumerate() {
+        let path: Vec<String> = line
+            .points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline fill=none stroke='{c}' stroke-width=1.5 points='{}'/>\
+             <text x={:.0} y=16 font-size=12 fill='{c}'>■ {}</text>",
+            path.join(" "),
+            W - PAD - 260.0 + 130.0 * i as f64,
+            escape(line.name),
+            c = line.color
+        );
+    }
+    s.push_str(&format!(
+        "<text x={:.0} y={:.0} font-size=10>step</text></svg>",
+        W / 2.0,
+        H - 6.0
+    ));
+    s
 }
 
 fn grouped_bars(e: &Evaluation) -> String {

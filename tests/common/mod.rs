@@ -122,7 +122,7 @@ pub fn unpadded_row(batch: &EncoderInput, row: usize) -> (EncoderInput, usize) {
 /// directory in a temp dir: every weight is a pure function of (seed, name, index), the
 /// generator `reference/make_gpt2_fixtures.py` used, so no megabyte weights are committed.
 pub fn gpt2_fixture_dir(name: &str) -> tempfile::TempDir {
-    use bert4rs::nn::rng::{hash_str, uniform_at};
+    use bert4rs::rng::{hash_str, uniform_at};
     let src = fixture(&format!("gpt2/{name}"));
     let spec = json(&format!("gpt2/{name}/weights.json"));
     let seed = spec["seed"].as_u64().unwrap();

@@ -83,3 +83,42 @@ pub fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
+
+/// Writes an HF model directory: `config.json` (pretty JSON) and `model.safetensors`, each
+/// atomically. Every model's `save_pretrained` goes through here.
+pub fn save_pretrained(dir: &Path, config_json: &str, tensors: &[(String, Tensor)]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::util::write_atomic(&dir.join("config.json"), config_json.as_bytes())?;
+    write_safetensors(tensors, &dir.join("model.safetensors"))
+}
+
+/// Overwrites each `(name, var)` with the tensor `key_of(name)` of `dir`'s weight file (a
+/// directory a `save_pretrained` wrote): resume, and reloading the best model. A missing
+/// tensor or a shape mismatch names the file and the key.
+pub fn load_into(
+    dir: &Path,
+    vars: &[(String, candle_core::Var)],
+    key_of: impl Fn(&str) -> String,
+) -> Result<()> {
+    let file = find_weights(dir)?;
+    let saved = read_tensors(&file)?;
+    for (name, var) in vars {
+        let key = key_of(name);
+        let t = saved
+            .get(&key)
+            .ok_or_else(|| Error::checkpoint(&file, format!("missing tensor `{key}`")))?;
+        if t.dims() != var.dims() {
+            return Err(Error::checkpoint(
+                &file,
+                format!(
+                    "`{key}` has shape {:?}, the model needs {:?}",
+                    t.dims(),
+                    var.dims()
+                ),
+            ));
+        }
+        var.set(t)
+            .map_err(|e| Error::checkpoint(&file, format!("`{key}`: {e}")))?;
+    }
+    Ok(())
+}

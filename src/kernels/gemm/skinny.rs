@@ -68,10 +68,10 @@ fn block_dots(w: &[f32], x: &[f32], rows: usize, k: usize, out: &mut [f32]) {
 }
 
 /// Whether the explicit AVX2 kernels run (else the plain loop above).
-pub(super) fn avx2_available() -> bool {
+pub(crate) fn avx2_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        super::simd::isa() != super::simd::Isa::Baseline
+        crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -80,8 +80,8 @@ pub(super) fn avx2_available() -> bool {
 }
 
 /// `out[o·rows + r] = w[o] · x[r]` with `w` in bf16 (the upper 16 bits of each f32), for
-/// [`super::greedy_head`]'s screen; `None` without AVX2.
-pub(super) fn block_dots_bf16(
+/// [`crate::kernels::GreedyScreen`]'s screen; `None` without AVX2.
+pub(crate) fn block_dots_bf16(
     w: &[u16],
     x: &[f32],
     rows: usize,
@@ -104,7 +104,7 @@ pub(super) fn block_dots_bf16(
 /// is in a group of `group` input rows (`rows` are taken 4 at a time; the last group holds
 /// the rest), bit for bit: the same unroll, summation order and reduction. `None` without
 /// AVX2.
-pub(super) fn skinny_dot(w_row: &[f32], x_row: &[f32], group: usize) -> Option<f32> {
+pub(crate) fn skinny_dot(w_row: &[f32], x_row: &[f32], group: usize) -> Option<f32> {
     #[cfg(target_arch = "x86_64")]
     {
         if avx2_available() && w_row.len() == x_row.len() {

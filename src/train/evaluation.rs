@@ -1,0 +1,116 @@
+//! What the engine reports: each step's numbers, each evaluation's metrics (one type for
+//! every task; each fills the sections that apply to it), and how a run ended.
+
+use super::config::BestMetric;
+use super::metrics::{ClassMetrics, LengthBucket, RegressionMetrics};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// What one optimiser step did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepStats {
+    /// Step number (1 = first).
+    pub step: u64,
+    /// Mean training loss over the step's micro-batches.
+    pub loss: f64,
+    /// Learning rate of the first (highest-lr) group.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// Results of evaluating one data set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// `dev` or `test` (or a file name).
+    pub split: String,
+    /// Optimiser steps done when evaluated.
+    pub step: u64,
+    /// Mean loss.
+    pub loss: f64,
+    /// Examples (or blocks) evaluated.
+    pub examples: usize,
+    /// Classification metrics (single- and multi-label).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub classification: Option<ClassMetrics>,
+    /// Regression metrics.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub regression: Option<RegressionMetrics>,
+    /// Language modelling: `exp(loss)`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub perplexity: Option<f64>,
+    /// Language modelling: tokens scored.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tokens: Option<usize>,
+    /// Single-label macro P/R/F1 by text length (characters, buckets of 50).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub by_length: Vec<LengthBucket>,
+    /// Further named numbers (a custom task's own metrics).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub scores: BTreeMap<String, f64>,
+}
+
+impl Evaluation {
+    /// An evaluation with only the common fields set.
+    pub fn new(split: &str, step: u64, loss: f64, examples: usize) -> Self {
+        Evaluation {
+            split: split.to_string(),
+            step,
+            loss,
+            examples,
+            ..Default::default()
+        }
+    }
+
+    /// The value of `metric`, oriented so that higher is better (NaN when this evaluation
+    /// does not have it).
+    pub fn score(&self, metric: BestMetric) -> f64 {
+        let c = self.classification.as_ref();
+        let r = self.regression.as_ref();
+        match metric {
+            BestMetric::Accuracy => c.map_or(f64::NAN, |m| m.accuracy),
+            BestMetric::MacroF1 => c.map_or(f64::NAN, |m| m.macro_f1),
+            BestMetric::MicroF1 => c.map_or(f64::NAN, |m| m.micro_f1),
+            BestMetric::Pearson => r.map_or(f64::NAN, |m| m.pearson),
+            BestMetric::Loss => -self.loss,
+        }
+    }
+
+    /// The one number a line of output or a chart shows: accuracy, Pearson's r, or the
+    /// perplexity; `None` for a task that has only a loss.
+    pub fn headline(&self) -> Option<(&'static str, f64)> {
+        if let Some(c) = &self.classification {
+            return Some(("accuracy", c.accuracy));
+        }
+        if let Some(r) = &self.regression {
+            return Some(("Pearson r", r.pearson));
+        }
+        self.perplexity.map(|p| ("perplexity", p))
+    }
+}
+
+/// Called by [`super::Trainer::fit`] after each logged step and each evaluation.
+pub trait Callback {
+    /// After an optimiser step that is logged (`train.log_every`).
+    fn on_step(&mut self, _stats: &StepStats) {}
+    /// After a dev evaluation.
+    fn on_evaluate(&mut self, _eval: &Evaluation) {}
+}
+
+/// How a call to [`super::Trainer::fit`] ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FitSummary {
+    /// Steps done in total.
+    pub steps: u64,
+    /// True when it stopped early on purpose (`stop_after_steps`); resume to continue.
+    pub interrupted: bool,
+    /// Best dev evaluation.
+    pub best_dev: Option<Evaluation>,
+    /// Test evaluation with the best weights.
+    pub test: Option<Evaluation>,
+    /// Where the best model was written.
+    pub best_dir: PathBuf,
+    /// Where the HTML report was written.
+    pub report: PathBuf,
+}

@@ -1,0 +1,274 @@
+//! Sequence classification, multi-label classification and regression as a [`Task`]: an
+//! encoder + head ([`SequenceClassifier`]) on labelled CSV / TSV / JSONL, with
+//! length-bucketed batches, accuracy / P / R / F1 / confusion (or Pearson / Spearman) and
+//! metrics by text length.
+
+use super::config::{BestMetric, RunConfig};
+use super::evaluation::Evaluation;
+use super::metrics;
+use super::task::{Split, StepOutput, Task};
+use crate::config::ModelType;
+use crate::data::dataset::{self, Example};
+use crate::data::labelled::{read_splits, Batch, Dataset, Problem, Targets};
+use crate::error::{Error, Result};
+use crate::models::hub;
+use crate::rng;
+use crate::tasks::classify::{argmax, HeadSpec, LossConfig, SequenceClassifier};
+use crate::tokenize::Tokenizer;
+use candle_core::{Device, Tensor, Var};
+use std::path::Path;
+
+/// Fine-tuning an encoder with a sequence-level head (`[task] kind = "classify"`).
+pub struct SequenceTask {
+    model: SequenceClassifier,
+    tokenizer: Tokenizer,
+    train: Dataset,
+    dev: Option<Dataset>,
+    test: Option<Dataset>,
+    loss: LossConfig,
+    model_name: String,
+    device: Device,
+    pad_id: u32,
+}
+
+impl SequenceTask {
+    /// Reads the run's data, loads `cfg.model` and puts a new head on it (labels from the
+    /// training data or `data.labels`); dev / test labels are checked before any work.
+    pub fn new(cfg: &RunConfig) -> Result<Self> {
+        let device = Device::Cpu;
+        let splits = read_splits(&cfg.data, &cfg.output_dir)?;
+        let spec = head_spec(cfg, &splits.train)?;
+        if spec.problem != Problem::Regression {
+            for (path, ex) in splits.dev.iter().chain(splits.test.iter()) {
+                dataset::check_labels(ex, &spec.labels, path)?;
+            }
+        }
+        rng::seed_init(cfg.seed);
+        let base = crate::assets::resolve_dir(&cfg.model)?;
+        let model = SequenceClassifier::from_dir(&base, &device, true, Some(spec))?;
+        let tokenizer = Tokenizer::from_dir(&base)?;
+        let max_len = cfg
+            .data
+            .max_length
+            .min(model.encoder().config().max_sequence_length());
+        let spec = model.spec().clone();
+        let labels = (spec.labels.as_slice(), spec.problem);
+        let mk = |(path, ex): (std::path::PathBuf, Vec<Example>)| {
+            Dataset::new(&path, ex, &tokenizer, labels, max_len)
+        };
+        let train = mk(splits.train)?;
+        let dev = splits.dev.map(mk).transpose()?;
+        let test = splits.test.map(mk).transpose()?;
+        Ok(SequenceTask {
+            pad_id: tokenizer.pad_id(),
+            model,
+            tokenizer,
+            train,
+            dev,
+            test,
+            loss: cfg.loss.clone(),
+            model_name: cfg.model.clone(),
+            device,
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &SequenceClassifier {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The training set.
+    pub fn train_set(&self) -> &Dataset {
+        &self.train
+    }
+
+    /// Id of the padding token.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    fn held_out(&self, split: Split) -> Option<&Dataset> {
+        match split {
+            Split::Dev => self.dev.as_ref(),
+            Split::Test => self.test.as_ref(),
+        }
+    }
+}
+
+impl Task for SequenceTask {
+    type Batch = Batch;
+
+    fn describe(&self) -> String {
+        let spec = self.model.spec();
+        let n = |d: &Option<Dataset>| d.as_ref().map_or(0, Dataset::len);
+        format!(
+            "model {} · {} · {} labels {:?} · pooling {}\ndata: {} train / {} dev / {} test examples",
+            self.model_name,
+            spec.problem.hf_name(),
+            spec.labels.len(),
+            spec.labels,
+            spec.pooling,
+            self.train.len(),
+            n(&self.dev),
+            n(&self.test),
+        )
+    }
+
+    fn params(&self) -> Vec<(String, Var)> {
+        self.model.vars()
+    }
+
+    fn layer_layout(&self) -> (String, usize) {
+        let layers = self.model.encoder().config().num_hidden_layers;
+        (self.model.encoder_prefix().to_string(), layers)
+    }
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    /// Length-bucketed batches (similar lengths together, little padding).
+    fn epoch_batches(&self, batch_size: usize, seed: u64) -> Vec<Vec<usize>> {
+        dataset::bucketed_batches(&self.train.token_lengths(), batch_size, seed)
+    }
+
+    fn batch(&self, idx: &[usize]) -> Result<Batch> {
+        self.train.batch(idx, self.pad_id, &self.device)
+    }
+
+    fn forward(&self, batch: &Batch, train: bool) -> Result<StepOutput> {
+        let logits = self.model.forward(&batch.input, train)?;
+        let loss = self.model.loss(&logits, &batch.targets, &self.loss)?;
+        Ok(StepOutput {
+            loss,
+            logits: Some(logits),
+        })
+    }
+
+    fn evaluate(&self, split: Split, step: u64, batch_size: usize) -> Result<Option<Evaluation>> {
+        let Some(ds) = self.held_out(split) else {
+            return Ok(None);
+        };
+        let logits = predict_logits(&self.model, ds, batch_size, self.pad_id, &self.device)?;
+        evaluate_logits(&self.model, ds, &logits, split.name(), step, &self.loss).map(Some)
+    }
+
+    fn default_metric(&self) -> BestMetric {
+        match self.model.spec().problem {
+            Problem::Regression => BestMetric::Pearson,
+            _ => BestMetric::Accuracy,
+        }
+    }
+
+    fn word_embeddings(&self) -> Option<String> {
+        let table = self.model.encoder().embeddings().word_embeddings();
+        Some(table.name().to_string())
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        self.model.save_pretrained(dir)?;
+        self.tokenizer.save(dir)
+    }
+
+    fn load_weights(&mut self, dir: &Path) -> Result<()> {
+        let family = match self.model.encoder().config().model_type {
+            ModelType::Bert => "bert",
+            ModelType::Roberta => "roberta",
+        };
+        let prefix = self.model.encoder_prefix();
+        hub::load_into(dir, &self.model.vars(), |name| {
+            let head = name.starts_with("classifier.") || name.starts_with("pooling.");
+            match head || !prefix.is_empty() {
+                true => name.to_string(),
+                false => format!("{family}.{name}"),
+            }
+        })
+    }
+}
+
+fn head_spec(cfg: &RunConfig, train: &(std::path::PathBuf, Vec<Example>)) -> Result<HeadSpec> {
+    let pooling = cfg.task.pooling.parse()?;
+    let labels = match cfg.task.problem {
+        Problem::Regression => vec!["score".to_string()],
+        _ => dataset::label_vocab(&train.1, cfg.data.labels.as_deref(), &train.0)?,
+    };
+    Ok(HeadSpec {
+        problem: cfg.task.problem,
+        labels,
+        pooling,
+    })
+}
+
+/// Logits of `ds` in input order, in length-sorted eval batches.
+pub fn predict_logits(
+    model: &SequenceClassifier,
+    ds: &Dataset,
+    batch_size: usize,
+    pad_id: u32,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = vec![Vec::new(); ds.len()];
+    for idx in crate::data::batch::length_sorted_batches(&ds.token_lengths(), batch_size) {
+        let b = ds.batch(&idx, pad_id, device)?;
+        let logits = model.forward(&b.input, false)?.detach().to_vec2::<f32>()?;
+        for (i, row) in idx.into_iter().zip(logits) {
+            out[i] = row;
+        }
+    }
+    Ok(out)
+}
+
+/// Loss and metrics of `logits` against the gold answers of `ds`.
+pub fn evaluate_logits(
+    model: &SequenceClassifier,
+    ds: &Dataset,
+    logits: &[Vec<f32>],
+    split: &str,
+    step: u64,
+    loss_cfg: &LossConfig,
+) -> Result<Evaluation> {
+    let spec = model.spec();
+    let n = logits.len();
+    let width = logits.first().map_or(0, Vec::len);
+    if n == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: the {split} set is empty",
+            ds.source.display()
+        )));
+    }
+    let t = Tensor::from_vec(logits.concat(), (n, width), &Device::Cpu)?;
+    let targets = ds.targets_of(&(0..n).collect::<Vec<_>>());
+    let loss = model.loss(&t, &targets, loss_cfg)?.to_scalar::<f32>()? as f64;
+    let mut ev = Evaluation::new(split, step, loss, n);
+    match &targets {
+        Targets::Classes(gold) => {
+            let gold: Vec<usize> = gold.iter().map(|&g| g as usize).collect();
+            let pred: Vec<usize> = logits.iter().map(|r| argmax(r)).collect();
+            let chars: Vec<usize> = ds.examples.iter().map(|e| e.text.chars().count()).collect();
+            ev.classification = Some(metrics::classification(&gold, &pred, &spec.labels));
+            ev.by_length = metrics::by_length(&chars, &gold, &pred, &spec.labels, 50);
+        }
+        Targets::Multi(rows) => {
+            let gold: Vec<Vec<bool>> = rows
+                .iter()
+                .map(|r| r.iter().map(|&v| v > 0.5).collect())
+                .collect();
+            let pred: Vec<Vec<bool>> = logits
+                .iter()
+                .map(|r| r.iter().map(|&v| v > 0.0).collect())
+                .collect();
+            ev.classification = Some(metrics::multilabel(&gold, &pred, &spec.labels));
+        }
+        Targets::Scores(gold) => {
+            let gold: Vec<f64> = gold.iter().map(|&g| g as f64).collect();
+            let pred: Vec<f64> = logits.iter().map(|r| r[0] as f64).collect();
+            ev.regression = Some(metrics::regression(&gold, &pred));
+        }
+    }
+    Ok(ev)
+}

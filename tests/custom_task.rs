@@ -46,6 +46,18 @@ fn a_task_from_outside_the_crate_learns_and_writes_a_run_directory() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // The report's loss chart has the dev loss beside the training loss, axis ticks, and a
+    // mark where each epoch starts.
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in [
+        "training loss",
+        "dev loss",
+        "epoch 2",
+        "epoch 20",
+        ">160</text>",
+    ] {
+        assert!(report.contains(needle), "report lacks {needle:?}");
+    }
     let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert!(

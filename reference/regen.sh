@@ -12,3 +12,4 @@ bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/make_gpt2_fixtures.py --bpe "$bpe" --out tests/fixtures/gpt2
 "$py" reference/make_train_fixtures.py --out tests/fixtures/train
 "$py" reference/make_head_fixtures.py --out tests/fixtures/heads
+"$py" reference/make_token_fixtures.py --out tests/fixtures/token

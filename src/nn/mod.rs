@@ -1,5 +1,6 @@
 //! Reusable layers shared by models, task heads and the trainer.
 
+pub mod crf;
 mod dropout;
 mod embedding;
 mod layer_norm;
@@ -7,10 +8,13 @@ mod linear;
 pub mod losses;
 pub mod params;
 pub mod pooling;
+pub mod rnn;
 
+pub use crf::{Constraints, Crf, Reduction};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use params::{Init, Params};
 pub use pooling::{Pooler, Pooling};
+pub use rnn::{Rnn, RnnConfig, RnnMode, RnnOutput};

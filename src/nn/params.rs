@@ -21,6 +21,8 @@ pub enum Init {
     Ones,
     /// A constant.
     Const(f64),
+    /// Uniform(-a, a), as `torch.nn.LSTM` / `GRU` / `CRF` initialise their weights.
+    Uniform(f64),
 }
 
 struct Store {
@@ -229,17 +231,18 @@ fn register(s: &mut Store, full: String, t: Tensor) -> Result<Tensor> {
 }
 
 fn init_tensor(shape: &Shape, init: Init, device: &Device, name: &str) -> Result<Tensor> {
+    // Seeded per parameter name (see `rng::seed_init`), so a run's new layer is
+    // reproducible; candle's own `randn` cannot be seeded on the CPU.
+    let mut rng = crate::rng::Rng::new(crate::rng::init_seed() ^ crate::rng::hash_str(name));
+    let mut draw = |f: &mut dyn FnMut(&mut crate::rng::Rng) -> f64| -> Result<Tensor> {
+        let v: Vec<f32> = (0..shape.elem_count())
+            .map(|_| f(&mut rng) as f32)
+            .collect();
+        Ok(Tensor::from_vec(v, shape, device)?)
+    };
     Ok(match init {
-        Init::Normal(std) => {
-            // Seeded per parameter name (see `rng::seed_init`), so a run's new head is
-            // reproducible; candle's own `randn` cannot be seeded on the CPU.
-            let mut rng =
-                crate::rng::Rng::new(crate::rng::init_seed() ^ crate::rng::hash_str(name));
-            let v: Vec<f32> = (0..shape.elem_count())
-                .map(|_| (rng.normal() * std) as f32)
-                .collect();
-            Tensor::from_vec(v, shape, device)?
-        }
+        Init::Normal(std) => draw(&mut |r| r.normal() * std)?,
+        Init::Uniform(a) => draw(&mut |r| (r.uniform() * 2.0 - 1.0) * a)?,
         Init::Zeros => Tensor::zeros(shape, DType::F32, device)?,
         Init::Ones => Tensor::ones(shape, DType::F32, device)?,
         Init::Const(c) => (Tensor::ones(shape, DType::F32, device)? * c)?,

@@ -26,6 +26,20 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let ev = match crate::tasks::token_classify::is_token_model(&a.model) {
+        true => super::token::evaluate(&a.model, &a.data, &a.fields)?,
+        false => evaluate_classifier(&a)?,
+    };
+    let text =
+        serde_json::to_string_pretty(&ev).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+    if let Some(out) = &a.output {
+        crate::util::write_atomic(out, text.as_bytes())?;
+    }
+    println!("{text}");
+    Ok(())
+}
+
+fn evaluate_classifier(a: &Args) -> Result<crate::train::Evaluation> {
     let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let dcfg = a.fields.config();
@@ -34,19 +48,12 @@ pub fn run(a: Args) -> Result<()> {
     let ds = Dataset::new(&a.data, ex, &tokenizer, labels, a.fields.max_length)?;
     let pad = tokenizer.pad_id();
     let logits = predict_logits(&model, &ds, a.fields.batch_size, pad, &Device::Cpu)?;
-    let ev = evaluate_logits(
+    evaluate_logits(
         &model,
         &ds,
         &logits,
         &a.data.display().to_string(),
         0,
         &Default::default(),
-    )?;
-    let text =
-        serde_json::to_string_pretty(&ev).map_err(|e| crate::Error::Invalid(e.to_string()))?;
-    if let Some(out) = &a.output {
-        crate::util::write_atomic(out, text.as_bytes())?;
-    }
-    println!("{text}");
-    Ok(())
+    )
 }

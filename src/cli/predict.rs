@@ -27,6 +27,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if crate::tasks::token_classify::is_token_model(&a.model) {
+        let n = super::token::predict_entities(&a.model, &a.input, &a.output, &a.fields)?;
+        eprintln!("{n} predictions → {}", a.output.display());
+        return Ok(());
+    }
     let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let ex = crate::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;

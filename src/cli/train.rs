@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::train::config::TaskKind;
-use crate::train::{CausalLmTask, RunConfig, SequenceTask, Task, Trainer};
+use crate::train::{CausalLmTask, RunConfig, SequenceTask, Task, TokenTask, Trainer};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -29,6 +29,7 @@ pub fn run(a: Args) -> Result<()> {
     match cfg.task.kind {
         TaskKind::Classify => fit(SequenceTask::new(&cfg)?, cfg, &a),
         TaskKind::CausalLm => fit(CausalLmTask::new(&cfg)?, cfg, &a),
+        TaskKind::TokenClassification => fit(TokenTask::new(&cfg)?, cfg, &a),
     }
 }
 

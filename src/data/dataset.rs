@@ -20,6 +20,8 @@ pub enum Format {
     Jsonl,
     /// Plain UTF-8 text, one example per line (no labels: prediction inputs).
     Text,
+    /// CoNLL: a token and its tag per line, a blank line between sentences (token tasks).
+    Conll,
 }
 
 /// Where the examples come from and which fields hold what (section `[data]`).
@@ -52,8 +54,12 @@ pub struct DataConfig {
     pub label_field: String,
     /// Fixed label order; `None` = the sorted labels of the training file.
     pub labels: Option<Vec<String>>,
-    /// Tokens per example after truncation ([CLS] and [SEP] included).
+    /// Tokens per example after truncation ([CLS] and [SEP] included); token tasks split
+    /// longer sentences into windows of this many.
     pub max_length: usize,
+    /// Token tasks: an `I-X` that continues no `X` span is read as `B-X` with a warning
+    /// (true, the default) or refused (false).
+    pub repair_tags: bool,
 }
 
 impl Default for DataConfig {
@@ -72,6 +78,7 @@ impl Default for DataConfig {
             label_field: "label".into(),
             labels: None,
             max_length: 128,
+            repair_tags: true,
         }
     }
 }
@@ -129,6 +136,12 @@ pub fn read_labelled(path: &Path, cfg: &DataConfig, need_label: bool) -> Result<
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let out = match format {
         Format::Text => plain_examples(path, &bytes, need_label)?,
+        Format::Conll => {
+            return Err(Error::config(
+                path,
+                "CoNLL files are token-level data: set task.kind = \"token_classification\"",
+            ))
+        }
         Format::Jsonl => read_jsonl(path, utf8(path, &bytes)?, cfg, need_label)?,
         Format::Csv | Format::Tsv => {
             read_delimited(path, utf8(path, &bytes)?, cfg, need_label, format)?

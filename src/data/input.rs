@@ -14,7 +14,7 @@ pub fn read_examples(path: &Path) -> Result<Vec<TextInput>> {
     match format_of(path) {
         Format::Csv | Format::Tsv => delimited(path),
         Format::Jsonl => json_lines(path),
-        Format::Text => {
+        Format::Text | Format::Conll => {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let lines = text_lines(path, &bytes)?;
             Ok(lines

@@ -1,8 +1,11 @@
 //! Input readers and batching.
 
+pub mod aligned;
 pub mod batch;
 pub mod corpora;
 pub mod dataset;
 pub mod input;
 pub mod labelled;
+pub mod tagged;
+pub mod tags;
 pub mod text;

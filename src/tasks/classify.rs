@@ -290,7 +290,7 @@ impl SequenceClassifier {
 
 /// Discards a checkpoint's `weight`/`bias` under `p` when the weight is not `shape` (a new
 /// layer is then initialised), with a warning.
-fn keep_if_shaped(p: &Params, shape: [usize; 2]) {
+pub(crate) fn keep_if_shaped(p: &Params, shape: [usize; 2]) {
     if let Some(found) = p.source_shape("weight") {
         if found != shape {
             log::warn!(
@@ -364,23 +364,7 @@ fn spec_from_config(
     extra: &serde_json::Map<String, serde_json::Value>,
     path: &Path,
 ) -> Result<HeadSpec> {
-    let id2label = extra
-        .get("id2label")
-        .and_then(|v| v.as_object())
-        .ok_or_else(|| {
-            Error::config(
-                path,
-                "no `id2label`: this is not a fine-tuned classifier (train one first)",
-            )
-        })?;
-    let mut labels: Vec<(usize, String)> = Vec::new();
-    for (k, v) in id2label {
-        let id: usize = k
-            .parse()
-            .map_err(|_| Error::config(path, format!("id2label key `{k}` is not a number")))?;
-        labels.push((id, v.as_str().unwrap_or_default().to_string()));
-    }
-    labels.sort();
+    let labels = id2label(extra, path)?;
     let problem = extra
         .get("problem_type")
         .and_then(|v| v.as_str())
@@ -398,9 +382,34 @@ fn spec_from_config(
     };
     Ok(HeadSpec {
         problem,
-        labels: labels.into_iter().map(|(_, l)| l).collect(),
+        labels,
         pooling,
     })
+}
+
+/// The label names of a fine-tuned model's `config.json`, in id order (`id2label`).
+pub fn id2label(
+    extra: &serde_json::Map<String, serde_json::Value>,
+    path: &Path,
+) -> Result<Vec<String>> {
+    let id2label = extra
+        .get("id2label")
+        .and_then(|v| v.as_object())
+        .ok_or_else(|| {
+            Error::config(
+                path,
+                "no `id2label`: this is not a fine-tuned model (train one first)",
+            )
+        })?;
+    let mut labels: Vec<(usize, String)> = Vec::new();
+    for (k, v) in id2label {
+        let id: usize = k
+            .parse()
+            .map_err(|_| Error::config(path, format!("id2label key `{k}` is not a number")))?;
+        labels.push((id, v.as_str().unwrap_or_default().to_string()));
+    }
+    labels.sort();
+    Ok(labels.into_iter().map(|(_, l)| l).collect())
 }
 
 /// Index of the largest value (first on ties).

@@ -2,3 +2,4 @@
 
 pub mod classify;
 pub mod embed;
+pub mod token_classify;

@@ -163,6 +163,9 @@ fn token_value(t: &Value) -> Option<String> {
     }
 }
 
+/// Sub-token ids and their character offsets `[start, end)`.
+pub type IdsWithOffsets = (Vec<u32>, Vec<(usize, usize)>);
+
 /// A tokenizer loaded from an HF directory.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -365,6 +368,37 @@ impl Tokenizer {
     pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(tk_err)?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Sub-token ids of `texts` without special tokens, with their character offsets
+    /// (token-level tasks, which lay out their own windows).
+    pub fn encode_with_offsets(&self, texts: &[&str]) -> Result<Vec<IdsWithOffsets>> {
+        let raw: Vec<tokenizers::EncodeInput> = texts.iter().map(|t| (*t).into()).collect();
+        let encs = self
+            .inner
+            .encode_batch_char_offsets(raw, false)
+            .map_err(tk_err)?;
+        Ok(encs
+            .into_iter()
+            .map(|e| (e.get_ids().to_vec(), e.get_offsets().to_vec()))
+            .collect())
+    }
+
+    /// The special tokens put before and after a single text (`[CLS]` / `[SEP]`, `<s>` /
+    /// `</s>`), as the post-processor adds them.
+    pub fn single_text_specials(&self) -> Result<(Vec<u32>, Vec<u32>)> {
+        let e = self.inner.encode("a", true).map_err(tk_err)?;
+        let special = e.get_special_tokens_mask();
+        let first = special
+            .iter()
+            .position(|&m| m == 0)
+            .unwrap_or(special.len());
+        let last = special
+            .iter()
+            .rposition(|&m| m == 0)
+            .map_or(first, |i| i + 1);
+        let ids = e.get_ids();
+        Ok((ids[..first].to_vec(), ids[last..].to_vec()))
     }
 
     /// True for a WordPiece (`vocab.txt`) tokenizer, whose texts start with `[CLS]`.

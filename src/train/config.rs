@@ -8,8 +8,10 @@ use super::optim::OptimizerConfig;
 use super::schedule::ScheduleConfig;
 use crate::data::dataset::DataConfig;
 use crate::data::labelled::Problem;
+use crate::data::tags::Scheme;
 use crate::error::{Error, Result};
 use crate::tasks::classify::LossConfig;
+use crate::tasks::token_classify::TokenHead;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -79,6 +81,24 @@ pub struct TaskConfig {
     /// L2 penalty on the decayed weights (added to the loss; unlike weight decay it goes
     /// through the gradient).
     pub l2: f64,
+    /// Token classification: `linear`, `crf` or `lstm_crf`.
+    pub head: TokenHead,
+    /// Token classification: the tag scheme, `bio` or `bioes` (data in the other scheme is
+    /// converted).
+    pub scheme: Scheme,
+    /// Token classification: a BiLSTM-CRF from scratch instead of an encoder (`model` is
+    /// then unused; the vocabulary is the training data's words or characters).
+    pub from_scratch: bool,
+    /// BiLSTM state size per direction (`lstm_crf`, `from_scratch`).
+    pub lstm_hidden: usize,
+    /// BiLSTM layers.
+    pub lstm_layers: usize,
+    /// `from_scratch`: embedding size.
+    pub embedding_dim: usize,
+    /// `from_scratch`: words seen fewer times are unknown.
+    pub min_count: usize,
+    /// `from_scratch`: dropout on the embeddings and the LSTM outputs.
+    pub dropout: f64,
 }
 
 impl Default for TaskConfig {
@@ -89,6 +109,14 @@ impl Default for TaskConfig {
             pooling: "pooler".into(),
             l1: 0.0,
             l2: 0.0,
+            head: TokenHead::Linear,
+            scheme: Scheme::Bio,
+            from_scratch: false,
+            lstm_hidden: 256,
+            lstm_layers: 1,
+            embedding_dim: 128,
+            min_count: 1,
+            dropout: 0.5,
         }
     }
 }
@@ -101,6 +129,8 @@ pub enum TaskKind {
     Classify,
     /// Next-token prediction with a GPT-2.
     CausalLm,
+    /// A tag per word (NER): CoNLL or JSONL data, entity-level metrics.
+    TokenClassification,
 }
 
 /// Metric that picks the best checkpoint.
@@ -117,6 +147,8 @@ pub enum BestMetric {
     Loss,
     /// Pearson correlation (regression; higher is better).
     Pearson,
+    /// Entity-level micro F1 (token classification; higher is better).
+    EntityF1,
 }
 
 /// The loop (section `[train]`).

@@ -2,6 +2,7 @@
 //! every task; each fills the sections that apply to it), and how a run ended.
 
 use super::config::BestMetric;
+use super::entity_metrics::EntityMetrics;
 use super::metrics::{ClassMetrics, LengthBucket, RegressionMetrics};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ pub struct Evaluation {
     /// Regression metrics.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub regression: Option<RegressionMetrics>,
+    /// Token classification: entity-level precision / recall / F1.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub entities: Option<EntityMetrics>,
     /// Language modelling: `exp(loss)`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub perplexity: Option<f64>,
@@ -74,6 +78,7 @@ impl Evaluation {
             BestMetric::MicroF1 => c.map_or(f64::NAN, |m| m.micro_f1),
             BestMetric::Pearson => r.map_or(f64::NAN, |m| m.pearson),
             BestMetric::Loss => -self.loss,
+            BestMetric::EntityF1 => self.entities.as_ref().map_or(f64::NAN, |m| m.micro_f1),
         }
     }
 
@@ -82,6 +87,9 @@ impl Evaluation {
     pub fn headline(&self) -> Option<(&'static str, f64)> {
         if let Some(c) = &self.classification {
             return Some(("accuracy", c.accuracy));
+        }
+        if let Some(m) = &self.entities {
+            return Some(("entity F1", m.micro_f1));
         }
         if let Some(r) = &self.regression {
             return Some(("Pearson r", r.pearson));

@@ -1,11 +1,13 @@
 //! Training: the one engine ([`Trainer`]) that trains any [`Task`] — optimisers,
 //! schedules, parameter groups, the tricks (EMA, FGM/PGD, R-Drop, clipping, accumulation),
 //! checkpoints with exact resume, metrics and reports — and the built-in tasks:
-//! [`SequenceTask`] (classification, multi-label, regression) and [`CausalLmTask`].
+//! [`SequenceTask`] (classification, multi-label, regression), [`TokenTask`] (NER) and
+//! [`CausalLmTask`].
 
 pub mod checkpoint;
 pub mod config;
 mod engine;
+pub mod entity_metrics;
 pub mod evaluation;
 mod fit;
 pub mod groups;
@@ -17,6 +19,7 @@ pub mod report;
 pub mod schedule;
 pub mod sequence;
 pub mod task;
+pub mod token;
 pub mod tricks;
 
 pub use config::RunConfig;
@@ -28,3 +31,4 @@ pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};
 pub use sequence::SequenceTask;
 pub use task::{Split, StepOutput, Task};
+pub use token::TokenTask;

@@ -1,0 +1,92 @@
+//! `predict` and `eval` on a token-classification (NER) model directory: entities in
+//! character offsets of each input text, and entity-level metrics on tagged data.
+
+use super::DataArgs;
+use crate::data::aligned::TokenDataset;
+use crate::data::tagged::{read_tagged, split_words, TaggedFormat, TaggedSentence};
+use crate::error::{Error, Result};
+use crate::tasks::token_classify::TokenClassifier;
+use crate::train::entity_metrics::entity_metrics;
+use crate::train::token::{predict, sentence_entities, TokenVocab};
+use crate::train::Evaluation;
+use candle_core::Device;
+use std::path::Path;
+
+fn load(dir: &Path) -> Result<(TokenClassifier, TokenVocab)> {
+    let model = TokenClassifier::from_dir(dir, &Device::Cpu, false, None)?;
+    let vocab = TokenVocab::from_dir(dir, &model)?;
+    Ok((model, vocab))
+}
+
+fn layout<'a>(v: &'a TokenVocab) -> crate::data::aligned::Vocabulary<'a> {
+    v.layout()
+}
+
+/// Writes `{"entities": [{"start", "end", "label", "text", "score"}]}` per input text.
+pub fn predict_entities(
+    dir: &Path,
+    input: &Path,
+    output: &Path,
+    fields: &DataArgs,
+) -> Result<usize> {
+    let (model, vocab) = load(dir)?;
+    let ex = crate::data::dataset::read_labelled(input, &fields.config(), false)?;
+    let sentences: Vec<TaggedSentence> = ex
+        .into_iter()
+        .map(|e| TaggedSentence {
+            words: split_words(&e.text),
+            text: e.text,
+            tags: None,
+            line: e.line,
+        })
+        .collect();
+    let ds = TokenDataset::new(input, sentences, &layout(&vocab), None, fields.max_length)?;
+    let (pred, _) = predict(&model, &ds, vocab.pad_id(), fields.batch_size, &Device::Cpu)?;
+    let labels = &model.spec().labels;
+    let mut out = String::new();
+    for (s, p) in ds.sentences.iter().zip(&pred) {
+        let line = serde_json::json!({ "entities": sentence_entities(s, p, labels) });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    crate::util::write_atomic(output, out.as_bytes())?;
+    Ok(pred.len())
+}
+
+/// Entity metrics of the model on a tagged file (CoNLL or JSONL).
+pub fn evaluate(dir: &Path, data: &Path, fields: &DataArgs) -> Result<Evaluation> {
+    let (model, vocab) = load(dir)?;
+    let spec = model.spec();
+    let fmt = TaggedFormat {
+        scheme: spec.scheme,
+        repair: true,
+    };
+    let cfg = fields.config();
+    let sentences = read_tagged(data, cfg.format, fmt)?;
+    let ds = TokenDataset::new(
+        data,
+        sentences,
+        &layout(&vocab),
+        Some(&spec.labels),
+        fields.max_length,
+    )?;
+    let (pred, loss) = predict(&model, &ds, vocab.pad_id(), fields.batch_size, &Device::Cpu)?;
+    let name = |t: usize| spec.labels[t].clone();
+    let gold: Vec<Vec<String>> = ds
+        .tag_ids
+        .iter()
+        .map(|r| r.iter().map(|&t| name(t as usize)).collect())
+        .collect();
+    let pred: Vec<Vec<String>> = pred
+        .iter()
+        .map(|r| r.iter().map(|&(t, _)| name(t)).collect())
+        .collect();
+    let mut ev = Evaluation::new(
+        &data.display().to_string(),
+        0,
+        loss.ok_or_else(|| Error::Invalid("no labels".into()))?,
+        gold.len(),
+    );
+    ev.entities = Some(entity_metrics(&gold, &pred));
+    Ok(ev)
+}

@@ -48,6 +48,7 @@ impl<T: Task> Trainer<T> {
         if task.train_len() == 0 {
             return Err(Error::Invalid("the training set is empty".into()));
         }
+        std::fs::create_dir_all(&cfg.output_dir).map_err(|e| Error::io(&cfg.output_dir, e))?;
         let (prefix, layers) = task.layer_layout();
         let opt_cfg = task.optimizer_config(&cfg.optimizer);
         let (groups, summary) = build_groups(task.params(), &opt_cfg, &prefix, layers)?;
@@ -335,9 +336,9 @@ fn adversary_for<T: Task>(cfg: &RunConfig, task: &T) -> Result<Option<Adversary>
     Ok(Some(Adversary::new(var)))
 }
 
-/// What every run does before its task loads data: sizes rayon's pool (`train.threads`),
-/// creates `output_dir`, and finds the checkpoint to continue from (an error when `resume`
-/// is asked and there is none). Cheap, so front ends call it first to fail fast.
+/// What every run does before its task loads data: sizes rayon's pool (`train.threads`)
+/// and finds the checkpoint to continue from (an error when `resume` is asked and there is
+/// none). Writes nothing; cheap, so front ends call it first to fail fast.
 pub fn prepare_run(cfg: &RunConfig, resume: bool) -> Result<Option<PathBuf>> {
     crate::util::init_threads(cfg.train.threads);
     let ckpt = checkpoint::latest(&cfg.output_dir);
@@ -347,6 +348,5 @@ pub fn prepare_run(cfg: &RunConfig, resume: bool) -> Result<Option<PathBuf>> {
             cfg.output_dir.display()
         )));
     }
-    std::fs::create_dir_all(&cfg.output_dir).map_err(|e| Error::io(&cfg.output_dir, e))?;
     Ok(ckpt)
 }

@@ -155,6 +155,12 @@ impl Rnn {
             if layer > 0 {
                 input = self.dropout.forward(&input, train)?;
             }
+            if let Some((out, h, c)) = self.fused_lstm(dirs, &input, mask)? {
+                input = out;
+                h_n.extend(h);
+                c_n.extend(c);
+                continue;
+            }
             let mut outs = Vec::new();
             for (dir, cell) in dirs.iter().enumerate() {
                 let run = self.run(cell, &input, &m, dir == 1)?;
@@ -172,6 +178,50 @@ impl Rnn {
                 false => Some(Tensor::stack(&c_n, 0)?),
             },
         })
+    }
+
+    /// One LSTM layer through the fused kernel (CPU f32): outputs `[b, t, dirs·h]` and each
+    /// direction's final `h` and `c`; `None` where the kernel does not run (GRU, devices).
+    #[allow(clippy::type_complexity)]
+    fn fused_lstm(
+        &self,
+        dirs: &[Cell],
+        x: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Option<(Tensor, Vec<Tensor>, Vec<Tensor>)>> {
+        if self.cfg.mode != RnnMode::Lstm {
+            return Ok(None);
+        }
+        let (b, t, in_dim) = x.dims3()?;
+        let hs = self.cfg.hidden_size;
+        let w_ih = Tensor::cat(&dirs.iter().map(|c| c.w_ih.clone()).collect::<Vec<_>>(), 0)?;
+        let bias = Tensor::cat(
+            &dirs
+                .iter()
+                .map(|c| &c.b_ih + &c.b_hh)
+                .collect::<Result<Vec<_>, _>>()?,
+            0,
+        )?;
+        let w_hh = Tensor::stack(&dirs.iter().map(|c| c.w_hh.clone()).collect::<Vec<_>>(), 0)?;
+        let proj = match crate::kernels::linear_train(x, &w_ih, &bias, Default::default())? {
+            Some(p) => p,
+            None => x
+                .reshape((b * t, in_dim))?
+                .matmul(&w_ih.t()?)?
+                .broadcast_add(&bias)?
+                .reshape((b, t, ()))?,
+        };
+        let Some(out) = crate::kernels::lstm_recurrence(&proj, &w_hh, mask)? else {
+            return Ok(None);
+        };
+        // Rows 0..t: outputs; row t: final h; row t + 1: final c (directions side by side).
+        let final_of = |row: usize| -> Result<Vec<Tensor>> {
+            let s = out.narrow(1, row, 1)?.squeeze(1)?;
+            (0..dirs.len())
+                .map(|d| Ok(s.narrow(1, d * hs, hs)?))
+                .collect()
+        };
+        Ok(Some((out.narrow(1, 0, t)?, final_of(t)?, final_of(t + 1)?)))
     }
 
     /// One direction over the whole sequence: outputs `[b, t, h]`, last `h`, last `c`.

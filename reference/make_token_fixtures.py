@@ -17,6 +17,8 @@ Layout under --out:
                                    brute-force enumeration (log partition, best / top-3 paths)
     token_step.{safetensors,json}  one AdamW step of BertForTokenClassification built from
                                    tests/fixtures/train/tiny-cls with a fresh 5-label head
+    textcnn.{safetensors,json}     a length-masked TextCNN (Conv1d per window size, ReLU,
+                                   max over valid window starts): weights, output, gradients
     manifest.json                  library versions
 """
 import argparse
@@ -333,6 +335,88 @@ def token_step_fixture(out):
     })
 
 
+# ---------------------------------------------------------------------------------------------
+# 4. TextCNN over a padded batch
+
+TEXTCNN_WINDOWS = [2, 3, 5]
+TEXTCNN_FILTERS = 4
+TEXTCNN_CHANNELS = 6
+TEXTCNN_BATCH, TEXTCNN_SEQ = 3, 7
+TEXTCNN_LENGTHS = [7, 4, 2]
+TEXTCNN_PAD_FILL = 9.0  # written into x at padding positions: an implementation that reads it fails
+
+
+class TextCnnRef(torch.nn.Module):
+    """Only holds the convolutions (state_dict names convs.{i}.weight / .bias); the forward
+    is written out in textcnn_forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = torch.nn.ModuleList(
+            [torch.nn.Conv1d(TEXTCNN_CHANNELS, TEXTCNN_FILTERS, k) for k in TEXTCNN_WINDOWS])
+
+
+def textcnn_forward(module, x, lengths):
+    bsz, seq, _ = x.shape
+    pos = torch.arange(seq)
+    mask = (pos[None, :] < lengths[:, None]).to(x.dtype)  # [B, T]
+    xt = (x * mask[..., None]).transpose(1, 2)  # [B, C, T], zero at padding
+    pooled = []
+    for k, conv in zip(TEXTCNN_WINDOWS, module.convs):
+        xk = xt
+        if seq < k:
+            xk = torch.nn.functional.pad(xt, (0, k - seq))
+        y = torch.relu(conv(xk))  # [B, F, T'] with T' = max(T, k) - k + 1
+        starts = torch.arange(y.shape[2])
+        valid = (starts[None, :] + k) <= lengths[:, None]  # [B, T']
+        valid = valid | ((lengths[:, None] < k) & (starts[None, :] == 0))
+        y = y.masked_fill(~valid[:, None, :], 0.0)
+        pooled.append(y.max(dim=2).values)  # [B, F]
+    return torch.cat(pooled, dim=1)
+
+
+def textcnn_fixture(out):
+    torch.manual_seed(31)
+    x = torch.randn(TEXTCNN_BATCH, TEXTCNN_SEQ, TEXTCNN_CHANNELS)
+    for b, n in enumerate(TEXTCNN_LENGTHS):
+        x[b, n:] = TEXTCNN_PAD_FILL
+    x.requires_grad_(True)
+    lengths = torch.tensor(TEXTCNN_LENGTHS, dtype=torch.int64)
+    torch.manual_seed(32)
+    module = TextCnnRef()
+    output = textcnn_forward(module, x, lengths)
+    assert output.shape == (TEXTCNN_BATCH, TEXTCNN_FILTERS * len(TEXTCNN_WINDOWS))
+    torch.manual_seed(33)
+    r = torch.randn(*output.shape)
+    loss = (output * r).sum()
+    loss.backward()
+    for b, n in enumerate(TEXTCNN_LENGTHS):
+        assert torch.all(x.grad[b, n:] == 0), f"grad.x nonzero at padding of sequence {b}"
+
+    tensors = {"x": t(x), "lengths": lengths, "output": t(output), "r": r,
+               "grad.x": t(x.grad)}
+    for pname, p in module.named_parameters():
+        tensors[pname] = t(p)
+        tensors[f"grad.{pname}"] = t(p.grad)
+    save_file(tensors, str(out / "textcnn.safetensors"))
+    write_json(out / "textcnn.json", {
+        "window_sizes": TEXTCNN_WINDOWS, "filters": TEXTCNN_FILTERS,
+        "channels": TEXTCNN_CHANNELS, "lengths": TEXTCNN_LENGTHS,
+        "semantics": "x [B,T,C] (padding positions hold 9.0) is zeroed at padding "
+                     "(x * mask[..., None]) and transposed to [B,C,T]; for each window size k "
+                     "(module convs.{i} = nn.Conv1d(C, F, k), no padding; weight [F,C,k], "
+                     "bias [F]) the time axis is right-padded with zeros to length k if T < k, "
+                     "then y = relu(conv(x)) [B,F,T']; window start p is valid for sequence b "
+                     "iff p + k <= len_b, except that when len_b < k only p = 0 is valid; "
+                     "invalid positions are set to 0 (not -inf: ReLU outputs are >= 0, so the "
+                     "max is unchanged); pooled_k = y.max(dim=2).values [B,F]; output = "
+                     "cat([pooled_k for k in window_sizes], dim=1) [B, F*len(window_sizes)]. "
+                     "Gradients are of loss = (output * r).sum(); grad.x is exactly 0 at "
+                     "padding. Init: torch.manual_seed(31) x; manual_seed(32) then torch's "
+                     "default Conv1d init in order convs.0..2; manual_seed(33) r.",
+    })
+
+
 def write_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1, sort_keys=True)
@@ -348,6 +432,7 @@ def main():
     rnn_fixtures(out)
     crf_fixtures(out)
     token_step_fixture(out)
+    textcnn_fixture(out)
     write_json(out / "manifest.json", {"torch": torch.__version__,
                                        "transformers": transformers.__version__,
                                        "pytorch-crf": torchcrf.__version__})

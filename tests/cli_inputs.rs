@@ -5,16 +5,9 @@
 
 mod common;
 
-use common::{fixture, gpt2_fixture_dir, json};
+use common::{bin, fixture, gpt2_fixture_dir, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bert4rs"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 fn ok(o: Output) -> Output {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

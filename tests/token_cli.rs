@@ -6,16 +6,9 @@
 
 mod common;
 
-use common::fixture;
+use common::{bin, fixture};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bert4rs"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

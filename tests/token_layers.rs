@@ -254,3 +254,52 @@ fn crf_constraints_keep_decoding_to_allowed_moves() {
         }
     }
 }
+
+/// TextCNN (window sizes 2, 3, 5 over 6-wide vectors, 4 filters each) = the reference's
+/// masked convolution + ReLU + max over valid windows (reference/make_token_fixtures.py):
+/// features and the gradients of the input and every weight ≤ 1e-5; padding (9.0 in the
+/// input) is never read.
+#[test]
+fn textcnn_matches_the_torch_reference_and_ignores_padding() {
+    let t = golden("token/textcnn.safetensors");
+    let weights = t
+        .iter()
+        .filter(|(k, _)| k.starts_with("convs."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let p = Params::from_tensors(weights, Path::new("fixture"), &Device::Cpu, true);
+    let cnn = bert4rs::nn::TextCnn::load(&p, 6, &[2, 3, 5], 4).unwrap();
+    assert!(p.unused_keys().is_empty());
+    let lengths: Vec<usize> = t["lengths"]
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let x = Var::from_tensor(&t["x"]).unwrap();
+    let mask = mask_of(&lengths, 7);
+    let out = cnn.forward(x.as_tensor(), &mask).unwrap();
+    assert_close(&out, &t["output"], 1e-5, "features");
+    let grads = (&out * &t["r"])
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_close(grads.get(x.as_tensor()).unwrap(), &t["grad.x"], 1e-5, "dx");
+    for (name, var) in p.vars() {
+        let g = grads.get(var.as_tensor()).unwrap();
+        assert_close(g, &t[&format!("grad.{name}")], 1e-5, &name);
+    }
+    // Shorter padding gives the same features: drop the padded tail of row 1.
+    let row = x
+        .as_tensor()
+        .narrow(0, 1, 1)
+        .unwrap()
+        .narrow(1, 0, lengths[1])
+        .unwrap();
+    let alone = cnn
+        .forward(&row, &mask_of(&[lengths[1]], lengths[1]))
+        .unwrap();
+    assert_close(&alone, &out.narrow(0, 1, 1).unwrap(), 1e-6, "row 1 alone");
+}

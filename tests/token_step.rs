@@ -118,23 +118,7 @@ fn one_token_classification_step_matches_bert_for_token_classification() {
     );
     let ours: HashMap<String, Tensor> =
         trainer.task().model().named_tensors().into_iter().collect();
-    let mut checked = 0;
-    for (k, want) in &g {
-        if let Some(name) = k.strip_prefix("updated.") {
-            let got = ours
-                .get(name)
-                .unwrap_or_else(|| panic!("no parameter `{name}`"));
-            // As in train_step.rs: the key bias's exact gradient is 0 (softmax rows are
-            // shift-invariant), so both sides step on rounding noise; bound it by lr.
-            let tol = if name.ends_with("attention.self.key.bias") {
-                2e-2
-            } else {
-                1e-5
-            };
-            assert_close(got, want, tol, name);
-            checked += 1;
-        }
-    }
+    let checked = common::assert_updated(&ours, &g);
     assert_eq!(
         checked,
         ours.len(),

@@ -15,11 +15,13 @@ pub enum Scheme {
 }
 
 /// The prefix of a tag (`B`, `I`, `E`, `S`, or `O` for outside) and its type (`PER`).
+/// BMES files' `M-` (middle) is read as `I-`.
 pub fn split(tag: &str) -> (char, &str) {
     if tag == "O" {
         return ('O', "");
     }
     match tag.split_once(['-', '_']) {
+        Some(("M", t)) => ('I', t),
         Some((p, t)) if p.len() == 1 => (p.chars().next().unwrap_or('O'), t),
         _ => ('?', tag),
     }

@@ -25,12 +25,12 @@ pub fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<T>) -> Result<T>
     }
 }
 
-/// A raw output pointer shared by tasks that write disjoint regions (this kernel, the
-/// KV-cache attention and the packed GEMM's tiles).
+/// A raw output pointer shared by tasks that write disjoint regions (inference attention's
+/// (sequence, head) blocks, the KV-cache attention, the packed GEMM's tiles, the LSTM's
+/// directions).
 #[derive(Clone, Copy)]
 pub(crate) struct OutPtr(pub(crate) *mut f32);
-// SAFETY: every user's tasks write disjoint regions of the output (here: distinct
-// (sequence, head) blocks).
+// SAFETY: every user's tasks write disjoint regions of the output.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 

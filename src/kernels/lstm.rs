@@ -8,7 +8,7 @@
 //! Masked (padded) steps keep the state, so each sequence runs over its own length and the
 //! reverse direction starts at its last real token, as a packed sequence does in torch.
 
-use super::common::contiguous_f32;
+use super::common::{contiguous_f32, OutPtr};
 use super::gemm::{self, Strided};
 use super::simd::{self, dispatch};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
@@ -75,19 +75,6 @@ impl Dims {
     }
 }
 
-/// A raw pointer to a buffer whose directions' slices are written by different threads.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: each direction's task writes only the columns of its own direction.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 impl CustomOp2 for LstmOp {
     fn name(&self) -> &'static str {
         "lstm-recurrence"
@@ -109,7 +96,7 @@ impl CustomOp2 for LstmOp {
         // only those are read back.
         let mut states = pooled(b * t * dirs * 2 * h);
         let mut gates = pooled(b * t * dirs * 4 * h);
-        let (sp, gp) = (Shared(states.as_mut_ptr()), Shared(gates.as_mut_ptr()));
+        let (sp, gp) = (OutPtr(states.as_mut_ptr()), OutPtr(gates.as_mut_ptr()));
         (0..dirs).into_par_iter().for_each(|dir| {
             let packed = gemm::pack_weight_t(&w[dir * 4 * h * h..(dir + 1) * 4 * h * h], 4 * h, h);
             // SAFETY: direction `dir` writes only its own columns of `states` and `gates`.
@@ -137,7 +124,7 @@ impl CustomOp2 for LstmOp {
         let grad = grad.contiguous()?;
         let mut dproj = vec![0f32; b * t * dirs * 4 * h];
         let mut dw = vec![0f32; dirs * 4 * h * h];
-        let dp = Shared(dproj.as_mut_ptr());
+        let dp = OutPtr(dproj.as_mut_ptr());
         super::common::with_f32(&grad, |gs| {
             super::common::with_f32(w_hh, |w| {
                 dw.par_chunks_mut(4 * h * h)
@@ -196,8 +183,8 @@ impl LstmOp {
         dir: usize,
         proj: &[f32],
         packed: &[f32],
-        states: Shared,
-        gates: Shared,
+        states: OutPtr,
+        gates: OutPtr,
     ) {
         let (b, h) = (d.b, d.h);
         let (sw, gw) = (d.dirs * 2 * h, d.dirs * 4 * h);
@@ -263,7 +250,7 @@ impl LstmOp {
         d: Dims,
         dir: usize,
         (grad, states, gates, w): (&[f32], &[f32], &[f32], &[f32]),
-        dproj: Shared,
+        dproj: OutPtr,
         dw: &mut [f32],
     ) {
         let (b, h) = (d.b, d.h);

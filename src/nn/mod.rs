@@ -9,6 +9,7 @@ pub mod losses;
 pub mod params;
 pub mod pooling;
 pub mod rnn;
+pub mod textcnn;
 
 pub use crf::{Constraints, Crf, Reduction};
 pub use dropout::Dropout;
@@ -18,3 +19,4 @@ pub use linear::Linear;
 pub use params::{Init, Params};
 pub use pooling::{Pooler, Pooling};
 pub use rnn::{Rnn, RnnConfig, RnnMode, RnnOutput};
+pub use textcnn::TextCnn;

@@ -26,9 +26,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let ev = match crate::tasks::token_classify::is_token_model(&a.model) {
-        true => super::token::evaluate(&a.model, &a.data, &a.fields)?,
-        false => evaluate_classifier(&a)?,
+    let ev = if crate::tasks::relation::is_relation_model(&a.model) {
+        super::relation::evaluate(&a.model, &a.data, &a.fields)?
+    } else if crate::tasks::token_classify::is_token_model(&a.model) {
+        super::token::evaluate(&a.model, &a.data, &a.fields)?
+    } else {
+        evaluate_classifier(&a)?
     };
     let text =
         serde_json::to_string_pretty(&ev).map_err(|e| crate::Error::Invalid(e.to_string()))?;

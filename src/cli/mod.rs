@@ -10,6 +10,7 @@ mod generate;
 mod inspect;
 mod predict;
 mod prepare;
+mod relation;
 mod token;
 mod tokenize;
 mod train;

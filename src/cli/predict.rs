@@ -27,6 +27,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if crate::tasks::relation::is_relation_model(&a.model) {
+        let n = super::relation::predict(&a.model, &a.input, &a.output, &a.fields)?;
+        eprintln!("{n} predictions → {}", a.output.display());
+        return Ok(());
+    }
     if crate::tasks::token_classify::is_token_model(&a.model) {
         let n = super::token::predict_entities(&a.model, &a.input, &a.output, &a.fields)?;
         eprintln!("{n} predictions → {}", a.output.display());

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::train::config::TaskKind;
-use crate::train::{CausalLmTask, RunConfig, SequenceTask, Task, TokenTask, Trainer};
+use crate::train::{CausalLmTask, RelationTask, RunConfig, SequenceTask, Task, TokenTask, Trainer};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -30,6 +30,7 @@ pub fn run(a: Args) -> Result<()> {
         TaskKind::Classify => fit(SequenceTask::new(&cfg)?, cfg, &a),
         TaskKind::CausalLm => fit(CausalLmTask::new(&cfg)?, cfg, &a),
         TaskKind::TokenClassification => fit(TokenTask::new(&cfg)?, cfg, &a),
+        TaskKind::Relation => fit(RelationTask::new(&cfg)?, cfg, &a),
     }
 }
 

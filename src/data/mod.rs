@@ -6,6 +6,7 @@ pub mod corpora;
 pub mod dataset;
 pub mod input;
 pub mod labelled;
+pub mod relation;
 pub mod tagged;
 pub mod tags;
 pub mod text;

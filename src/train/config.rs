@@ -11,6 +11,7 @@ use crate::data::labelled::Problem;
 use crate::data::tags::Scheme;
 use crate::error::{Error, Result};
 use crate::tasks::classify::LossConfig;
+use crate::tasks::relation::RelationPooling;
 use crate::tasks::token_classify::TokenHead;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -99,6 +100,10 @@ pub struct TaskConfig {
     pub min_count: usize,
     /// `from_scratch`: dropout on the embeddings and the LSTM outputs.
     pub dropout: f64,
+    /// Relations: subject start / end, object start / end markers (added as special tokens).
+    pub markers: [String; 4],
+    /// Relations: `entity_start` (the two start markers' states, concatenated) or `cls`.
+    pub relation_pooling: RelationPooling,
 }
 
 impl Default for TaskConfig {
@@ -117,6 +122,8 @@ impl Default for TaskConfig {
             embedding_dim: 128,
             min_count: 1,
             dropout: 0.5,
+            markers: ["[E1]", "[/E1]", "[E2]", "[/E2]"].map(String::from),
+            relation_pooling: RelationPooling::EntityStart,
         }
     }
 }
@@ -131,6 +138,8 @@ pub enum TaskKind {
     CausalLm,
     /// A tag per word (NER): CoNLL or JSONL data, entity-level metrics.
     TokenClassification,
+    /// The relation between a marked subject and object.
+    Relation,
 }
 
 /// Metric that picks the best checkpoint.
@@ -149,6 +158,8 @@ pub enum BestMetric {
     Pearson,
     /// Entity-level micro F1 (token classification; higher is better).
     EntityF1,
+    /// Micro F1 over the real relations (relation classification; higher is better).
+    RelationF1,
 }
 
 /// The loop (section `[train]`).

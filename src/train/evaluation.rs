@@ -41,6 +41,9 @@ pub struct Evaluation {
     /// Token classification: entity-level precision / recall / F1.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub entities: Option<EntityMetrics>,
+    /// Relation classification: micro / macro F1 over the real relations.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub relations: Option<RelationMetrics>,
     /// Language modelling: `exp(loss)`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub perplexity: Option<f64>,
@@ -79,6 +82,7 @@ impl Evaluation {
             BestMetric::Pearson => r.map_or(f64::NAN, |m| m.pearson),
             BestMetric::Loss => -self.loss,
             BestMetric::EntityF1 => self.entities.as_ref().map_or(f64::NAN, |m| m.micro_f1),
+            BestMetric::RelationF1 => self.relations.as_ref().map_or(f64::NAN, |m| m.micro_f1),
         }
     }
 
@@ -91,10 +95,76 @@ impl Evaluation {
         if let Some(m) = &self.entities {
             return Some(("entity F1", m.micro_f1));
         }
+        if let Some(m) = &self.relations {
+            return Some(("relation F1", m.micro_f1));
+        }
         if let Some(r) = &self.regression {
             return Some(("Pearson r", r.pearson));
         }
         self.perplexity.map(|p| ("perplexity", p))
+    }
+}
+
+/// Relation extraction's scores: precision / recall / F1 over the pairs whose gold or
+/// predicted label is a real relation (the negative label, `no_relation`, excluded).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RelationMetrics {
+    /// Correct real-relation predictions / real-relation predictions.
+    pub micro_precision: f64,
+    /// Correct real-relation predictions / real-relation gold pairs.
+    pub micro_recall: f64,
+    /// Their harmonic mean.
+    pub micro_f1: f64,
+    /// Mean F1 over the real relations present in the gold data.
+    pub macro_f1: f64,
+}
+
+impl RelationMetrics {
+    /// Scores of `pred` against `gold` (label ids into `labels`), `negative` excluded.
+    pub fn new(gold: &[usize], pred: &[usize], labels: &[String], negative: &str) -> Self {
+        let neg = labels.iter().position(|l| l == negative);
+        let real = |i: usize| Some(i) != neg;
+        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let f1 = |p: f64, r: f64| {
+            if p + r == 0.0 {
+                0.0
+            } else {
+                2.0 * p * r / (p + r)
+            }
+        };
+        let hits = gold
+            .iter()
+            .zip(pred)
+            .filter(|(g, p)| g == p && real(**g))
+            .count();
+        let (n_pred, n_gold) = (
+            pred.iter().filter(|&&p| real(p)).count(),
+            gold.iter().filter(|&&g| real(g)).count(),
+        );
+        let (p, r) = (ratio(hits, n_pred), ratio(hits, n_gold));
+        let per: Vec<f64> = (0..labels.len())
+            .filter(|&c| real(c) && gold.contains(&c))
+            .map(|c| {
+                let tp = gold
+                    .iter()
+                    .zip(pred)
+                    .filter(|(g, p)| **g == c && **p == c)
+                    .count();
+                let np = pred.iter().filter(|&&p| p == c).count();
+                let ng = gold.iter().filter(|&&g| g == c).count();
+                f1(ratio(tp, np), ratio(tp, ng))
+            })
+            .collect();
+        RelationMetrics {
+            micro_precision: p,
+            micro_recall: r,
+            micro_f1: f1(p, r),
+            macro_f1: if per.is_empty() {
+                0.0
+            } else {
+                per.iter().sum::<f64>() / per.len() as f64
+            },
+        }
     }
 }
 

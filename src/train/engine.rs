@@ -116,13 +116,22 @@ impl<T: Task> Trainer<T> {
         let s = &self.summary;
         let m = crate::util::human_count;
         let epochs = self.cfg.train.epochs;
+        let per_epoch = self
+            .task
+            .train_len()
+            .div_ceil(self.cfg.train.batch_size.max(1));
+        let capped = match self.cfg.train.max_steps {
+            0 => String::new(),
+            n => format!(", capped at train.max_steps = {n}"),
+        };
         format!(
-            "{}\nplan: {} steps ({} epochs × {} steps, warm-up {}) · best model by {:?}\n\
+            "{}\nplan: {} steps ({} epochs × {} steps{}, warm-up {}) · best model by {:?}\n\
              params: {} tensors ({}) with weight decay, {} ({}) without, {} ({}) frozen; {} lr/decay groups",
             self.task.describe(),
             self.state.total_steps,
             epochs,
-            self.state.total_steps / epochs.max(1) as u64,
+            per_epoch,
+            capped,
             self.schedule.warmup_steps(),
             self.metric,
             s.decayed.0,

@@ -80,6 +80,7 @@ fn main() -> bert4rs::Result<()> {
         problem: Problem::SingleLabel,
         labels: vec!["a".into(), "b".into()],
         pooling: Pooling::Cls,
+        rnn: None,
     };
     let model = SequenceClassifier::from_dir(&dir, &Device::Cpu, true, Some(spec))?;
     let cfg = model.encoder().config().clone();

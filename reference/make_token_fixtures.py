@@ -19,6 +19,9 @@ Layout under --out:
                                    tests/fixtures/train/tiny-cls with a fresh 5-label head
     textcnn.{safetensors,json}     a length-masked TextCNN (Conv1d per window size, ReLU,
                                    max over valid window starts): weights, output, gradients
+    rnn_attention.{safetensors,json}  the notes' attention pooling over a 2-layer BiLSTM's
+                                   outputs (Linear -> LayerNorm -> exact GELU -> Linear(1),
+                                   masked softmax over steps, weighted sum): output, gradients
     manifest.json                  library versions
 """
 import argparse
@@ -417,6 +420,49 @@ def textcnn_fixture(out):
     })
 
 
+# ---------------------------------------------------------------------------------------------
+# 5. Attention pooling over RNN outputs
+
+def rnn_attention_fixture(out):
+    torch.manual_seed(41)
+    inp, hid, bsz, seq, lengths = 6, 5, 3, 7, [7, 3, 1]
+    lstm = torch.nn.LSTM(inp, hid, num_layers=2, bidirectional=True, batch_first=True)
+    width = 2 * hid
+    dense = torch.nn.Linear(width, width)
+    norm = torch.nn.LayerNorm(width, eps=1e-5)
+    with torch.no_grad():  # not the identity LayerNorm, so its parameters are tested too
+        norm.weight.copy_(1.0 + 0.3 * torch.randn(width))
+        norm.bias.copy_(0.3 * torch.randn(width))
+    score = torch.nn.Linear(width, 1)
+    x = torch.randn(bsz, seq, inp)
+    for b, n in enumerate(lengths):
+        x[b, n:] = RNN_PAD_FILL
+    x.requires_grad_(True)
+    lens = torch.tensor(lengths, dtype=torch.int64)
+    packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+    h, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=seq)
+    mask = torch.arange(seq)[None, :] < lens[:, None]
+    s = score(torch.nn.functional.gelu(norm(dense(h)))).squeeze(-1)
+    a = torch.softmax(s.masked_fill(~mask, float("-inf")), dim=1)
+    pooled = (a.unsqueeze(-1) * h).sum(1)
+    r = torch.randn(bsz, width)
+    (pooled * r).sum().backward()
+    tensors = {"x": t(x), "lengths": lens, "output": t(pooled), "r": r, "grad.x": t(x.grad)}
+    for prefix, module in [("rnn", lstm), ("pooling.dense", dense), ("pooling.norm", norm),
+                           ("pooling.score", score)]:
+        for pname, p in module.named_parameters():
+            tensors[f"{prefix}.{pname}"] = t(p)
+            tensors[f"grad.{prefix}.{pname}"] = t(p.grad)
+    save_file(tensors, str(out / "rnn_attention.safetensors"))
+    write_json(out / "rnn_attention.json", {
+        "input_size": inp, "hidden_size": hid, "num_layers": 2, "bidirectional": True,
+        "lengths": lengths,
+        "semantics": "h = pad_packed(LSTM(pack_padded(x))) [B,T,2H] (zero at padding); "
+                     "s = score(gelu(layer_norm(dense(h)))) [B,T]; a = softmax(s with -inf at "
+                     "padding); output = sum_t a * h [B,2H]; gradients of (output * r).sum()",
+    })
+
+
 def write_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1, sort_keys=True)
@@ -433,6 +479,7 @@ def main():
     crf_fixtures(out)
     token_step_fixture(out)
     textcnn_fixture(out)
+    rnn_attention_fixture(out)
     write_json(out / "manifest.json", {"torch": torch.__version__,
                                        "transformers": transformers.__version__,
                                        "pytorch-crf": torchcrf.__version__})

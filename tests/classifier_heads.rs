@@ -105,6 +105,7 @@ fn a_new_roberta_head_is_hf_shaped() {
         problem: Problem::SingleLabel,
         labels: vec!["a".into(), "b".into()],
         pooling: Pooling::Pooler,
+        rnn: None,
     };
     let model = SequenceClassifier::from_dir(&dir, &Device::Cpu, true, Some(spec)).unwrap();
     assert_eq!(model.spec().pooling, Pooling::Cls);

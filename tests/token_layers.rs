@@ -303,3 +303,54 @@ fn textcnn_matches_the_torch_reference_and_ignores_padding() {
         .unwrap();
     assert_close(&alone, &out.narrow(0, 1, 1).unwrap(), 1e-6, "row 1 alone");
 }
+
+/// The notes' attention over RNN outputs (`[task] rnn = "lstm"`, `pooling = "attention"`):
+/// a 2-layer BiLSTM over a padded batch, then Linear → LayerNorm → GELU → Linear(1) scores,
+/// a masked softmax and the weighted sum, against the same modules in torch.
+#[test]
+fn attention_pooling_over_a_bilstm_matches_torch() {
+    use bert4rs::nn::{Pooler, Pooling};
+    let meta = json("token/rnn_attention.json");
+    let t = golden("token/rnn_attention.safetensors");
+    let weights = t
+        .iter()
+        .filter(|(k, _)| k.starts_with("rnn.") || k.starts_with("pooling."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let p = Params::from_tensors(weights, Path::new("fixture"), &Device::Cpu, true);
+    let cfg = RnnConfig {
+        mode: RnnMode::Lstm,
+        input_size: meta["input_size"].as_u64().unwrap() as usize,
+        hidden_size: meta["hidden_size"].as_u64().unwrap() as usize,
+        num_layers: 2,
+        bidirectional: true,
+        dropout: 0.0,
+    };
+    let rnn = Rnn::load(&p.pp("rnn"), &cfg).unwrap();
+    let width = cfg.output_size();
+    let pooler = Pooler::new(Pooling::Attention, &p.pp("pooling"), width, 0, 0.02).unwrap();
+    assert!(p.unused_keys().is_empty(), "unused {:?}", p.unused_keys());
+    let lengths: Vec<usize> = serde_json::from_value(meta["lengths"].clone()).unwrap();
+    let x = Var::from_tensor(&t["x"]).unwrap();
+    let mask = mask_of(&lengths, x.dim(1).unwrap());
+    let h = rnn.forward(x.as_tensor(), &mask, false).unwrap().output;
+    let pooled = pooler.forward(&[h], None, &mask).unwrap();
+    assert_close(&pooled, &t["output"], 1e-5, "pooled");
+    let grads = (&pooled * &t["r"])
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_close(grads.get(x.as_tensor()).unwrap(), &t["grad.x"], 1e-5, "dx");
+    let vars = p.vars();
+    assert_eq!(
+        vars.len(),
+        16 + 6,
+        "every LSTM and pooling parameter compared"
+    );
+    for (name, var) in vars {
+        let g = grads.get(var.as_tensor()).unwrap();
+        assert_close(g, &t[&format!("grad.{name}")], 1e-5, &format!("d{name}"));
+    }
+}

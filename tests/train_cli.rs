@@ -429,3 +429,101 @@ fn pgd_layerwise_and_frozen_embeddings_run_end_to_end() {
     assert!(same("bert.encoder.layer.0.attention.self.query.weight"));
     assert!(!same("bert.encoder.layer.1.attention.self.query.weight"));
 }
+
+/// The notes' BERT + BiLSTM + attention classifier: trains, saves the LSTM and the
+/// attention head beside the encoder, and the saved model predicts the same probabilities
+/// one text at a time as in a padded batch (padding never reaches the RNN's answer).
+#[test]
+fn rnn_with_attention_pooling_trains_saves_and_predicts_batch_equal_single() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let model = fixture("train/tiny-cls");
+    let train = write(
+        d,
+        "train.jsonl",
+        &rows(&["neg", "pos", "neu", "pos", "neg", "neu"]),
+    );
+    let dev = write(d, "dev.jsonl", &rows(&["neg", "pos", "neu", "pos", "neg"]));
+    let out = d.join("run");
+    let args = with_sets(
+        train_args(&model, &out, &train, &dev),
+        &[
+            "task.rnn=\"lstm\"",
+            "task.pooling=\"attention\"",
+            "task.lstm_hidden=8",
+            "task.lstm_layers=2",
+        ],
+    );
+    run_ok(&args);
+    let best = out.join("best");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(best.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["bert4rs_rnn"]["mode"], "lstm");
+    assert_eq!(cfg["bert4rs_rnn"]["num_layers"], 2);
+    assert_eq!(cfg["bert4rs_pooling"], "attention");
+    let saved =
+        candle_core::safetensors::load(best.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    for k in [
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l1_reverse",
+        "pooling.dense.weight",
+        "pooling.score.bias",
+    ] {
+        assert!(saved.contains_key(k), "{k} saved");
+    }
+    assert_eq!(saved["rnn.weight_ih_l1"].dims(), &[32, 16]);
+
+    let predict = |batch: &str| -> Vec<Vec<f64>> {
+        let pred = d.join(format!("pred-{batch}.jsonl"));
+        let p = bin(&[
+            "predict",
+            "--model",
+            best.to_str().unwrap(),
+            "--input",
+            dev.to_str().unwrap(),
+            "--output",
+            pred.to_str().unwrap(),
+            "--batch-size",
+            batch,
+        ]);
+        assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+        std::fs::read_to_string(&pred)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                ["neg", "neu", "pos"]
+                    .iter()
+                    .map(|k| v["probabilities"][k].as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let (batched, single) = (predict("8"), predict("1"));
+    assert_eq!(batched.len(), 5);
+    for (i, (a, b)) in batched.iter().zip(&single).enumerate() {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() < 1e-5,
+                "row {i}: batched {a:?} vs alone {b:?}"
+            );
+        }
+    }
+}
+
+/// A pooling that needs the encoder's layers cannot read an RNN: refused before any work.
+#[test]
+fn rnn_with_a_layer_pooling_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let train = write(d, "train.jsonl", &rows(&["neg", "pos"]));
+    let out = d.join("run");
+    let args = with_sets(
+        train_args(&fixture("train/tiny-cls"), &out, &train, &train),
+        &["task.rnn=\"gru\"", "task.pooling=\"first_last_avg\""],
+    );
+    let res = run(&args);
+    one_error_line(&res, &["task.pooling", "first_last_avg", "task.rnn"]);
+    assert!(!out.exists(), "nothing written");
+}

@@ -10,6 +10,11 @@
 //! has its own dense + tanh and no pooler, the `<s>` state, recorded as `cls`), computes the
 //! same logits. Other poolings are recorded in `config.json` as `bert4rs_pooling`
 //! (transformers ignores the field and pools its own way; bert4rs reads it back).
+//!
+//! An optional LSTM/GRU between the encoder and the pooling (`[task] rnn`) gives the notes'
+//! "BERT + BiLSTM + attention" classifier: any single-layer pooling (`attention`, `mean`,
+//! `max`, ...) then reads the RNN's outputs. Its weights are saved as `rnn.*` (torch's
+//! `nn.LSTM` names) and its shape as `bert4rs_rnn`; transformers does not know the layer.
 
 use crate::config::ModelType;
 pub use crate::data::labelled::{Problem, Targets};
@@ -17,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::models::bert::{BertModel, EncoderInput};
 use crate::models::{hub, load_encoder};
 use crate::nn::losses::{self, CrossEntropy};
+use crate::nn::rnn::{Rnn, RnnConfig, RnnMode};
 use crate::nn::{Dropout, Linear, Params, Pooler, Pooling};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -85,6 +91,45 @@ pub struct HeadSpec {
     pub labels: Vec<String>,
     /// How tokens are pooled into one vector.
     pub pooling: Pooling,
+    /// A bidirectional LSTM/GRU over the encoder's last layer, pooled instead of it.
+    pub rnn: Option<RnnSpec>,
+}
+
+/// The recurrent layer between the encoder and the pooling (always bidirectional).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RnnSpec {
+    /// LSTM or GRU.
+    pub mode: RnnMode,
+    /// State size per direction.
+    pub hidden_size: usize,
+    /// Stacked layers.
+    pub num_layers: usize,
+}
+
+impl RnnSpec {
+    /// The poolings that read one layer's states (the others need the encoder's layers or
+    /// its pooler, which an RNN output does not have).
+    pub fn check_pooling(pooling: Pooling) -> Result<()> {
+        match pooling {
+            Pooling::Cls
+            | Pooling::Mean
+            | Pooling::Max
+            | Pooling::Min
+            | Pooling::MeanKmax { .. }
+            | Pooling::Attention => Ok(()),
+            other => Err(Error::Invalid(format!(
+                "task.pooling {other} cannot read an RNN's outputs (task.rnn is set); \
+                 use attention, mean, max, min, mean_kmax or cls"
+            ))),
+        }
+    }
+}
+
+/// Whether a parameter belongs to the head (saved without the encoder's family prefix).
+pub fn is_head_param(name: &str) -> bool {
+    ["classifier.", "pooling.", "rnn."]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// The layers after the pooling, as HF names them.
@@ -99,6 +144,7 @@ enum Head {
 /// An encoder with a pooling and HF's classification head for its family.
 pub struct SequenceClassifier {
     encoder: BertModel,
+    rnn: Option<Rnn>,
     pooler: Pooler,
     dropout: Dropout,
     head: Head,
@@ -140,10 +186,28 @@ impl SequenceClassifier {
                 spec.labels
             )));
         }
+        let rnn = match spec.rnn {
+            None => None,
+            Some(r) => {
+                RnnSpec::check_pooling(spec.pooling)?;
+                let rc = RnnConfig {
+                    mode: r.mode,
+                    input_size: cfg.hidden_size,
+                    hidden_size: r.hidden_size,
+                    num_layers: r.num_layers,
+                    bidirectional: true,
+                    dropout: cfg.hidden_dropout_prob,
+                };
+                Some(Rnn::load(&loaded.params.pp("rnn"), &rc)?)
+            }
+        };
+        let width = rnn
+            .as_ref()
+            .map_or(cfg.hidden_size, |r| r.config().output_size());
         let pooler = Pooler::new(
             spec.pooling,
             &loaded.params.pp("pooling"),
-            cfg.hidden_size,
+            width,
             cfg.num_hidden_layers,
             cfg.initializer_range,
         )?;
@@ -153,7 +217,7 @@ impl SequenceClassifier {
                 "pooling `pooler` needs `pooler.dense.weight`, which this checkpoint lacks; use cls or mean",
             ));
         }
-        let in_dim = pooler.output_dim(cfg.hidden_size);
+        let in_dim = pooler.output_dim(width);
         let std = cfg.initializer_range;
         let p = loaded.params.pp("classifier");
         let head = if roberta {
@@ -177,6 +241,7 @@ impl SequenceClassifier {
             .unwrap_or(cfg.hidden_dropout_prob);
         Ok(SequenceClassifier {
             encoder: loaded.model,
+            rnn,
             pooler,
             dropout: Dropout::new(p_drop),
             head,
@@ -214,11 +279,22 @@ impl SequenceClassifier {
     /// Logits `[batch, labels]` (`[batch, 1]` for regression); dropout only when `train`.
     pub fn forward(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
         let out = self.encoder.forward(input, train)?;
-        let pooled = self.pooler.forward(
-            &out.hidden_states,
-            out.pooler_output.as_ref(),
-            &input.attention_mask,
-        )?;
+        let pooled = match &self.rnn {
+            None => self.pooler.forward(
+                &out.hidden_states,
+                out.pooler_output.as_ref(),
+                &input.attention_mask,
+            )?,
+            Some(rnn) => {
+                let last = out
+                    .hidden_states
+                    .last()
+                    .ok_or_else(|| Error::Invalid("the encoder returned no states".into()))?;
+                let states = rnn.forward(last, &input.attention_mask, train)?.output;
+                self.pooler
+                    .forward(&[states], None, &input.attention_mask)?
+            }
+        };
         let x = self.dropout.forward(&pooled, train)?;
         match &self.head {
             Head::Linear(classifier) => classifier.forward(&x),
@@ -268,6 +344,10 @@ impl SequenceClassifier {
             "bert4rs_pooling".into(),
             serde_json::json!(self.spec.pooling.to_string()),
         );
+        if let Some(r) = &self.spec.rnn {
+            let v = serde_json::to_value(r).map_err(|e| Error::Invalid(e.to_string()))?;
+            e.insert("bert4rs_rnn".into(), v);
+        }
         hub::save_pretrained(dir, &cfg.to_json()?, &self.named_tensors(family))
     }
 
@@ -277,8 +357,7 @@ impl SequenceClassifier {
             .named_tensors()
             .into_iter()
             .map(|(k, t)| {
-                let head = k.starts_with("classifier.") || k.starts_with("pooling.");
-                if head || !self.prefix.is_empty() {
+                if is_head_param(&k) || !self.prefix.is_empty() {
                     (k, t)
                 } else {
                     (format!("{family}.{k}"), t)
@@ -380,10 +459,18 @@ fn spec_from_config(
             .map_err(|e| Error::config(path, format!("bert4rs_pooling: {e}")))?,
         None => Pooling::Pooler,
     };
+    let rnn = match extra.get("bert4rs_rnn") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| Error::config(path, format!("bert4rs_rnn: {e}")))?,
+        ),
+    };
     Ok(HeadSpec {
         problem,
         labels,
         pooling,
+        rnn,
     })
 }
 

@@ -10,6 +10,7 @@ use crate::data::dataset::DataConfig;
 use crate::data::labelled::Problem;
 use crate::data::tags::Scheme;
 use crate::error::{Error, Result};
+use crate::nn::RnnMode;
 use crate::tasks::classify::LossConfig;
 use crate::tasks::relation::RelationPooling;
 use crate::tasks::token_classify::TokenHead;
@@ -77,6 +78,10 @@ pub struct TaskConfig {
     /// Pooling (`pooler` = HF's own head: BERT's pooler output, RoBERTa's `<s>` state, which
     /// is `cls`; or `cls`, `mean`, ...).
     pub pooling: String,
+    /// Classification: `lstm` or `gru` puts a bidirectional RNN (`lstm_hidden` per
+    /// direction, `lstm_layers` deep) over the encoder, and `pooling` reads its outputs
+    /// (`attention` is the notes' attention over RNN outputs). Unset: no RNN.
+    pub rnn: Option<RnnMode>,
     /// L1 penalty on the decayed weights (added to the loss).
     pub l1: f64,
     /// L2 penalty on the decayed weights (added to the loss; unlike weight decay it goes
@@ -90,7 +95,7 @@ pub struct TaskConfig {
     /// Token classification: a BiLSTM-CRF from scratch instead of an encoder (`model` is
     /// then unused; the vocabulary is the training data's words or characters).
     pub from_scratch: bool,
-    /// BiLSTM state size per direction (`lstm_crf`, `from_scratch`).
+    /// BiLSTM state size per direction (`lstm_crf`, `from_scratch`, `rnn`).
     pub lstm_hidden: usize,
     /// BiLSTM layers.
     pub lstm_layers: usize,
@@ -112,6 +117,7 @@ impl Default for TaskConfig {
             kind: TaskKind::Classify,
             problem: Problem::SingleLabel,
             pooling: "pooler".into(),
+            rnn: None,
             l1: 0.0,
             l2: 0.0,
             head: TokenHead::Linear,
@@ -312,10 +318,24 @@ impl RunConfig {
             return Err("tricks.ema_decay must be in [0, 1)".into());
         }
         self.optimizer.validate().map_err(|e| e.to_string())?;
-        self.task
+        let pooling = self
+            .task
             .pooling
             .parse::<crate::nn::Pooling>()
             .map_err(|e| format!("task.pooling: {e}"))?;
+        if self.task.rnn.is_some() {
+            if self.task.kind != TaskKind::Classify {
+                return Err(format!(
+                    "task.rnn applies to kind = \"classify\" (this run is {:?}; token \
+                     classification takes head = \"lstm_crf\")",
+                    self.task.kind
+                ));
+            }
+            crate::tasks::classify::RnnSpec::check_pooling(pooling).map_err(|e| e.to_string())?;
+            if self.task.lstm_hidden == 0 || self.task.lstm_layers == 0 {
+                return Err("task.lstm_hidden and task.lstm_layers must be ≥ 1".into());
+            }
+        }
         Ok(())
     }
 

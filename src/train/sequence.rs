@@ -13,7 +13,9 @@ use crate::data::labelled::{read_splits, Batch, Dataset, Problem, Targets};
 use crate::error::{Error, Result};
 use crate::models::hub;
 use crate::rng;
-use crate::tasks::classify::{argmax, HeadSpec, LossConfig, SequenceClassifier};
+use crate::tasks::classify::{
+    argmax, is_head_param, HeadSpec, LossConfig, RnnSpec, SequenceClassifier,
+};
 use crate::tokenize::Tokenizer;
 use candle_core::{Device, Tensor, Var};
 use std::path::Path;
@@ -182,8 +184,7 @@ impl Task for SequenceTask {
         };
         let prefix = self.model.encoder_prefix();
         hub::load_into(dir, &self.model.vars(), |name| {
-            let head = name.starts_with("classifier.") || name.starts_with("pooling.");
-            match head || !prefix.is_empty() {
+            match is_head_param(name) || !prefix.is_empty() {
                 true => name.to_string(),
                 false => format!("{family}.{name}"),
             }
@@ -197,10 +198,16 @@ fn head_spec(cfg: &RunConfig, train: &(std::path::PathBuf, Vec<Example>)) -> Res
         Problem::Regression => vec!["score".to_string()],
         _ => dataset::label_vocab(&train.1, cfg.data.labels.as_deref(), &train.0)?,
     };
+    let rnn = cfg.task.rnn.map(|mode| RnnSpec {
+        mode,
+        hidden_size: cfg.task.lstm_hidden,
+        num_layers: cfg.task.lstm_layers,
+    });
     Ok(HeadSpec {
         problem: cfg.task.problem,
         labels,
         pooling,
+        rnn,
     })
 }
 

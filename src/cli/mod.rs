@@ -14,6 +14,7 @@ mod relation;
 mod token;
 mod tokenize;
 mod train;
+mod train_tokenizer;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +50,8 @@ enum Command {
     Generate(generate::Args),
     /// Log-probability of continuations after a prompt (GPT-2).
     Score(generate::ScoreArgs),
+    /// Train a WordPiece / BPE / unigram vocabulary (BERT's Chinese-aware pipeline).
+    TrainTokenizer(train_tokenizer::Args),
 }
 
 /// Parses the arguments, runs the subcommand and returns the process exit code.
@@ -67,6 +70,7 @@ pub fn main() -> i32 {
         Command::Prepare(a) => prepare::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Score(a) => generate::run_score(a),
+        Command::TrainTokenizer(a) => train_tokenizer::run(a),
     };
     match result {
         Ok(()) => 0,

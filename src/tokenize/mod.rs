@@ -14,6 +14,8 @@ use tokenizers::utils::padding::{PaddingDirection, PaddingParams, PaddingStrateg
 use tokenizers::utils::truncation::{TruncationDirection, TruncationParams, TruncationStrategy};
 use tokenizers::{AddedToken, NormalizerWrapper};
 
+pub mod train;
+
 /// How a batch is padded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Padding {
@@ -425,10 +427,18 @@ impl Tokenizer {
             let text: String = by_id.iter().map(|(t, _)| format!("{t}\n")).collect();
             crate::util::write_atomic(&dir.join("vocab.txt"), text.as_bytes())?;
         }
-        let class = if wordpiece {
-            "BertTokenizerFast"
-        } else {
-            "GPT2TokenizerFast"
+        let byte_level = matches!(
+            self.inner.get_pre_tokenizer(),
+            Some(tokenizers::pre_tokenizers::PreTokenizerWrapper::ByteLevel(
+                _
+            ))
+        );
+        let class = match (wordpiece, byte_level) {
+            (true, _) => "BertTokenizerFast",
+            (false, true) => "GPT2TokenizerFast",
+            // A trained BPE / unigram model in BERT's pipeline: the generic fast class reads
+            // tokenizer.json as it is.
+            (false, false) => "PreTrainedTokenizerFast",
         };
         let cfg = serde_json::json!({
             "tokenizer_class": class,

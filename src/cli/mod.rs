@@ -6,6 +6,7 @@ mod embed;
 mod encode;
 mod eval;
 mod fetch;
+mod fill_mask;
 mod generate;
 mod inspect;
 mod predict;
@@ -50,6 +51,10 @@ enum Command {
     Generate(generate::Args),
     /// Log-probability of continuations after a prompt (GPT-2).
     Score(generate::ScoreArgs),
+    /// Pre-train a BERT by masked-LM on plain text (`train` with task.kind = "mlm").
+    Pretrain(train::Args),
+    /// Top-k tokens and probabilities for every [MASK] of each input line.
+    FillMask(fill_mask::Args),
     /// Train a WordPiece / BPE / unigram vocabulary (BERT's Chinese-aware pipeline).
     TrainTokenizer(train_tokenizer::Args),
 }
@@ -71,6 +76,8 @@ pub fn main() -> i32 {
         Command::Generate(a) => generate::run(a),
         Command::Score(a) => generate::run_score(a),
         Command::TrainTokenizer(a) => train_tokenizer::run(a),
+        Command::Pretrain(a) => train::run_pretrain(a),
+        Command::FillMask(a) => fill_mask::run(a),
     };
     match result {
         Ok(()) => 0,

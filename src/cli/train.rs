@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::train::config::TaskKind;
-use crate::train::{CausalLmTask, RelationTask, RunConfig, SequenceTask, Task, TokenTask, Trainer};
+use crate::train::{
+    CausalLmTask, MlmTask, RelationTask, RunConfig, SequenceTask, Task, TokenTask, Trainer,
+};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -21,6 +23,12 @@ pub struct Args {
     dry_run: bool,
 }
 
+/// `bert4rs pretrain`: `train` with `task.kind = "mlm"`.
+pub fn run_pretrain(mut a: Args) -> Result<()> {
+    a.set.insert(0, "task.kind=\"mlm\"".into());
+    run(a)
+}
+
 pub fn run(a: Args) -> Result<()> {
     let cfg = RunConfig::load(a.config.as_deref(), &a.set)?;
     // Fail fast (a missing checkpoint for --resume) before printing or loading anything.
@@ -31,6 +39,7 @@ pub fn run(a: Args) -> Result<()> {
         TaskKind::CausalLm => fit(CausalLmTask::new(&cfg)?, cfg, &a),
         TaskKind::TokenClassification => fit(TokenTask::new(&cfg)?, cfg, &a),
         TaskKind::Relation => fit(RelationTask::new(&cfg)?, cfg, &a),
+        TaskKind::Mlm => fit(MlmTask::new(&cfg)?, cfg, &a),
     }
 }
 

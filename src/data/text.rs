@@ -4,7 +4,8 @@
 
 use super::dataset::{read_labelled, DataConfig};
 use crate::error::{Error, Result};
-use std::path::Path;
+use crate::rng::Rng;
+use std::path::{Path, PathBuf};
 
 /// The documents of a file: non-empty lines of a `.txt`, else the text field of each record.
 pub fn read_documents(path: &Path, cfg: &DataConfig) -> Result<Vec<String>> {
@@ -37,6 +38,35 @@ pub fn read_documents(path: &Path, cfg: &DataConfig) -> Result<Vec<String>> {
         .into_iter()
         .map(|e| e.text)
         .collect())
+}
+
+/// Train / dev / test documents: `data.train` (+ `dev`, `test`) files, or `data.file` split
+/// by document with `data.split` ratios (shuffled with `data.split_seed`).
+pub fn read_text_splits(d: &DataConfig) -> Result<[Vec<String>; 3]> {
+    let path_of = |p: &PathBuf| crate::assets::resolve_file(p);
+    if let Some(train) = &d.train {
+        let read = |p: Option<&PathBuf>| -> Result<Vec<String>> {
+            p.map(|p| read_documents(&path_of(p)?, d))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        return Ok([
+            read(Some(train))?,
+            read(d.dev.as_ref())?,
+            read(d.test.as_ref())?,
+        ]);
+    }
+    let file = d.file.as_ref().ok_or_else(|| {
+        Error::Invalid("set data.train (and data.dev / data.test) or data.file".into())
+    })?;
+    let mut all = read_documents(&path_of(file)?, d)?;
+    Rng::new(d.split_seed).shuffle(&mut all);
+    let n = all.len() as f64;
+    let n_dev = (n * d.split[1]).round() as usize;
+    let n_test = (n * d.split[2]).round() as usize;
+    let test = all.split_off(all.len() - n_test.min(all.len()));
+    let dev = all.split_off(all.len() - n_dev.min(all.len()));
+    Ok([all, dev, test])
 }
 
 /// Concatenates tokenized documents, each followed by `eos` (when given), and cuts the

@@ -37,6 +37,9 @@ struct Store {
     /// The trainable handles, when training.
     vars: BTreeMap<String, Var>,
     trainable: bool,
+    /// A new model: [`Params::get`] initialises what the (empty) checkpoint lacks as HF's
+    /// `_init_weights` does, with this standard deviation (`initializer_range`).
+    init_missing: Option<f64>,
     device: Device,
 }
 
@@ -62,6 +65,7 @@ impl Params {
             created: BTreeMap::new(),
             vars: BTreeMap::new(),
             trainable,
+            init_missing: None,
             device: device.clone(),
         };
         Params {
@@ -73,6 +77,15 @@ impl Params {
     /// Parameters that all start from their init (a new model or a new head).
     pub fn fresh(device: &Device, trainable: bool) -> Self {
         Self::from_tensors(HashMap::new(), Path::new("<new>"), device, trainable)
+    }
+
+    /// Parameters of a new HF model: every tensor a layer asks for is initialised as
+    /// `PreTrainedModel._init_weights` does for BERT — weights and embeddings normal(0,
+    /// `init_std`), biases 0, LayerNorm weights 1 — seeded per name (`rng::seed_init`).
+    pub fn new_model(device: &Device, trainable: bool, init_std: f64) -> Self {
+        let p = Self::fresh(device, trainable);
+        p.lock().init_missing = Some(init_std);
+        p
     }
 
     /// The same store, one name level deeper.
@@ -112,9 +125,20 @@ impl Params {
         let shape = shape.into();
         let full = self.full_name(name);
         let mut s = self.lock();
-        let t = match s.source.get(&full) {
-            Some(t) => t.clone(),
-            None => {
+        let t = match (s.source.get(&full), s.init_missing) {
+            (Some(t), _) => t.clone(),
+            (None, Some(std)) => {
+                let init = if full.ends_with("LayerNorm.weight") {
+                    Init::Ones
+                } else if full.ends_with("bias") {
+                    Init::Zeros
+                } else {
+                    Init::Normal(std)
+                };
+                let t = init_tensor(&shape, init, &s.device, &full)?;
+                return register(&mut s, full, t);
+            }
+            (None, None) => {
                 return Err(Error::checkpoint(
                     &s.source_path,
                     format!("missing tensor `{full}` (expected shape {shape:?})"),

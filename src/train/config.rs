@@ -70,8 +70,9 @@ impl Default for RunConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TaskConfig {
-    /// `classify` (a head on an encoder) or `causal_lm` (GPT-2 language modelling on
-    /// plain text packed into blocks of `data.max_length` tokens).
+    /// `classify` (a head on an encoder), `causal_lm` (GPT-2 language modelling on plain
+    /// text packed into blocks of `data.max_length` tokens), `token_classification`,
+    /// `relation` or `mlm` (masked-LM pre-training of a BERT).
     pub kind: TaskKind,
     /// single_label, multi_label or regression.
     pub problem: Problem,
@@ -109,6 +110,31 @@ pub struct TaskConfig {
     pub markers: [String; 4],
     /// Relations: `entity_start` (the two start markers' states, concatenated) or `cls`.
     pub relation_pooling: RelationPooling,
+    /// Masked LM: fraction of tokens predicted (chosen anew for every pass).
+    pub mlm_probability: f64,
+    /// Masked LM: chosen tokens replaced by `[MASK]` (the rest: `random_replace` random,
+    /// others kept).
+    pub mask_replace: f64,
+    /// Masked LM: chosen tokens replaced by a random ordinary token.
+    pub random_replace: f64,
+    /// Masked LM: mask whole words (WordPiece `##` pieces together; Chinese words by jieba).
+    pub whole_word_mask: bool,
+    /// Masked LM: threads producing masked batches ahead of the trainer.
+    pub mask_workers: usize,
+    /// Masked LM: how many micro-batches the producers may run ahead (the queue bound).
+    pub mask_queue: usize,
+}
+
+impl TaskConfig {
+    /// The masked-LM masking settings.
+    pub fn masking(&self) -> crate::data::masking::MaskingConfig {
+        crate::data::masking::MaskingConfig {
+            mlm_probability: self.mlm_probability,
+            mask_replace: self.mask_replace,
+            random_replace: self.random_replace,
+            whole_word: self.whole_word_mask,
+        }
+    }
 }
 
 impl Default for TaskConfig {
@@ -130,6 +156,12 @@ impl Default for TaskConfig {
             dropout: 0.5,
             markers: ["[E1]", "[/E1]", "[E2]", "[/E2]"].map(String::from),
             relation_pooling: RelationPooling::EntityStart,
+            mlm_probability: 0.15,
+            mask_replace: 0.8,
+            random_replace: 0.1,
+            whole_word_mask: false,
+            mask_workers: 1,
+            mask_queue: 16,
         }
     }
 }
@@ -146,6 +178,9 @@ pub enum TaskKind {
     TokenClassification,
     /// The relation between a marked subject and object.
     Relation,
+    /// Masked-LM pre-training of a BERT (`BertForMaskedLM`) on plain text.
+    #[serde(alias = "masked_lm")]
+    Mlm,
 }
 
 /// Metric that picks the best checkpoint.
@@ -323,6 +358,12 @@ impl RunConfig {
             .pooling
             .parse::<crate::nn::Pooling>()
             .map_err(|e| format!("task.pooling: {e}"))?;
+        if self.task.kind == TaskKind::Mlm {
+            self.task
+                .masking()
+                .validate()
+                .map_err(|e| format!("task.{e}"))?;
+        }
         if self.task.rnn.is_some() {
             if self.task.kind != TaskKind::Classify {
                 return Err(format!(

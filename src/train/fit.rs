@@ -42,11 +42,17 @@ impl<T: Task> Trainer<T> {
         while !stop && self.state.epoch < self.cfg.train.epochs && budget_left(&self.state) {
             let epoch_seed = self.cfg.seed ^ rng::mix64(0xE90C + self.state.epoch as u64);
             let batches = self.task.epoch_batches(bs, epoch_seed);
+            let upcoming: Vec<Vec<usize>> = batches
+                .iter()
+                .skip(self.state.batch_in_epoch)
+                .flat_map(|b| b.chunks(micro).map(<[usize]>::to_vec))
+                .collect();
+            self.task.start_epoch(epoch_seed, &upcoming);
             while self.state.batch_in_epoch < batches.len() && budget_left(&self.state) {
                 let idx = &batches[self.state.batch_in_epoch];
                 let mbs = idx
                     .chunks(micro)
-                    .map(|c| self.task.batch(c))
+                    .map(|c| self.task.epoch_batch(c, epoch_seed))
                     .collect::<Result<Vec<_>>>()?;
                 let t0 = Instant::now();
                 let stats = self.step(&mbs)?;

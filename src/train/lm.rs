@@ -8,14 +8,13 @@ use super::evaluation::Evaluation;
 use super::task::{Split, StepOutput, Task};
 use super::OptimizerConfig;
 use crate::config::Gpt2Config;
-use crate::data::text::{pack_blocks, read_documents};
+use crate::data::text::{pack_blocks, read_text_splits};
 use crate::error::{Error, Result};
 use crate::models::gpt2::Gpt2LMHeadModel;
 use crate::models::hub;
-use crate::rng::Rng;
 use crate::tokenize::Tokenizer;
 use candle_core::{DType, Device, Tensor, Var, D};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// GPT-2 language modelling on packed blocks of text.
 pub struct CausalLmTask {
@@ -214,40 +213,14 @@ fn load_or_create(dir: &Path, device: &Device, seed: u64) -> Result<Gpt2LMHeadMo
     }
 }
 
-/// Train / dev / test blocks: `data.train` (+ `dev`, `test`) files, or `data.file` split by
-/// document with `data.split` ratios.
+/// Train / dev / test blocks: the documents of [`read_text_splits`], packed.
 fn read_blocks(
     cfg: &RunConfig,
     tok: &Tokenizer,
     mc: &Gpt2Config,
     block: usize,
 ) -> Result<[Vec<Vec<u32>>; 3]> {
-    let d = &cfg.data;
-    let path_of = |p: &PathBuf| crate::assets::resolve_file(p);
-    let docs: [Vec<String>; 3] = if let Some(train) = &d.train {
-        let read = |p: Option<&PathBuf>| -> Result<Vec<String>> {
-            p.map(|p| read_documents(&path_of(p)?, d))
-                .transpose()
-                .map(Option::unwrap_or_default)
-        };
-        [
-            read(Some(train))?,
-            read(d.dev.as_ref())?,
-            read(d.test.as_ref())?,
-        ]
-    } else {
-        let file = d.file.as_ref().ok_or_else(|| {
-            Error::Invalid("set data.train (and data.dev / data.test) or data.file".into())
-        })?;
-        let mut all = read_documents(&path_of(file)?, d)?;
-        Rng::new(d.split_seed).shuffle(&mut all);
-        let n = all.len() as f64;
-        let n_dev = (n * d.split[1]).round() as usize;
-        let n_test = (n * d.split[2]).round() as usize;
-        let test = all.split_off(all.len() - n_test.min(all.len()));
-        let dev = all.split_off(all.len() - n_dev.min(all.len()));
-        [all, dev, test]
-    };
+    let docs = read_text_splits(&cfg.data)?;
     let wordpiece = tok.is_wordpiece();
     let eos = if wordpiece {
         tok.token_to_id("[SEP]")

@@ -1,8 +1,8 @@
 //! Training: the one engine ([`Trainer`]) that trains any [`Task`] — optimisers,
 //! schedules, parameter groups, the tricks (EMA, FGM/PGD, R-Drop, clipping, accumulation),
 //! checkpoints with exact resume, metrics and reports — and the built-in tasks:
-//! [`SequenceTask`] (classification, multi-label, regression), [`TokenTask`] (NER) and
-//! [`CausalLmTask`].
+//! [`SequenceTask`] (classification, multi-label, regression), [`TokenTask`] (NER),
+//! [`RelationTask`], [`CausalLmTask`] and [`MlmTask`] (masked-LM pre-training).
 
 pub mod checkpoint;
 pub mod config;
@@ -14,6 +14,7 @@ pub mod groups;
 pub mod inplace;
 pub mod lm;
 pub mod metrics;
+pub mod mlm;
 pub mod optim;
 pub mod relation;
 pub mod report;
@@ -28,6 +29,7 @@ pub use engine::{prepare_run, Trainer};
 pub use evaluation::{Callback, Evaluation, FitSummary, StepStats};
 pub use fit::one_line;
 pub use lm::CausalLmTask;
+pub use mlm::MlmTask;
 pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 pub use relation::RelationTask;
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};

@@ -80,6 +80,20 @@ pub trait Task {
     /// The micro-batch of the training examples `idx`.
     fn batch(&self, idx: &[usize]) -> Result<Self::Batch>;
 
+    /// Called before the engine asks for an epoch's batches, with the epoch's seed and the
+    /// micro-batches still to come, in order (a resumed run's first epoch starts mid-way).
+    /// A task whose batches are random (masked-LM masking) may start producing them ahead
+    /// here. Default: nothing.
+    fn start_epoch(&self, _epoch_seed: u64, _upcoming: &[Vec<usize>]) {}
+
+    /// The micro-batch of the training examples `idx` in the epoch of `epoch_seed`. A task
+    /// whose batches are random draws that randomness from (`epoch_seed`, the examples) alone,
+    /// so every pass sees new draws and a resumed run the same ones. Default:
+    /// [`Task::batch`].
+    fn epoch_batch(&self, idx: &[usize], _epoch_seed: u64) -> Result<Self::Batch> {
+        self.batch(idx)
+    }
+
     /// Loss (and logits) of a micro-batch; dropout is on when `train` is true.
     fn forward(&self, batch: &Self::Batch, train: bool) -> Result<StepOutput>;
 

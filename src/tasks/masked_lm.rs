@@ -1,0 +1,212 @@
+//! Masked language modelling with HF's `BertForMaskedLM`: the encoder (no pooler), then
+//! `cls.predictions.transform` (dense → activation → LayerNorm) and the decoder, whose weight
+//! is the word-embedding table (tied, as HF ties it) plus `cls.predictions.bias`. Saved
+//! directories use HF's names, so `transformers` loads them as `BertForMaskedLM`; the
+//! fill-mask predictions of [`MaskedLm::fill_mask`] are the ones HF's `fill-mask` pipeline
+//! returns.
+
+use crate::config::{BertConfig, HiddenAct, ModelType};
+use crate::error::{Error, Result};
+use crate::kernels::Gelu;
+use crate::models::bert::{BertModel, EncoderInput};
+use crate::models::{hub, load_encoder};
+use crate::nn::{Init, LayerNorm, Linear, Params};
+use candle_core::{Device, Tensor, Var, D};
+use std::path::Path;
+
+/// The top-k `(token id, probability)` pairs of one mask, most likely first.
+pub type Candidates = Vec<(u32, f32)>;
+
+/// A BERT encoder with HF's masked-LM head.
+pub struct MaskedLm {
+    encoder: BertModel,
+    dense: Linear,
+    norm: LayerNorm,
+    decoder: Linear,
+    params: Params,
+    /// `"bert"` (HF's task layout) or `""` (a bare encoder checkpoint, saved as `bert.*`).
+    prefix: String,
+}
+
+impl MaskedLm {
+    /// Loads `dir`: a checkpoint with weights (a missing `cls.predictions` head is
+    /// initialised), or a directory with only `config.json`, which gives a new model
+    /// initialised as HF does (seeded by `rng::seed_init`).
+    pub fn from_dir(dir: &Path, device: &Device, trainable: bool) -> Result<Self> {
+        let has_weights = hub::WEIGHT_FILES.iter().any(|f| dir.join(f).is_file());
+        let (encoder, params, prefix) = if has_weights {
+            let loaded = load_encoder(dir, device, trainable)?;
+            (loaded.model, loaded.params, loaded.prefix)
+        } else {
+            let cfg = BertConfig::from_file(&dir.join("config.json"))?;
+            if cfg.model_type != ModelType::Bert {
+                return Err(Error::config(
+                    dir.join("config.json"),
+                    "a new masked-LM model must be model_type \"bert\"",
+                ));
+            }
+            let params = Params::new_model(device, trainable, cfg.initializer_range);
+            let mut encoder = BertModel::load(&params.pp("bert"), &cfg)?;
+            zero_padding_row(&mut encoder, &params, cfg.pad_token_id)?;
+            (encoder, params, "bert".to_string())
+        };
+        Self::with_head(encoder, params, prefix)
+    }
+
+    fn with_head(encoder: BertModel, params: Params, prefix: String) -> Result<Self> {
+        let cfg = encoder.config().clone();
+        let (h, v, std) = (cfg.hidden_size, cfg.vocab_size, cfg.initializer_range);
+        let p = params.pp("cls.predictions");
+        let dense = Linear::load_or_init(&p.pp("transform.dense"), h, h, std)?;
+        let norm = LayerNorm::load_or_init(&p.pp("transform.LayerNorm"), h, cfg.layer_norm_eps)?;
+        let bias = p.get_or_init(v, "bias", Init::Zeros)?;
+        // HF ties `cls.predictions.decoder.bias` to `cls.predictions.bias`: one tensor.
+        p.discard("decoder.bias");
+        p.discard("decoder.weight");
+        let table = encoder.embeddings().word_embeddings().weight().clone();
+        Ok(MaskedLm {
+            decoder: Linear::new(table, Some(bias)),
+            encoder,
+            dense,
+            norm,
+            params,
+            prefix,
+        })
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &BertModel {
+        &self.encoder
+    }
+
+    /// Every parameter by its HF name.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The trainable handles, by HF name.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.params.vars()
+    }
+
+    /// Vocabulary logits `[batch, seq, vocab]` at every position.
+    pub fn forward(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
+        let h = self.encoder.forward(input, train)?.last_hidden_state;
+        self.head(&h)
+    }
+
+    /// Vocabulary logits `[n, vocab]` at the flattened positions `rows` (`b·seq + t`) only:
+    /// training scores just the masked tokens, which is the same loss as HF's over all
+    /// positions with `-100` labels, at a fraction of the decoder's cost.
+    pub fn forward_at(&self, input: &EncoderInput, rows: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self.encoder.forward(input, train)?.last_hidden_state;
+        let (b, t, d) = h.dims3()?;
+        let picked = h.reshape((b * t, d))?.index_select(rows, 0)?;
+        self.head(&picked)
+    }
+
+    fn head(&self, h: &Tensor) -> Result<Tensor> {
+        let x = match self.encoder.config().hidden_act {
+            HiddenAct::Gelu => self.dense.forward_gelu(h, Gelu::Erf)?,
+            HiddenAct::GeluNew => self.dense.forward_gelu(h, Gelu::Tanh)?,
+            HiddenAct::Relu => self.dense.forward(h)?.relu()?,
+        };
+        self.decoder.forward(&self.norm.forward(&x)?)
+    }
+
+    /// The top `k` tokens and probabilities at every `mask_id` position of each row, in
+    /// row order then position order (HF's `fill-mask` pipeline: softmax over the
+    /// vocabulary, then top-k).
+    pub fn fill_mask(
+        &self,
+        input: &EncoderInput,
+        mask_id: u32,
+        k: usize,
+    ) -> Result<Vec<Vec<Candidates>>> {
+        let ids = input.input_ids.to_vec2::<u32>()?;
+        let logits = self.forward(input, false)?;
+        let probs = candle_nn::ops::softmax(&logits, D::Minus1)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (b, row) in ids.iter().enumerate() {
+            let mut masks = Vec::new();
+            for (t, &id) in row.iter().enumerate() {
+                if id == mask_id {
+                    let p = probs.get(b)?.get(t)?.to_vec1::<f32>()?;
+                    masks.push(top_k(&p, k));
+                }
+            }
+            out.push(masks);
+        }
+        Ok(out)
+    }
+
+    /// Writes an HF `BertForMaskedLM` directory (`config.json`, `model.safetensors` with
+    /// `bert.*` and `cls.predictions.*`; the tied decoder weight is not stored, as HF's
+    /// `save_pretrained` drops it), atomically.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        let mut cfg = self.encoder.config().clone();
+        cfg.extra.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForMaskedLM"]),
+        );
+        hub::save_pretrained(dir, &cfg.to_json()?, &self.named_tensors())
+    }
+
+    /// Every parameter under the name HF's `BertForMaskedLM` gives it.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .named_tensors()
+            .into_iter()
+            .map(
+                |(k, t)| match self.prefix.is_empty() && !k.starts_with("cls.") {
+                    true => (format!("bert.{k}"), t),
+                    false => (k, t),
+                },
+            )
+            .collect()
+    }
+
+    /// The HF name of a parameter as [`Self::named_tensors`] writes it.
+    pub fn saved_name(&self, name: &str) -> String {
+        match self.prefix.is_empty() && !name.starts_with("cls.") {
+            true => format!("bert.{name}"),
+            false => name.to_string(),
+        }
+    }
+
+    /// The encoder's parameter prefix (`""` or `"bert"`).
+    pub fn encoder_prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+/// HF's `_init_weights` zeroes the embedding row of `padding_idx` (BERT's `pad_token_id`).
+fn zero_padding_row(encoder: &mut BertModel, params: &Params, pad: usize) -> Result<()> {
+    let emb = encoder.embeddings().word_embeddings();
+    let (table, name) = (emb.weight().clone(), emb.name().to_string());
+    let (rows, dim) = table.dims2()?;
+    if pad >= rows {
+        return Ok(());
+    }
+    let mut keep = vec![1f32; rows];
+    keep[pad] = 0.0;
+    let keep = Tensor::from_vec(keep, (rows, 1), table.device())?;
+    let zeroed = table.detach().broadcast_mul(&keep)?;
+    debug_assert_eq!(zeroed.dims(), [rows, dim]);
+    let t = params.replace(&name, zeroed)?;
+    encoder.set_word_embeddings(t)
+}
+
+/// The `k` largest probabilities with their ids, highest first (ties: lower id first).
+pub fn top_k(p: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut idx: Vec<u32> = (0..p.len() as u32).collect();
+    let k = k.min(p.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let cmp = |a: &u32, b: &u32| p[*b as usize].total_cmp(&p[*a as usize]).then(a.cmp(b));
+    idx.select_nth_unstable_by(k - 1, cmp);
+    idx.truncate(k);
+    idx.sort_by(cmp);
+    idx.into_iter().map(|i| (i, p[i as usize])).collect()
+}

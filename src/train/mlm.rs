@@ -1,0 +1,418 @@
+//! Masked-LM pre-training (`[task] kind = "mlm"`, or `bert4rs pretrain`) as a [`Task`]: a
+//! BERT, new from a `config.json` or continued from a checkpoint, on plain text packed into
+//! blocks; a fresh dynamic mask for every pass (token or whole-word, 80/10/10), produced by
+//! `task.mask_workers` threads into a bounded queue ahead of the trainer; dev / test loss,
+//! perplexity and masked-token accuracy on fixed masks; saved as HF `BertForMaskedLM`.
+
+use super::config::{BestMetric, RunConfig};
+use super::evaluation::Evaluation;
+use super::task::{Split, StepOutput, Task};
+use crate::data::batch::EncoderInput;
+use crate::data::masking::{mask_sequence, Masked, MaskingConfig, Vocab, IGNORE};
+use crate::data::prefetch::Prefetcher;
+use crate::data::pretrain::{pack_blocks, tokenize_documents, Block};
+use crate::data::text::read_text_splits;
+use crate::error::{Error, Result};
+use crate::models::hub;
+use crate::rng::{self, Rng};
+use crate::tasks::masked_lm::MaskedLm;
+use crate::tokenize::Tokenizer;
+use candle_core::{DType, Device, Tensor, Var, D};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A masked micro-batch: the encoder input and the scored positions.
+pub struct MlmBatch {
+    /// Masked ids, attention mask (padding), segment ids 0.
+    pub input: EncoderInput,
+    /// Flattened positions (`row · seq + t`) that are scored.
+    pub rows: Tensor,
+    /// The original ids at those positions.
+    pub targets: Tensor,
+    /// How many positions are scored.
+    pub scored: usize,
+}
+
+impl MlmBatch {
+    /// Pads `masked` sequences with `pad_id` and collects the labelled positions.
+    pub fn new(masked: &[Masked], pad_id: u32, device: &Device) -> Result<Self> {
+        let (b, t) = (
+            masked.len(),
+            masked.iter().map(|m| m.input_ids.len()).max().unwrap_or(0),
+        );
+        if b == 0 || t == 0 {
+            return Err(Error::Invalid("an empty masked-LM batch".into()));
+        }
+        let mut ids = vec![pad_id; b * t];
+        let mut mask = vec![0u32; b * t];
+        let (mut rows, mut targets) = (Vec::new(), Vec::new());
+        for (r, m) in masked.iter().enumerate() {
+            for (j, (&id, &label)) in m.input_ids.iter().zip(&m.labels).enumerate() {
+                ids[r * t + j] = id;
+                mask[r * t + j] = 1;
+                if label != IGNORE {
+                    rows.push((r * t + j) as u32);
+                    targets.push(label as u32);
+                }
+            }
+        }
+        let scored = rows.len();
+        Ok(MlmBatch {
+            input: EncoderInput {
+                input_ids: Tensor::from_vec(ids, (b, t), device)?,
+                attention_mask: Tensor::from_vec(mask, (b, t), device)?,
+                token_type_ids: Tensor::zeros((b, t), DType::U32, device)?,
+            },
+            rows: Tensor::from_vec(rows, scored, device)?,
+            targets: Tensor::from_vec(targets, scored, device)?,
+            scored,
+        })
+    }
+}
+
+/// What the mask producers share with the task.
+struct Masker {
+    train: Vec<Block>,
+    vocab: Vocab,
+    cfg: MaskingConfig,
+}
+
+impl Masker {
+    /// The masks of training examples `idx` in the pass of `seed`: each example's mask is a
+    /// function of (`seed`, its index) only, so neither batching nor threads change it.
+    fn mask(&self, idx: &[usize], seed: u64) -> Vec<Masked> {
+        idx.iter()
+            .map(|&i| {
+                let mut r = Rng::new(seed ^ rng::mix64(0x4D4C4D + i as u64));
+                let b = &self.train[i];
+                ensure_one(
+                    mask_sequence(&b.ids, &b.word_start, &self.vocab, &self.cfg, &mut r),
+                    &b.ids,
+                    &self.vocab,
+                )
+            })
+            .collect()
+    }
+}
+
+/// A sequence where masking chose nothing (a short block at a small probability) predicts
+/// its first ordinary token unchanged, so every micro-batch has a loss term.
+fn ensure_one(mut m: Masked, ids: &[u32], vocab: &Vocab) -> Masked {
+    if m.labels.iter().all(|&l| l == IGNORE) {
+        if let Some(i) = ids.iter().position(|&id| !vocab.special[id as usize]) {
+            m.labels[i] = ids[i] as i64;
+        }
+    }
+    m
+}
+
+/// The masked batches of one epoch being produced ahead.
+struct Ahead {
+    plan: Vec<Vec<usize>>,
+    seed: u64,
+    queue: Prefetcher<Vec<Masked>>,
+}
+
+/// BERT masked-LM pre-training.
+pub struct MlmTask {
+    model: MaskedLm,
+    tokenizer: Tokenizer,
+    masker: Arc<Masker>,
+    dev: Vec<Block>,
+    test: Vec<Block>,
+    workers: usize,
+    queue: usize,
+    ahead: Mutex<Option<Ahead>>,
+    pad_id: u32,
+    device: Device,
+}
+
+impl MlmTask {
+    /// Loads (or creates) the model, reads, tokenizes and packs the corpus.
+    pub fn new(cfg: &RunConfig) -> Result<Self> {
+        let device = Device::Cpu;
+        let masking = cfg.task.masking();
+        masking
+            .validate()
+            .map_err(|e| Error::Invalid(format!("task.{e}")))?;
+        let model_dir = crate::assets::resolve_dir(&cfg.model)?;
+        let tok_dir = match &cfg.tokenizer {
+            Some(t) => crate::assets::resolve_dir(t)?,
+            None => model_dir.clone(),
+        };
+        let tokenizer = Tokenizer::from_dir(&tok_dir)?;
+        rng::seed_init(cfg.seed);
+        let model = MaskedLm::from_dir(&model_dir, &device, true)?;
+        let mc = model.encoder().config().clone();
+        if tokenizer.vocab_size() > mc.vocab_size {
+            return Err(Error::Invalid(format!(
+                "the tokenizer in {} has {} tokens but the model's vocab_size is {}: set \
+                 vocab_size in config.json to at least {}",
+                tok_dir.display(),
+                tokenizer.vocab_size(),
+                mc.vocab_size,
+                tokenizer.vocab_size()
+            )));
+        }
+        let special = |t: &str| {
+            tokenizer.token_to_id(t).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the tokenizer in {} has no {t} token, which masked-LM training needs",
+                    tok_dir.display()
+                ))
+            })
+        };
+        let (cls, sep, mask_id) = (special("[CLS]")?, special("[SEP]")?, special("[MASK]")?);
+        let max_len = cfg.data.max_length.min(mc.max_sequence_length());
+        if max_len < 3 {
+            return Err(Error::Invalid(format!(
+                "data.max_length {} leaves no room for text between [CLS] and [SEP]",
+                cfg.data.max_length
+            )));
+        }
+        let [train, dev, test] = read_text_splits(&cfg.data)?;
+        let pack = |docs: &[String]| -> Result<Vec<Block>> {
+            let t = tokenize_documents(docs, &tokenizer, masking.whole_word)?;
+            Ok(pack_blocks(&t, cls, sep, max_len))
+        };
+        let train = pack(&train)?;
+        if train.is_empty() {
+            return Err(Error::Invalid(
+                "the training text has no tokens to pre-train on".into(),
+            ));
+        }
+        let mut specials: Vec<u32> = tokenizer
+            .inner()
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(&id, _)| id)
+            .collect();
+        specials.extend(
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                .iter()
+                .filter_map(|t| tokenizer.token_to_id(t)),
+        );
+        // Ids past the tokenizer's (rows the model has spare) are never drawn as replacements.
+        let vocab = Vocab::new(tokenizer.vocab_size(), mask_id, &specials);
+        let pad_id = tokenizer.pad_id();
+        let (dev, test) = (pack(&dev)?, pack(&test)?);
+        Ok(MlmTask {
+            model,
+            tokenizer,
+            masker: Arc::new(Masker {
+                train,
+                vocab,
+                cfg: masking,
+            }),
+            dev,
+            test,
+            workers: cfg.task.mask_workers,
+            queue: cfg.task.mask_queue,
+            ahead: Mutex::new(None),
+            pad_id,
+            device,
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &MaskedLm {
+        &self.model
+    }
+
+    /// Loss (mean cross-entropy over the scored positions) and the scored logits.
+    fn loss(&self, batch: &MlmBatch, train: bool) -> Result<(Tensor, Tensor)> {
+        if batch.scored == 0 {
+            // Only special tokens (e.g. a text of unknown characters): nothing to predict.
+            let v = self.model.encoder().config().vocab_size;
+            let none = Tensor::zeros((0, v), DType::F32, &self.device)?;
+            return Ok((Tensor::zeros((), DType::F32, &self.device)?, none));
+        }
+        let logits = self.model.forward_at(&batch.input, &batch.rows, train)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &batch.targets)?;
+        Ok((loss, logits))
+    }
+
+    fn blocks(&self, split: Split) -> &[Block] {
+        match split {
+            Split::Dev => &self.dev,
+            Split::Test => &self.test,
+        }
+    }
+
+    fn lock_ahead(&self) -> std::sync::MutexGuard<'_, Option<Ahead>> {
+        self.ahead.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Task for MlmTask {
+    type Batch = MlmBatch;
+
+    fn describe(&self) -> String {
+        let mc = self.model.encoder().config();
+        let params: usize = self.params().iter().map(|(_, v)| v.elem_count()).sum();
+        let tokens: usize = self.masker.train.iter().map(|b| b.ids.len()).sum();
+        let m = &self.masker.cfg;
+        format!(
+            "masked LM: BERT {} layers × {} ({} heads), vocab {}, {} parameters\n\
+             masking: {:.0} % of tokens ({}), {:.0} / {:.0} / {:.0} mask / random / kept, \
+             {} producer thread(s), queue {}\n\
+             data: {} train ({} tokens) / {} dev / {} test blocks of ≤ {} tokens",
+            mc.num_hidden_layers,
+            mc.hidden_size,
+            mc.num_attention_heads,
+            mc.vocab_size,
+            crate::util::human_count(params),
+            m.mlm_probability * 100.0,
+            if m.whole_word {
+                "whole words"
+            } else {
+                "tokens"
+            },
+            m.mask_replace * 100.0,
+            m.random_replace * 100.0,
+            (1.0 - m.mask_replace - m.random_replace) * 100.0,
+            self.workers.max(1),
+            self.queue,
+            self.masker.train.len(),
+            crate::util::human_count(tokens),
+            self.dev.len(),
+            self.test.len(),
+            self.masker
+                .train
+                .iter()
+                .map(|b| b.ids.len())
+                .max()
+                .unwrap_or(0),
+        )
+    }
+
+    fn params(&self) -> Vec<(String, Var)> {
+        self.model.vars()
+    }
+
+    fn layer_layout(&self) -> (String, usize) {
+        let layers = self.model.encoder().config().num_hidden_layers;
+        (self.model.encoder_prefix().to_string(), layers)
+    }
+
+    fn train_len(&self) -> usize {
+        self.masker.train.len()
+    }
+
+    /// The examples masked as in a pass with seed 0 (tests; training uses
+    /// [`Task::epoch_batch`]).
+    fn batch(&self, idx: &[usize]) -> Result<MlmBatch> {
+        self.epoch_batch(idx, 0)
+    }
+
+    fn start_epoch(&self, epoch_seed: u64, upcoming: &[Vec<usize>]) {
+        let (masker, plan) = (self.masker.clone(), upcoming.to_vec());
+        let jobs = plan.clone();
+        let queue = Prefetcher::start(plan.len(), self.workers, self.queue, move |i| {
+            masker.mask(&jobs[i], epoch_seed)
+        });
+        *self.lock_ahead() = Some(Ahead {
+            plan,
+            seed: epoch_seed,
+            queue,
+        });
+    }
+
+    fn epoch_batch(&self, idx: &[usize], epoch_seed: u64) -> Result<MlmBatch> {
+        let mut ahead = self.lock_ahead();
+        let produced = match ahead.as_mut() {
+            Some(a)
+                if a.seed == epoch_seed
+                    && a.plan.get(a.queue.position()) == Some(&idx.to_vec()) =>
+            {
+                a.queue.take_next()
+            }
+            _ => None,
+        };
+        drop(ahead);
+        let masked = match produced {
+            Some(m) => m,
+            None => self.masker.mask(idx, epoch_seed),
+        };
+        MlmBatch::new(&masked, self.pad_id, &self.device)
+    }
+
+    fn forward(&self, batch: &MlmBatch, train: bool) -> Result<StepOutput> {
+        let (loss, logits) = self.loss(batch, train)?;
+        Ok(StepOutput {
+            loss,
+            logits: Some(logits),
+        })
+    }
+
+    /// Loss over the masked tokens (each block masked the same way at every evaluation),
+    /// perplexity and masked-token accuracy.
+    fn evaluate(&self, split: Split, step: u64, batch_size: usize) -> Result<Option<Evaluation>> {
+        let blocks = self.blocks(split);
+        if blocks.is_empty() {
+            return Ok(None);
+        }
+        let salt = match split {
+            Split::Dev => 0xDE5,
+            Split::Test => 0x7E57,
+        };
+        let m = &self.masker;
+        let (mut sum, mut scored, mut correct) = (0.0, 0usize, 0usize);
+        for (c, chunk) in blocks.chunks(batch_size.max(1)).enumerate() {
+            let masked: Vec<Masked> = chunk
+                .iter()
+                .enumerate()
+                .map(|(j, b)| {
+                    let key = rng::mix64(salt ^ rng::mix64((c * batch_size + j) as u64));
+                    let masked =
+                        mask_sequence(&b.ids, &b.word_start, &m.vocab, &m.cfg, &mut Rng::new(key));
+                    ensure_one(masked, &b.ids, &m.vocab)
+                })
+                .collect();
+            let batch = MlmBatch::new(&masked, self.pad_id, &self.device)?;
+            let (loss, logits) = self.loss(&batch, false)?;
+            sum += loss.to_scalar::<f32>()? as f64 * batch.scored as f64;
+            scored += batch.scored;
+            let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            let want = batch.targets.to_vec1::<u32>()?;
+            correct += pred.iter().zip(&want).filter(|(a, b)| a == b).count();
+        }
+        let loss = sum / scored.max(1) as f64;
+        let mut ev = Evaluation::new(split.name(), step, loss, blocks.len());
+        ev.perplexity = Some(loss.exp());
+        ev.tokens = Some(scored);
+        ev.scores.insert(
+            "masked_accuracy".into(),
+            correct as f64 / scored.max(1) as f64,
+        );
+        Ok(Some(ev))
+    }
+
+    fn default_metric(&self) -> BestMetric {
+        BestMetric::Loss
+    }
+
+    fn word_embeddings(&self) -> Option<String> {
+        let table = self.model.encoder().embeddings().word_embeddings();
+        Some(table.name().to_string())
+    }
+
+    fn throughput(&self, blocks_per_s: f64) -> String {
+        let n = self.masker.train.len().max(1);
+        let mean: f64 =
+            self.masker.train.iter().map(|b| b.ids.len()).sum::<usize>() as f64 / n as f64;
+        let depth = self.lock_ahead().as_ref().map_or(0, |a| a.queue.depth());
+        format!("{:.0} tok/s · queue {depth}", blocks_per_s * mean)
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        self.model.save_pretrained(dir)?;
+        self.tokenizer.save(dir)
+    }
+
+    fn load_weights(&mut self, dir: &Path) -> Result<()> {
+        let model = &self.model;
+        hub::load_into(dir, &self.model.vars(), |name| model.saved_name(name))
+    }
+}

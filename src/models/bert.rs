@@ -344,6 +344,13 @@ impl BertModel {
         Ok(())
     }
 
+    /// Drops the pooler (task heads that never read it: HF's `BertForMaskedLM` is built
+    /// with `add_pooling_layer=False`); true when there was one (its weights are
+    /// `pooler.dense.{weight,bias}`).
+    pub fn drop_pooler(&mut self) -> bool {
+        self.pooler.take().is_some()
+    }
+
     /// True when the checkpoint had pooler weights.
     pub fn has_pooler(&self) -> bool {
         self.pooler.is_some()

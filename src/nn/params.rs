@@ -198,6 +198,14 @@ impl Params {
         register(&mut s, full, t)
     }
 
+    /// Forgets the parameter `full` (a layer the model no longer uses): it is neither
+    /// trained nor saved.
+    pub fn remove(&self, full: &str) {
+        let mut s = self.lock();
+        s.created.remove(full);
+        s.vars.remove(full);
+    }
+
     /// Checkpoint keys no layer asked for (head weights of another task, buffers ...).
     pub fn unused_keys(&self) -> Vec<String> {
         let s = self.lock();

@@ -35,7 +35,17 @@ impl MaskedLm {
     pub fn from_dir(dir: &Path, device: &Device, trainable: bool) -> Result<Self> {
         let has_weights = hub::WEIGHT_FILES.iter().any(|f| dir.join(f).is_file());
         let (encoder, params, prefix) = if has_weights {
-            let loaded = load_encoder(dir, device, trainable)?;
+            let mut loaded = load_encoder(dir, device, trainable)?;
+            if loaded.model.drop_pooler() {
+                // Neither trained nor saved, as HF's BertForMaskedLM has no pooler.
+                for w in ["weight", "bias"] {
+                    let name = format!("pooler.dense.{w}");
+                    loaded.params.remove(&match loaded.prefix.as_str() {
+                        "" => name,
+                        p => format!("{p}.{name}"),
+                    });
+                }
+            }
             (loaded.model, loaded.params, loaded.prefix)
         } else {
             let cfg = BertConfig::from_file(&dir.join("config.json"))?;

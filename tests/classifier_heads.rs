@@ -125,3 +125,59 @@ fn a_new_roberta_head_is_hf_shaped() {
         ]
     );
 }
+
+/// A directory with only `config.json` is a new encoder, initialised as HF's
+/// `_init_weights`: normal(0, initializer_range) weights with the padding row zeroed, zero
+/// biases, unit LayerNorms, no pooler — and reproducible under one seed.
+#[test]
+fn a_config_only_directory_is_a_new_encoder_initialised_as_hf_does() {
+    use bert4rs::nn::Pooling;
+    use bert4rs::tasks::classify::{HeadSpec, Problem};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::copy(
+        fixture("models/bert-a/config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+    let spec = || HeadSpec {
+        problem: Problem::SingleLabel,
+        labels: vec!["a".into(), "b".into()],
+        pooling: Pooling::Mean,
+        rnn: None,
+    };
+    bert4rs::rng::seed_init(5);
+    let model = SequenceClassifier::from_dir(dir, &Device::Cpu, true, Some(spec())).unwrap();
+    assert!(!model.encoder().has_pooler());
+    let t: BTreeMap<String, Tensor> = model.params().named_tensors().into_iter().collect();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let std = cfg["initializer_range"].as_f64().unwrap();
+    let pad = cfg["pad_token_id"].as_u64().unwrap() as usize;
+    let emb = &t["embeddings.word_embeddings.weight"];
+    let pad_row: Vec<f32> = emb.get(pad).unwrap().to_vec1().unwrap();
+    assert!(pad_row.iter().all(|&v| v == 0.0), "padding row zeroed");
+    let q: Vec<f32> = t["encoder.layer.0.attention.self.query.weight"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let sd = (q.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / q.len() as f64).sqrt();
+    assert!((sd / std - 1.0).abs() < 0.1, "weight std {sd} vs {std}");
+    let ones = |k: &str| t[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(ones("embeddings.LayerNorm.weight")
+        .iter()
+        .all(|&v| v == 1.0));
+    assert!(ones("encoder.layer.0.output.dense.bias")
+        .iter()
+        .all(|&v| v == 0.0));
+    bert4rs::rng::seed_init(5);
+    let again = SequenceClassifier::from_dir(dir, &Device::Cpu, true, Some(spec())).unwrap();
+    let a: BTreeMap<String, Tensor> = again.params().named_tensors().into_iter().collect();
+    assert_close(
+        &a["embeddings.word_embeddings.weight"],
+        emb,
+        0.0,
+        "same seed, same init",
+    );
+}

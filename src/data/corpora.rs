@@ -104,3 +104,63 @@ pub fn zh_reviews(asset_dir: &Path, out: &mut String) -> Result<usize> {
     }
     Ok(seen.len())
 }
+
+/// The MSRA NER *training* sentences (`msra_train.txt`: a character and its tag per line,
+/// sentences separated by blank lines) as raw text, one sentence per line. The test file is
+/// never read. Returns the number of lines.
+pub fn msra_train_text(asset_dir: &Path, out: &mut String) -> Result<usize> {
+    let path = asset_dir.join("msra_train.txt");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut n = 0;
+    let mut sentence = String::new();
+    let mut flush = |s: &mut String, out: &mut String| {
+        if !s.is_empty() {
+            out.push_str(s);
+            out.push('\n');
+            s.clear();
+            n += 1;
+        }
+    };
+    for line in text.lines().map(str::trim) {
+        match line.split_whitespace().next() {
+            Some(ch) => sentence.push_str(ch),
+            None => flush(&mut sentence, out),
+        }
+    }
+    flush(&mut sentence, out);
+    Ok(n)
+}
+
+/// The Chinese review sentiment rows (`neg.txt` / `pos.txt`): each distinct text once, with
+/// label `neg` or `pos`; texts found under both labels are dropped. Returns the rows (in file
+/// order) and how many conflicting texts were dropped.
+pub fn zh_sentiment_rows(asset_dir: &Path) -> Result<(Vec<(String, &'static str)>, usize)> {
+    let mut label_of: std::collections::HashMap<String, &'static str> = Default::default();
+    let mut order = Vec::new();
+    let mut conflicts = std::collections::HashSet::new();
+    for (f, label) in [("neg.txt", "neg"), ("pos.txt", "pos")] {
+        let path = asset_dir.join(f);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match label_of.get(line) {
+                None => {
+                    label_of.insert(line.to_string(), label);
+                    order.push(line.to_string());
+                }
+                Some(&l) if l != label => {
+                    conflicts.insert(line.to_string());
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let rows = order
+        .into_iter()
+        .filter(|t| !conflicts.contains(t))
+        .map(|t| {
+            let l = label_of[&t];
+            (t, l)
+        })
+        .collect();
+    Ok((rows, conflicts.len()))
+}

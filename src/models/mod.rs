@@ -28,12 +28,17 @@ pub struct LoadedEncoder {
     pub unused: Vec<String>,
 }
 
-/// Loads `config.json` and the weights of an HF BERT/RoBERTa directory.
+/// Loads `config.json` and the weights of an HF BERT/RoBERTa directory; a directory with
+/// only `config.json` gives a new encoder initialised as HF's `_init_weights` does (seeded
+/// by `rng::seed_init`; no pooler) — training "from scratch".
 pub fn load_encoder(dir: &Path, device: &Device, trainable: bool) -> Result<LoadedEncoder> {
     if !dir.is_dir() {
         return Err(Error::config(dir, "model directory not found"));
     }
     let cfg = BertConfig::from_file(&dir.join("config.json"))?;
+    if !hub::WEIGHT_FILES.iter().any(|f| dir.join(f).is_file()) {
+        return new_encoder(&cfg, device, trainable);
+    }
     let weights = hub::find_weights(dir)?;
     let tensors = hub::read_tensors(&weights)?;
     let prefix = encoder_prefix(&tensors, cfg.model_type, &weights)?;
@@ -54,6 +59,29 @@ pub fn load_encoder(dir: &Path, device: &Device, trainable: bool) -> Result<Load
         params,
         prefix,
         unused,
+    })
+}
+
+/// A new encoder of `cfg`, initialised as HF does: normal(0, `initializer_range`) weights and
+/// embeddings (the padding row zeroed), zero biases, unit LayerNorms.
+fn new_encoder(cfg: &BertConfig, device: &Device, trainable: bool) -> Result<LoadedEncoder> {
+    let params = Params::new_model(device, trainable, cfg.initializer_range);
+    let mut model = BertModel::load(&params, cfg)?;
+    let emb = model.embeddings().word_embeddings();
+    let (table, name) = (emb.weight().detach(), emb.name().to_string());
+    let rows = table.dim(0)?;
+    if cfg.pad_token_id < rows {
+        let mut keep = vec![1f32; rows];
+        keep[cfg.pad_token_id] = 0.0;
+        let keep = candle_core::Tensor::from_vec(keep, (rows, 1), device)?;
+        let t = params.replace(&name, table.broadcast_mul(&keep)?)?;
+        model.set_word_embeddings(t)?;
+    }
+    Ok(LoadedEncoder {
+        model,
+        params,
+        prefix: String::new(),
+        unused: Vec::new(),
     })
 }
 

@@ -5,7 +5,7 @@
 //! fill-mask predictions of [`MaskedLm::fill_mask`] are the ones HF's `fill-mask` pipeline
 //! returns.
 
-use crate::config::{BertConfig, HiddenAct, ModelType};
+use crate::config::{HiddenAct, ModelType};
 use crate::error::{Error, Result};
 use crate::kernels::Gelu;
 use crate::models::bert::{BertModel, EncoderInput};
@@ -31,35 +31,26 @@ pub struct MaskedLm {
 impl MaskedLm {
     /// Loads `dir`: a checkpoint with weights (a missing `cls.predictions` head is
     /// initialised), or a directory with only `config.json`, which gives a new model
-    /// initialised as HF does (seeded by `rng::seed_init`).
+    /// initialised as HF does (seeded by `rng::seed_init`; see [`load_encoder`]).
     pub fn from_dir(dir: &Path, device: &Device, trainable: bool) -> Result<Self> {
-        let has_weights = hub::WEIGHT_FILES.iter().any(|f| dir.join(f).is_file());
-        let (encoder, params, prefix) = if has_weights {
-            let mut loaded = load_encoder(dir, device, trainable)?;
-            if loaded.model.drop_pooler() {
-                // Neither trained nor saved, as HF's BertForMaskedLM has no pooler.
-                for w in ["weight", "bias"] {
-                    let name = format!("pooler.dense.{w}");
-                    loaded.params.remove(&match loaded.prefix.as_str() {
-                        "" => name,
-                        p => format!("{p}.{name}"),
-                    });
-                }
+        let mut loaded = load_encoder(dir, device, trainable)?;
+        if loaded.model.config().model_type != ModelType::Bert {
+            return Err(Error::config(
+                dir.join("config.json"),
+                "masked-LM training supports model_type \"bert\"",
+            ));
+        }
+        if loaded.model.drop_pooler() {
+            // Neither trained nor saved, as HF's BertForMaskedLM has no pooler.
+            for w in ["weight", "bias"] {
+                let name = format!("pooler.dense.{w}");
+                loaded.params.remove(&match loaded.prefix.as_str() {
+                    "" => name,
+                    p => format!("{p}.{name}"),
+                });
             }
-            (loaded.model, loaded.params, loaded.prefix)
-        } else {
-            let cfg = BertConfig::from_file(&dir.join("config.json"))?;
-            if cfg.model_type != ModelType::Bert {
-                return Err(Error::config(
-                    dir.join("config.json"),
-                    "a new masked-LM model must be model_type \"bert\"",
-                ));
-            }
-            let params = Params::new_model(device, trainable, cfg.initializer_range);
-            let mut encoder = BertModel::load(&params.pp("bert"), &cfg)?;
-            zero_padding_row(&mut encoder, &params, cfg.pad_token_id)?;
-            (encoder, params, "bert".to_string())
-        };
+        }
+        let (encoder, params, prefix) = (loaded.model, loaded.params, loaded.prefix);
         Self::with_head(encoder, params, prefix)
     }
 
@@ -188,23 +179,6 @@ impl MaskedLm {
     pub fn encoder_prefix(&self) -> &str {
         &self.prefix
     }
-}
-
-/// HF's `_init_weights` zeroes the embedding row of `padding_idx` (BERT's `pad_token_id`).
-fn zero_padding_row(encoder: &mut BertModel, params: &Params, pad: usize) -> Result<()> {
-    let emb = encoder.embeddings().word_embeddings();
-    let (table, name) = (emb.weight().clone(), emb.name().to_string());
-    let (rows, dim) = table.dims2()?;
-    if pad >= rows {
-        return Ok(());
-    }
-    let mut keep = vec![1f32; rows];
-    keep[pad] = 0.0;
-    let keep = Tensor::from_vec(keep, (rows, 1), table.device())?;
-    let zeroed = table.detach().broadcast_mul(&keep)?;
-    debug_assert_eq!(zeroed.dims(), [rows, dim]);
-    let t = params.replace(&name, zeroed)?;
-    encoder.set_word_embeddings(t)
 }
 
 /// The `k` largest probabilities with their ids, highest first (ties: lower id first).

@@ -119,7 +119,8 @@ pub struct TaskConfig {
     pub random_replace: f64,
     /// Masked LM: mask whole words (WordPiece `##` pieces together; Chinese words by jieba).
     pub whole_word_mask: bool,
-    /// Masked LM: threads producing masked batches ahead of the trainer.
+    /// Masked LM: threads producing masked batches ahead of the trainer (0: masks are made
+    /// in the training loop).
     pub mask_workers: usize,
     /// Masked LM: how many micro-batches the producers may run ahead (the queue bound).
     pub mask_queue: usize,

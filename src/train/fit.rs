@@ -37,6 +37,8 @@ impl<T: Task> Trainer<T> {
         let bar = crate::util::progress_bar(self.state.total_steps, "steps", "{msg}");
         bar.set_position(self.state.global_step);
         let mut done_here = 0u64;
+        // Wall time waiting for batches vs in steps, since the last logged step.
+        let (mut waited, mut stepped) = (0f64, 0f64);
         let mut stop = self.state.finished;
         let budget_left = |st: &TrainState| st.global_step < st.total_steps;
         while !stop && self.state.epoch < self.cfg.train.epochs && budget_left(&self.state) {
@@ -50,13 +52,17 @@ impl<T: Task> Trainer<T> {
             self.task.start_epoch(epoch_seed, &upcoming);
             while self.state.batch_in_epoch < batches.len() && budget_left(&self.state) {
                 let idx = &batches[self.state.batch_in_epoch];
+                let tw = Instant::now();
                 let mbs = idx
                     .chunks(micro)
                     .map(|c| self.task.epoch_batch(c, epoch_seed))
                     .collect::<Result<Vec<_>>>()?;
                 let t0 = Instant::now();
                 let stats = self.step(&mbs)?;
-                let per_s = idx.len() as f64 / t0.elapsed().as_secs_f64();
+                let busy = t0.elapsed().as_secs_f64();
+                let per_s = idx.len() as f64 / busy;
+                waited += (t0 - tw).as_secs_f64();
+                stepped += busy;
                 self.state.batch_in_epoch += 1;
                 done_here += 1;
                 bar.set_position(self.state.global_step);
@@ -66,7 +72,10 @@ impl<T: Task> Trainer<T> {
                     stats.lr,
                     self.task.throughput(per_s)
                 ));
-                self.after_step(&stats, per_s)?;
+                let wait = waited / (waited + stepped).max(1e-12);
+                if self.after_step(&stats, per_s, wait)? {
+                    (waited, stepped) = (0.0, 0.0);
+                }
                 let train = &self.cfg.train;
                 let (every, save, limit) =
                     (train.eval_every, train.save_every, train.stop_after_steps);
@@ -109,16 +118,19 @@ impl<T: Task> Trainer<T> {
         Ok(false)
     }
 
-    /// Logs the step (every `log_every` steps and the first) and tells the callbacks.
-    fn after_step(&mut self, stats: &StepStats, per_s: f64) -> Result<()> {
+    /// Logs the step (every `log_every` steps and the first; true when it did) and tells
+    /// the callbacks.
+    fn after_step(&mut self, stats: &StepStats, per_s: f64, data_wait: f64) -> Result<bool> {
         let every = self.cfg.train.log_every.max(1);
-        if stats.step.is_multiple_of(every) || stats.step == 1 {
-            self.record(LogRecord::step(stats, self.state.epoch, per_s))?;
+        let log = stats.step.is_multiple_of(every) || stats.step == 1;
+        if log {
+            let rec = LogRecord::step(stats, self.state.epoch, per_s, data_wait);
+            self.record(rec)?;
         }
         for cb in &mut self.callbacks {
             cb.on_step(stats);
         }
-        Ok(())
+        Ok(log)
     }
 
     /// Evaluates the dev set, keeps the best model, tracks early stopping; true = stop.

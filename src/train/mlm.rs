@@ -272,7 +272,7 @@ impl Task for MlmTask {
             m.mask_replace * 100.0,
             m.random_replace * 100.0,
             (1.0 - m.mask_replace - m.random_replace) * 100.0,
-            self.workers.max(1),
+            self.workers,
             self.queue,
             self.masker.train.len(),
             crate::util::human_count(tokens),
@@ -307,6 +307,11 @@ impl Task for MlmTask {
     }
 
     fn start_epoch(&self, epoch_seed: u64, upcoming: &[Vec<usize>]) {
+        if self.workers == 0 {
+            // No producers: `epoch_batch` masks on the training thread.
+            *self.lock_ahead() = None;
+            return;
+        }
         let (masker, plan) = (self.masker.clone(), upcoming.to_vec());
         let jobs = plan.clone();
         let queue = Prefetcher::start(plan.len(), self.workers, self.queue, move |i| {

@@ -30,6 +30,10 @@ pub struct LogRecord {
     /// Training throughput.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub examples_per_s: Option<f64>,
+    /// Fraction of the wall time since the last step line that the trainer spent waiting
+    /// for its batches (building them, or for the producer threads).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub data_wait: Option<f64>,
     /// An evaluation.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub evaluation: Option<Evaluation>,
@@ -37,7 +41,7 @@ pub struct LogRecord {
 
 impl LogRecord {
     /// A training-step line.
-    pub fn step(s: &StepStats, epoch: usize, examples_per_s: f64) -> Self {
+    pub fn step(s: &StepStats, epoch: usize, examples_per_s: f64, data_wait: f64) -> Self {
         LogRecord {
             step: s.step,
             epoch: Some(epoch),
@@ -45,6 +49,7 @@ impl LogRecord {
             lr: Some(s.lr),
             grad_norm: Some(s.grad_norm),
             examples_per_s: Some(examples_per_s),
+            data_wait: Some(data_wait),
             evaluation: None,
         }
     }
@@ -58,6 +63,7 @@ impl LogRecord {
             lr: None,
             grad_norm: None,
             examples_per_s: None,
+            data_wait: None,
             evaluation: Some(e.clone()),
         }
     }

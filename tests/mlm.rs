@@ -369,4 +369,18 @@ fn bad_pretraining_input_fails_before_any_work() {
         !res.status.success() && stderr.contains("no-mask.txt:2"),
         "{stderr}"
     );
+    // A config-only directory trains from scratch, but never answers: fill-mask on it
+    // names the missing weights.
+    let res = bin(&[
+        "fill-mask",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        !res.status.success() && stderr.contains("model.safetensors"),
+        "{stderr}"
+    );
 }

@@ -28,15 +28,16 @@ pub struct LoadedEncoder {
     pub unused: Vec<String>,
 }
 
-/// Loads `config.json` and the weights of an HF BERT/RoBERTa directory; a directory with
-/// only `config.json` gives a new encoder initialised as HF's `_init_weights` does (seeded
-/// by `rng::seed_init`; no pooler) — training "from scratch".
+/// Loads `config.json` and the weights of an HF BERT/RoBERTa directory. For training
+/// (`trainable`), a directory with only `config.json` gives a new encoder initialised as HF's
+/// `_init_weights` does (seeded by `rng::seed_init`; no pooler): training "from scratch".
+/// Inference without weights stays an error: random weights answer nothing.
 pub fn load_encoder(dir: &Path, device: &Device, trainable: bool) -> Result<LoadedEncoder> {
     if !dir.is_dir() {
         return Err(Error::config(dir, "model directory not found"));
     }
     let cfg = BertConfig::from_file(&dir.join("config.json"))?;
-    if !hub::WEIGHT_FILES.iter().any(|f| dir.join(f).is_file()) {
+    if trainable && !hub::WEIGHT_FILES.iter().any(|f| dir.join(f).is_file()) {
         return new_encoder(&cfg, device, trainable);
     }
     let weights = hub::find_weights(dir)?;

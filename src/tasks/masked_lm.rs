@@ -30,8 +30,9 @@ pub struct MaskedLm {
 
 impl MaskedLm {
     /// Loads `dir`: a checkpoint with weights (a missing `cls.predictions` head is
-    /// initialised), or a directory with only `config.json`, which gives a new model
-    /// initialised as HF does (seeded by `rng::seed_init`; see [`load_encoder`]).
+    /// initialised), or, to train (`trainable`), a directory with only `config.json`, which
+    /// gives a new model initialised as HF does (seeded by `rng::seed_init`; see
+    /// [`load_encoder`]).
     pub fn from_dir(dir: &Path, device: &Device, trainable: bool) -> Result<Self> {
         let mut loaded = load_encoder(dir, device, trainable)?;
         if loaded.model.config().model_type != ModelType::Bert {
@@ -158,12 +159,7 @@ impl MaskedLm {
         self.params
             .named_tensors()
             .into_iter()
-            .map(
-                |(k, t)| match self.prefix.is_empty() && !k.starts_with("cls.") {
-                    true => (format!("bert.{k}"), t),
-                    false => (k, t),
-                },
-            )
+            .map(|(k, t)| (self.saved_name(&k), t))
             .collect()
     }
 

@@ -12,6 +12,29 @@ pub enum ModelType {
     Bert,
     /// RoBERTa: BERT blocks, position ids offset past the padding index.
     Roberta,
+    /// NEZHA: BERT blocks with functional (sinusoidal, clipped) relative positions in every
+    /// attention and no absolute position table.
+    Nezha,
+}
+
+impl ModelType {
+    /// Where a task checkpoint stores the encoder (HF's `base_model_prefix`).
+    pub fn base_model_prefix(self) -> &'static str {
+        match self {
+            ModelType::Bert => "bert",
+            ModelType::Roberta => "roberta",
+            ModelType::Nezha => "nezha",
+        }
+    }
+
+    /// The stem of HF's class names (`BertModel`, `RobertaForSequenceClassification`, ...).
+    pub fn class_stem(self) -> &'static str {
+        match self {
+            ModelType::Bert => "Bert",
+            ModelType::Roberta => "Roberta",
+            ModelType::Nezha => "Nezha",
+        }
+    }
 }
 
 /// Feed-forward activations found in BERT-family configs.
@@ -66,6 +89,9 @@ pub struct BertConfig {
     /// Id of the padding token (RoBERTa positions start after it).
     #[serde(default)]
     pub pad_token_id: usize,
+    /// NEZHA: the largest relative distance with its own encoding (farther ones are clipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_relative_position: Option<usize>,
     /// Only `absolute` positions are supported.
     #[serde(default = "default_position_type")]
     pub position_embedding_type: String,
@@ -89,6 +115,9 @@ fn default_init_range() -> f64 {
 fn default_ln_eps() -> f64 {
     1e-12
 }
+/// The `config.json` flag of a fixed sinusoidal position table.
+const SINUSOIDAL_KEY: &str = "sinusoidal_position_embeddings";
+
 fn default_position_type() -> String {
     "absolute".into()
 }
@@ -101,16 +130,30 @@ impl BertConfig {
             .map_err(|e| Error::config(path, format!("not valid JSON: {e}")))?;
         match raw.get("model_type").and_then(|v| v.as_str()) {
             Some("bert") | Some("roberta") => {}
+            Some("nezha") if raw.get("max_relative_position").is_none() => {
+                return Err(Error::config(
+                    path,
+                    "missing field `max_relative_position`: a NEZHA config must say how far its \
+                     relative positions reach (NezhaConfig's default is 64)",
+                ))
+            }
+            Some("nezha") => {}
             Some(other) => {
                 return Err(Error::config(
                     path,
-                    format!("unsupported model_type {other:?}: bert4rs encoders load \"bert\" or \"roberta\""),
+                    format!("unsupported model_type {other:?}: bert4rs encoders load \"bert\", \"roberta\" or \"nezha\""),
                 ))
             }
             None => return Err(Error::config(path, "missing field `model_type`")),
         }
-        let cfg: BertConfig =
+        let mut cfg: BertConfig =
             serde_json::from_value(raw).map_err(|e| Error::config(path, e.to_string()))?;
+        if cfg.position_embedding_type == "sinusoidal" {
+            // Saved as HF's absolute table (so `transformers` loads it) plus our flag.
+            cfg.position_embedding_type = default_position_type();
+            cfg.extra
+                .insert(SINUSOIDAL_KEY.into(), serde_json::Value::Bool(true));
+        }
         cfg.validate().map_err(|msg| Error::config(path, msg))?;
         Ok(cfg)
     }
@@ -127,9 +170,12 @@ impl BertConfig {
         }
         if self.position_embedding_type != "absolute" {
             return Err(format!(
-                "position_embedding_type {:?} is not supported (only \"absolute\")",
+                "position_embedding_type {:?} is not supported (\"absolute\", or \"sinusoidal\" for a new model)",
                 self.position_embedding_type
             ));
+        }
+        if self.model_type == ModelType::Nezha && self.max_relative_position.unwrap_or(0) == 0 {
+            return Err("max_relative_position must be > 0 for model_type \"nezha\"".into());
         }
         for (name, v) in [
             ("vocab_size", self.vocab_size),
@@ -144,6 +190,13 @@ impl BertConfig {
         Ok(())
     }
 
+    /// True when the position table is the fixed sinusoidal one (config
+    /// `position_embedding_type = "sinusoidal"` for a new model; saved as
+    /// `"absolute"` + `"sinusoidal_position_embeddings": true`).
+    pub fn sinusoidal_positions(&self) -> bool {
+        self.extra.get(SINUSOIDAL_KEY).and_then(|v| v.as_bool()) == Some(true)
+    }
+
     /// Size of one attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
@@ -152,12 +205,13 @@ impl BertConfig {
     /// First position id used for real tokens (RoBERTa skips `0..=pad_token_id`).
     pub fn position_offset(&self) -> usize {
         match self.model_type {
-            ModelType::Bert => 0,
+            ModelType::Bert | ModelType::Nezha => 0,
             ModelType::Roberta => self.pad_token_id + 1,
         }
     }
 
-    /// Longest token sequence the position table can hold.
+    /// Longest token sequence the position table can hold (NEZHA: as long as transformers'
+    /// precomputed relative table, `max_position_embeddings`).
     pub fn max_sequence_length(&self) -> usize {
         self.max_position_embeddings
             .saturating_sub(self.position_offset())

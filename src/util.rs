@@ -19,8 +19,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A temp file in `dir` that becomes an ordinary output file on rename: mode 0644 (before
 /// the umask) rather than tempfile's private 0600, so saved models and reports are readable
-/// like any file the user writes.
+/// like any file the user writes. A missing output directory is created, as `save_pretrained`
+/// does.
 pub fn temp_file_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut b = tempfile::Builder::new();
     b.prefix(".bert4rs-tmp");
     #[cfg(unix)]

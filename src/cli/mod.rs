@@ -5,6 +5,7 @@
 mod embed;
 mod encode;
 mod eval;
+mod extend_positions;
 mod fetch;
 mod fill_mask;
 mod generate;
@@ -57,6 +58,8 @@ enum Command {
     FillMask(fill_mask::Args),
     /// Train a WordPiece / BPE / unigram vocabulary (BERT's Chinese-aware pipeline).
     TrainTokenizer(train_tokenizer::Args),
+    /// Lengthen a model's position table (copy or hierarchical decomposition).
+    ExtendPositions(extend_positions::Args),
 }
 
 /// Parses the arguments, runs the subcommand and returns the process exit code.
@@ -78,6 +81,7 @@ pub fn main() -> i32 {
         Command::TrainTokenizer(a) => train_tokenizer::run(a),
         Command::Pretrain(a) => train::run_pretrain(a),
         Command::FillMask(a) => fill_mask::run(a),
+        Command::ExtendPositions(a) => extend_positions::run(a),
     };
     match result {
         Ok(()) => 0,

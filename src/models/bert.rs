@@ -5,7 +5,7 @@
 use crate::config::{BertConfig, HiddenAct, ModelType};
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::models::roberta;
+use crate::models::{nezha, roberta};
 use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
 use candle_core::{DType, Tensor};
 
@@ -25,7 +25,8 @@ pub struct EncoderOutput {
 /// Token + position + segment embeddings, then LayerNorm and dropout.
 pub struct BertEmbeddings {
     word_embeddings: Embedding,
-    position_embeddings: Embedding,
+    /// None for NEZHA (relative positions live in the attention).
+    position_embeddings: Option<Embedding>,
     token_type_embeddings: Embedding,
     layer_norm: LayerNorm,
     dropout: Dropout,
@@ -33,16 +34,28 @@ pub struct BertEmbeddings {
     pad_token_id: u32,
 }
 
+/// The learned position table, or (`sinusoidal_position_embeddings`) the fixed sinusoidal
+/// one: saved with the weights so `transformers` loads it as an absolute table, never trained.
+fn position_table(p: &Params, cfg: &BertConfig) -> Result<Embedding> {
+    let (rows, h) = (cfg.max_position_embeddings, cfg.hidden_size);
+    if !cfg.sinusoidal_positions() {
+        return Embedding::load(p, rows, h);
+    }
+    let t = p.fixed((rows, h), "weight", || {
+        crate::nn::positions::sinusoidal_table(rows, h, &p.device())
+    })?;
+    Ok(Embedding::new(t, &p.full_name("weight")))
+}
+
 impl BertEmbeddings {
     fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(BertEmbeddings {
             word_embeddings: Embedding::load(&p.pp("word_embeddings"), cfg.vocab_size, h)?,
-            position_embeddings: Embedding::load(
-                &p.pp("position_embeddings"),
-                cfg.max_position_embeddings,
-                h,
-            )?,
+            position_embeddings: match cfg.model_type {
+                ModelType::Nezha => None,
+                _ => Some(position_table(&p.pp("position_embeddings"), cfg)?),
+            },
             token_type_embeddings: Embedding::load(
                 &p.pp("token_type_embeddings"),
                 cfg.type_vocab_size,
@@ -64,7 +77,7 @@ impl BertEmbeddings {
         let (b, t) = input_ids.dims2()?;
         let dev = input_ids.device();
         Ok(match self.model_type {
-            ModelType::Bert => Tensor::arange(0u32, t as u32, dev)?
+            ModelType::Bert | ModelType::Nezha => Tensor::arange(0u32, t as u32, dev)?
                 .unsqueeze(0)?
                 .broadcast_as((b, t))?
                 .contiguous()?,
@@ -75,10 +88,10 @@ impl BertEmbeddings {
     fn forward(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
         let words = self.word_embeddings.forward(&input.input_ids)?;
         let segments = self.token_type_embeddings.forward(&input.token_type_ids)?;
-        let positions = self
-            .position_embeddings
-            .forward(&self.position_ids(&input.input_ids)?)?;
-        let e = ((words + segments)? + positions)?;
+        let mut e = (words + segments)?;
+        if let Some(table) = &self.position_embeddings {
+            e = (e + table.forward(&self.position_ids(&input.input_ids)?)?)?;
+        }
         self.dropout.forward(&self.layer_norm.forward(&e)?, train)
     }
 }
@@ -128,24 +141,10 @@ impl BertSelfAttention {
         })
     }
 
-    /// `[batch, seq, hidden]` → `[batch, heads, seq, head_dim]`.
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+    /// Q, K and V as `[batch, heads, seq, head_dim]` each.
+    fn heads(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t, _) = x.dims3()?;
-        Ok(x.reshape((b, t, self.num_heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()?)
-    }
-
-    fn forward(&self, x: &Tensor, key_mask: &Tensor, train: bool) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        if let (QkvProjections::Fused(qkv), false) = (&self.projections, train) {
-            let packed = qkv.forward(x)?;
-            if let Some(ctx) = kernels::fused_attention(&packed, key_mask, self.num_heads, scale)? {
-                return Ok(ctx);
-            }
-        }
-        let (q, k, v) = match &self.projections {
+        Ok(match &self.projections {
             QkvProjections::Fused(qkv) => {
                 // [b, t, 3·h] → [3, b, heads, t, head_dim] in one copy.
                 let all = qkv
@@ -155,6 +154,47 @@ impl BertSelfAttention {
                     .contiguous()?;
                 (all.get(0)?, all.get(1)?, all.get(2)?)
             }
+            QkvProjections::Separate(query, key, value) => (
+                self.split_heads(&query.forward(x)?)?,
+                self.split_heads(&key.forward(x)?)?,
+                self.split_heads(&value.forward(x)?)?,
+            ),
+        })
+    }
+
+    /// `[batch, seq, hidden]` → `[batch, heads, seq, head_dim]`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        Ok(x.reshape((b, t, self.num_heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    /// `relative`: NEZHA's `[t, t, head_dim]` distance encodings (see [`nezha`]).
+    fn forward(
+        &self,
+        x: &Tensor,
+        key_mask: &Tensor,
+        relative: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        if let Some(a) = relative {
+            let (q, k, v) = self.heads(x)?;
+            let scores = (q.matmul(&k.t()?)? + nezha::key_scores(&q, a)?)?;
+            let probs = kernels::masked_softmax(&scores, key_mask, scale)?;
+            let probs = self.dropout.forward(&probs, train)?;
+            let ctx = (probs.matmul(&v)? + nezha::value_terms(&probs, a)?)?;
+            return Ok(ctx.transpose(1, 2)?.reshape((b, t, h))?);
+        }
+        if let (QkvProjections::Fused(qkv), false) = (&self.projections, train) {
+            let packed = qkv.forward(x)?;
+            if let Some(ctx) = kernels::fused_attention(&packed, key_mask, self.num_heads, scale)? {
+                return Ok(ctx);
+            }
+        }
+        let (q, k, v) = match &self.projections {
             QkvProjections::Separate(query, key, value) => {
                 let (q, k, v) = (query.forward(x)?, key.forward(x)?, value.forward(x)?);
                 // Trainable weights: one fused, differentiable attention node (dropout inside).
@@ -170,6 +210,7 @@ impl BertSelfAttention {
                     self.split_heads(&v)?,
                 )
             }
+            QkvProjections::Fused(_) => self.heads(x)?,
         };
         let scores = q.matmul(&k.t()?)?;
         let probs = kernels::masked_softmax(&scores, key_mask, scale)?;
@@ -247,8 +288,14 @@ impl BertLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, key_mask: &Tensor, train: bool) -> Result<Tensor> {
-        let a = self.attention.forward(x, key_mask, train)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        key_mask: &Tensor,
+        relative: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let a = self.attention.forward(x, key_mask, relative, train)?;
         let a = self.attention_output.forward(&a, x, train)?;
         let f = self.intermediate.forward(&a)?;
         self.output.forward(&f, &a, train)
@@ -274,6 +321,8 @@ pub struct BertModel {
     embeddings: BertEmbeddings,
     layers: Vec<BertLayer>,
     pooler: Option<BertPooler>,
+    /// NEZHA's relative position encodings.
+    relative: Option<nezha::RelativePositions>,
     config: BertConfig,
 }
 
@@ -292,10 +341,15 @@ impl BertModel {
         } else {
             None
         };
+        let relative = match cfg.model_type {
+            ModelType::Nezha => Some(nezha::RelativePositions::new(cfg, &p.device())?),
+            _ => None,
+        };
         Ok(BertModel {
             embeddings,
             layers,
             pooler,
+            relative,
             config: cfg.clone(),
         })
     }
@@ -378,10 +432,14 @@ impl BertModel {
         }
         let key_mask = input.attention_mask.to_dtype(DType::F32)?;
         let mut h = self.embeddings.forward(input, train)?;
+        let relative = match &self.relative {
+            Some(r) => Some(r.matrix(t)?),
+            None => None,
+        };
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
         hidden_states.push(h.clone());
         for layer in &self.layers {
-            h = layer.forward(&h, &key_mask, train)?;
+            h = layer.forward(&h, &key_mask, relative.as_ref(), train)?;
             hidden_states.push(h.clone());
         }
         let pooler_output = match &self.pooler {

@@ -4,6 +4,8 @@
 pub mod bert;
 pub mod gpt2;
 pub mod hub;
+pub mod nezha;
+pub mod positions;
 pub mod roberta;
 
 use crate::config::{BertConfig, ModelType};
@@ -101,10 +103,7 @@ impl LoadedEncoder {
     /// `transformers` loads the directory.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         let mut cfg = self.model.config().clone();
-        let arch = match cfg.model_type {
-            ModelType::Bert => "BertModel",
-            ModelType::Roberta => "RobertaModel",
-        };
+        let arch = format!("{}Model", cfg.model_type.class_stem());
         cfg.extra
             .insert("architectures".into(), serde_json::json!([arch]));
         hub::save_pretrained(dir, &cfg.to_json()?, &self.params.named_tensors())
@@ -118,10 +117,7 @@ fn encoder_prefix(
     path: &Path,
 ) -> Result<String> {
     let probe = "embeddings.word_embeddings.weight";
-    let family = match model_type {
-        ModelType::Bert => "bert",
-        ModelType::Roberta => "roberta",
-    };
+    let family = model_type.base_model_prefix();
     for prefix in ["", family, "bert", "roberta"] {
         let key = if prefix.is_empty() {
             probe.to_string()

@@ -8,6 +8,7 @@ mod linear;
 pub mod losses;
 pub mod params;
 pub mod pooling;
+pub mod positions;
 pub mod rnn;
 pub mod textcnn;
 

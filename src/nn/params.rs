@@ -170,6 +170,38 @@ impl Params {
         register(&mut s, full, t)
     }
 
+    /// A tensor that is saved with the model but never trained (a sinusoidal position table):
+    /// the checkpoint's value when present (shape checked), else `compute()`.
+    pub fn fixed(
+        &self,
+        shape: impl Into<Shape>,
+        name: &str,
+        compute: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let full = self.full_name(name);
+        let source = self.lock().source.get(&full).cloned();
+        let t = match source {
+            Some(t) if t.shape() != &shape => {
+                return Err(Error::checkpoint(
+                    self.source_path(),
+                    format!(
+                        "tensor `{full}` has shape {:?}, the config needs {shape:?}",
+                        t.dims()
+                    ),
+                ))
+            }
+            Some(t) => t,
+            None => compute()?,
+        };
+        let mut s = self.lock();
+        s.used.insert(full.clone());
+        let t = t.to_device(&s.device)?;
+        s.vars.remove(&full);
+        s.created.insert(full, t.clone());
+        Ok(t)
+    }
+
     /// Forgets the checkpoint tensor `name` under this prefix (it is not reported as unused
     /// and a later `get_or_init` initialises afresh). Returns its shape, if it was there.
     pub fn discard(&self, name: &str) -> Option<Vec<usize>> {

@@ -314,10 +314,8 @@ impl SequenceClassifier {
     /// `model.safetensors` with `bert.`-prefixed encoder names, atomically.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         let mut cfg = self.encoder.config().clone();
-        let (arch, family) = match cfg.model_type {
-            ModelType::Bert => ("BertForSequenceClassification", "bert"),
-            ModelType::Roberta => ("RobertaForSequenceClassification", "roberta"),
-        };
+        let family = cfg.model_type.base_model_prefix();
+        let arch = format!("{}ForSequenceClassification", cfg.model_type.class_stem());
         let labels: serde_json::Map<String, serde_json::Value> = self
             .spec
             .labels

@@ -7,7 +7,6 @@ use super::config::{BestMetric, RunConfig};
 use super::evaluation::Evaluation;
 use super::metrics;
 use super::task::{Split, StepOutput, Task};
-use crate::config::ModelType;
 use crate::data::dataset::{self, Example};
 use crate::data::labelled::{read_splits, Batch, Dataset, Problem, Targets};
 use crate::error::{Error, Result};
@@ -178,10 +177,7 @@ impl Task for SequenceTask {
     }
 
     fn load_weights(&mut self, dir: &Path) -> Result<()> {
-        let family = match self.model.encoder().config().model_type {
-            ModelType::Bert => "bert",
-            ModelType::Roberta => "roberta",
-        };
+        let family = self.model.encoder().config().model_type.base_model_prefix();
         let prefix = self.model.encoder_prefix();
         hub::load_into(dir, &self.model.vars(), |name| {
             match is_head_param(name) || !prefix.is_empty() {

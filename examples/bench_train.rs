@@ -81,6 +81,7 @@ fn main() -> bert4rs::Result<()> {
         labels: vec!["a".into(), "b".into()],
         pooling: Pooling::Cls,
         rnn: None,
+        windows: None,
     };
     let model = SequenceClassifier::from_dir(&dir, &Device::Cpu, true, Some(spec))?;
     let cfg = model.encoder().config().clone();

@@ -106,6 +106,7 @@ fn a_new_roberta_head_is_hf_shaped() {
         labels: vec!["a".into(), "b".into()],
         pooling: Pooling::Pooler,
         rnn: None,
+        windows: None,
     };
     let model = SequenceClassifier::from_dir(&dir, &Device::Cpu, true, Some(spec)).unwrap();
     assert_eq!(model.spec().pooling, Pooling::Cls);
@@ -145,6 +146,7 @@ fn a_config_only_directory_is_a_new_encoder_initialised_as_hf_does() {
         labels: vec!["a".into(), "b".into()],
         pooling: Pooling::Mean,
         rnn: None,
+        windows: None,
     };
     bert4rs::rng::seed_init(5);
     let model = SequenceClassifier::from_dir(dir, &Device::Cpu, true, Some(spec())).unwrap();

@@ -333,6 +333,20 @@ fn bad_pretraining_input_fails_before_any_work() {
     };
     check(&["task.mlm_probability=1.5"], &["mlm_probability"]);
     check(
+        &["task.mlm_probability=0.0"],
+        &["mlm_probability", "(0, 1)"],
+    );
+    let empty = tmp.path().join("empty.txt");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let set_file = |f: &Path| format!("data.file=\"{}\"", f.display());
+    check(&[&set_file(&empty)], &["empty.txt", "no text"]);
+    let specials = tmp.path().join("specials.txt");
+    std::fs::write(&specials, "[CLS] [SEP]\n[MASK][PAD]\n[UNK]\n").unwrap();
+    check(
+        &[&set_file(&specials)],
+        &["specials.txt", "only special tokens"],
+    );
+    check(
         &["task.mask_replace=0.9", "task.random_replace=0.2"],
         &["mask_replace"],
     );

@@ -49,6 +49,7 @@ fn evaluate_classifier(a: &Args) -> Result<crate::train::Evaluation> {
     let ex = crate::data::dataset::read_labelled(&a.data, &dcfg, true)?;
     let labels = (model.spec().labels.as_slice(), model.spec().problem);
     let ds = Dataset::new(&a.data, ex, &tokenizer, labels, a.fields.max_length)?;
+    let ds = crate::train::sequence::windowed(ds, &model, &tokenizer)?;
     let pad = tokenizer.pad_id();
     let logits = predict_logits(&model, &ds, a.fields.batch_size, pad, &Device::Cpu)?;
     evaluate_logits(

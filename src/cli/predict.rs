@@ -42,6 +42,7 @@ pub fn run(a: Args) -> Result<()> {
     let ex = crate::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
     let labels = (model.spec().labels.as_slice(), model.spec().problem);
     let ds = Dataset::unlabelled(&a.input, ex, &tokenizer, labels, a.fields.max_length)?;
+    let ds = crate::train::sequence::windowed(ds, &model, &tokenizer)?;
     let logits = predict_logits(
         &model,
         &ds,

@@ -4,6 +4,7 @@
 
 use super::batch::{pad_batch, to_encoder_input, EncoderInput};
 use super::dataset::{self, DataConfig, Example, RawLabel};
+use super::windows::{split_windows, WindowOptions};
 use crate::error::{Error, Result};
 use crate::tokenize::{EncodeOptions, Encoding, TextInput, Tokenizer, Truncation};
 use candle_core::Device;
@@ -67,8 +68,10 @@ pub enum Target {
 
 /// A padded batch with its gold answers.
 pub struct Batch {
-    /// Model input.
+    /// Model input: one row per example, or, for long texts, one per window.
     pub input: EncoderInput,
+    /// Long texts: how many consecutive rows of `input` each example has.
+    pub windows: Option<Vec<usize>>,
     /// Gold answers.
     pub targets: Targets,
 }
@@ -83,6 +86,8 @@ pub struct Dataset {
     pub encodings: Vec<Encoding>,
     /// Gold answers.
     pub targets: Vec<Target>,
+    /// Long texts: every example's windows (see [`Dataset::with_windows`]).
+    pub windows: Option<Vec<Vec<Encoding>>>,
 }
 
 impl Dataset {
@@ -117,7 +122,41 @@ impl Dataset {
             examples,
             encodings,
             targets,
+            windows: None,
         })
+    }
+
+    /// Reads every text whole, as windows of `max_length` tokens ([`split_windows`]); a
+    /// text pair is refused (its windows would have no clear meaning).
+    pub fn with_windows(
+        mut self,
+        tokenizer: &Tokenizer,
+        max_length: usize,
+        opts: &WindowOptions,
+    ) -> Result<Self> {
+        if let Some(e) = self.examples.iter().find(|e| e.text_pair.is_some()) {
+            return Err(Error::Input {
+                path: self.source.clone(),
+                line: e.line,
+                msg: "task.windows reads single long texts; this example is a text pair".into(),
+            });
+        }
+        let inputs: Vec<TextInput> = self
+            .examples
+            .iter()
+            .map(|e| TextInput {
+                text: e.text.clone(),
+                text_pair: None,
+            })
+            .collect();
+        let whole = tokenizer.encode_batch(&inputs, &EncodeOptions::default())?;
+        self.windows = Some(
+            whole
+                .iter()
+                .map(|e| split_windows(e, max_length, opts))
+                .collect(),
+        );
+        Ok(self)
     }
 
     /// A data set for prediction: the examples need no labels (each gets a placeholder).
@@ -153,9 +192,15 @@ impl Dataset {
         self.examples.is_empty()
     }
 
-    /// Token counts (for length bucketing).
+    /// Token counts (for length bucketing; all windows of a long text).
     pub fn token_lengths(&self) -> Vec<usize> {
-        self.encodings.iter().map(|e| e.input_ids.len()).collect()
+        match &self.windows {
+            Some(w) => w
+                .iter()
+                .map(|ws| ws.iter().map(|e| e.input_ids.len()).sum())
+                .collect(),
+            None => self.encodings.iter().map(|e| e.input_ids.len()).collect(),
+        }
     }
 
     /// Gold answers of the examples `idx`, in the form the head's loss takes.
@@ -191,10 +236,23 @@ impl Dataset {
 
     /// A padded batch of the examples `idx`.
     pub fn batch(&self, idx: &[usize], pad_id: u32, device: &Device) -> Result<Batch> {
-        let encs: Vec<Encoding> = idx.iter().map(|&i| self.encodings[i].clone()).collect();
+        let (encs, windows): (Vec<Encoding>, _) = match &self.windows {
+            Some(w) => (
+                idx.iter().flat_map(|&i| w[i].iter().cloned()).collect(),
+                Some(idx.iter().map(|&i| w[i].len()).collect()),
+            ),
+            None => (
+                idx.iter().map(|&i| self.encodings[i].clone()).collect(),
+                None,
+            ),
+        };
         let input = to_encoder_input(&pad_batch(&encs, pad_id), device)?;
         let targets = self.targets_of(idx);
-        Ok(Batch { input, targets })
+        Ok(Batch {
+            input,
+            windows,
+            targets,
+        })
     }
 }
 

@@ -13,3 +13,4 @@ pub mod relation;
 pub mod tagged;
 pub mod tags;
 pub mod text;
+pub mod windows;

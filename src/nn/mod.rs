@@ -11,6 +11,7 @@ pub mod pooling;
 pub mod positions;
 pub mod rnn;
 pub mod textcnn;
+pub mod window_pooling;
 
 pub use crf::{Constraints, Crf, Reduction};
 pub use dropout::Dropout;
@@ -21,3 +22,4 @@ pub use params::{Init, Params};
 pub use pooling::{Pooler, Pooling};
 pub use rnn::{Rnn, RnnConfig, RnnMode, RnnOutput};
 pub use textcnn::TextCnn;
+pub use window_pooling::{WindowPool, WindowPooler};

@@ -17,13 +17,15 @@
 //! `nn.LSTM` names) and its shape as `bert4rs_rnn`; transformers does not know the layer.
 
 use crate::config::ModelType;
+use crate::data::labelled::Batch;
 pub use crate::data::labelled::{Problem, Targets};
+use crate::data::windows::WindowOptions;
 use crate::error::{Error, Result};
 use crate::models::bert::{BertModel, EncoderInput};
 use crate::models::{hub, load_encoder};
 use crate::nn::losses::{self, CrossEntropy};
 use crate::nn::rnn::{Rnn, RnnConfig, RnnMode};
-use crate::nn::{Dropout, Linear, Params, Pooler, Pooling};
+use crate::nn::{Dropout, Linear, Params, Pooler, Pooling, WindowPool, WindowPooler};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -93,6 +95,46 @@ pub struct HeadSpec {
     pub pooling: Pooling,
     /// A bidirectional LSTM/GRU over the encoder's last layer, pooled instead of it.
     pub rnn: Option<RnnSpec>,
+    /// Long texts read whole, as windows whose vectors are pooled before the head.
+    pub windows: Option<WindowSpec>,
+}
+
+/// Long-text classification (`[task.windows]`): each text is cut into windows of
+/// `max_length` tokens overlapping by `stride`, every window is encoded and pooled as a
+/// short text would be, and the window vectors are combined by `pool` (trained end to end).
+/// Saved as `bert4rs_windows` so `eval` and `predict` cut texts the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Tokens each window shares with the one before it.
+    #[serde(default = "default_stride")]
+    pub stride: usize,
+    /// At most this many windows per text (the rest of a longer text is not read).
+    #[serde(default = "default_max_windows")]
+    pub max_windows: usize,
+    /// mean, max or attention over the windows.
+    #[serde(default)]
+    pub pool: WindowPool,
+    /// Window length in tokens: the run's `data.max_length` (set by the trainer).
+    #[serde(default)]
+    pub max_length: usize,
+}
+
+fn default_stride() -> usize {
+    128
+}
+fn default_max_windows() -> usize {
+    8
+}
+
+impl WindowSpec {
+    /// How texts are cut.
+    pub fn options(&self) -> WindowOptions {
+        WindowOptions {
+            stride: self.stride,
+            max_windows: self.max_windows,
+        }
+    }
 }
 
 /// The recurrent layer between the encoder and the pooling (always bidirectional).
@@ -127,7 +169,7 @@ impl RnnSpec {
 
 /// Whether a parameter belongs to the head (saved without the encoder's family prefix).
 pub fn is_head_param(name: &str) -> bool {
-    ["classifier.", "pooling.", "rnn."]
+    ["classifier.", "pooling.", "rnn.", "window_pooling."]
         .iter()
         .any(|p| name.starts_with(p))
 }
@@ -146,6 +188,7 @@ pub struct SequenceClassifier {
     encoder: BertModel,
     rnn: Option<Rnn>,
     pooler: Pooler,
+    windows: Option<WindowPooler>,
     dropout: Dropout,
     head: Head,
     spec: HeadSpec,
@@ -218,6 +261,15 @@ impl SequenceClassifier {
             ));
         }
         let in_dim = pooler.output_dim(width);
+        let windows = match &spec.windows {
+            Some(w) => Some(WindowPooler::new(
+                w.pool,
+                &loaded.params.pp("window_pooling"),
+                in_dim,
+                cfg.initializer_range,
+            )?),
+            None => None,
+        };
         let std = cfg.initializer_range;
         let p = loaded.params.pp("classifier");
         let head = if roberta {
@@ -243,6 +295,7 @@ impl SequenceClassifier {
             encoder: loaded.model,
             rnn,
             pooler,
+            windows,
             dropout: Dropout::new(p_drop),
             head,
             spec,
@@ -276,8 +329,28 @@ impl SequenceClassifier {
         &self.prefix
     }
 
+    /// Logits of a batch: one row per example, the windows of a long text pooled first.
+    pub fn forward_batch(&self, batch: &Batch, train: bool) -> Result<Tensor> {
+        match (&batch.windows, &self.windows) {
+            (None, _) => self.forward(&batch.input, train),
+            (Some(counts), Some(windows)) => {
+                let pooled = self.pooled(&batch.input, train)?;
+                self.head(&windows.forward(&pooled, counts)?, train)
+            }
+            (Some(_), None) => Err(Error::Invalid(
+                "a batch of windows for a model without task.windows".into(),
+            )),
+        }
+    }
+
     /// Logits `[batch, labels]` (`[batch, 1]` for regression); dropout only when `train`.
     pub fn forward(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
+        let pooled = self.pooled(input, train)?;
+        self.head(&pooled, train)
+    }
+
+    /// The pooled vector of every row.
+    fn pooled(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
         let out = self.encoder.forward(input, train)?;
         let pooled = match &self.rnn {
             None => self.pooler.forward(
@@ -295,7 +368,12 @@ impl SequenceClassifier {
                     .forward(&[states], None, &input.attention_mask)?
             }
         };
-        let x = self.dropout.forward(&pooled, train)?;
+        Ok(pooled)
+    }
+
+    /// Dropout and the classification layer(s).
+    fn head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
+        let x = self.dropout.forward(pooled, train)?;
         match &self.head {
             Head::Linear(classifier) => classifier.forward(&x),
             Head::Roberta { dense, out_proj } => {
@@ -345,6 +423,10 @@ impl SequenceClassifier {
         if let Some(r) = &self.spec.rnn {
             let v = serde_json::to_value(r).map_err(|e| Error::Invalid(e.to_string()))?;
             e.insert("bert4rs_rnn".into(), v);
+        }
+        if let Some(w) = &self.spec.windows {
+            let v = serde_json::to_value(w).map_err(|e| Error::Invalid(e.to_string()))?;
+            e.insert("bert4rs_windows".into(), v);
         }
         hub::save_pretrained(dir, &cfg.to_json()?, &self.named_tensors(family))
     }
@@ -464,11 +546,19 @@ fn spec_from_config(
                 .map_err(|e| Error::config(path, format!("bert4rs_rnn: {e}")))?,
         ),
     };
+    let windows = match extra.get("bert4rs_windows") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| Error::config(path, format!("bert4rs_windows: {e}")))?,
+        ),
+    };
     Ok(HeadSpec {
         problem,
         labels,
         pooling,
         rnn,
+        windows,
     })
 }
 

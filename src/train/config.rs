@@ -11,7 +11,7 @@ use crate::data::labelled::Problem;
 use crate::data::tags::Scheme;
 use crate::error::{Error, Result};
 use crate::nn::RnnMode;
-use crate::tasks::classify::LossConfig;
+use crate::tasks::classify::{LossConfig, WindowSpec};
 use crate::tasks::relation::RelationPooling;
 use crate::tasks::token_classify::TokenHead;
 use serde::{Deserialize, Serialize};
@@ -124,6 +124,9 @@ pub struct TaskConfig {
     pub mask_workers: usize,
     /// Masked LM: how many micro-batches the producers may run ahead (the queue bound).
     pub mask_queue: usize,
+    /// Classification of long texts by sliding windows (`[task.windows]`: `stride`,
+    /// `max_windows`, `pool` = mean | max | attention); windows are `data.max_length` long.
+    pub windows: Option<WindowSpec>,
 }
 
 impl TaskConfig {
@@ -163,6 +166,7 @@ impl Default for TaskConfig {
             whole_word_mask: false,
             mask_workers: 1,
             mask_queue: 16,
+            windows: None,
         }
     }
 }

@@ -32,7 +32,9 @@ pub fn build_groups(
     let mut used_freeze = vec![false; cfg.freeze.len()];
     for (name, var) in vars {
         let n = var.elem_count();
-        let head = name.starts_with("classifier.") || name.starts_with("pooling.");
+        let head = ["classifier.", "pooling.", "window_pooling."]
+            .iter()
+            .any(|p| name.starts_with(p));
         let rel = match encoder_prefix {
             "" => name.as_str(),
             p => name

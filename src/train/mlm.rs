@@ -193,6 +193,17 @@ impl MlmTask {
                 .iter()
                 .filter_map(|t| tokenizer.token_to_id(t)),
         );
+        let maskable = train
+            .iter()
+            .any(|b| b.ids.iter().any(|id| !specials.contains(id)));
+        if !maskable {
+            let file = cfg.data.file.as_ref().or(cfg.data.train.as_ref());
+            return Err(Error::Invalid(format!(
+                "{}: the training text holds only special tokens ([CLS], [SEP], [MASK], ...): \
+                 there is nothing to mask",
+                file.map_or("data".into(), |f| f.display().to_string())
+            )));
+        }
         // Ids past the tokenizer's (rows the model has spare) are never drawn as replacements.
         let vocab = Vocab::new(tokenizer.vocab_size(), mask_id, &specials);
         let pad_id = tokenizer.pad_id();

@@ -54,8 +54,19 @@ impl SequenceTask {
             .min(model.encoder().config().max_sequence_length());
         let spec = model.spec().clone();
         let labels = (spec.labels.as_slice(), spec.problem);
+        if let Some(w) = &spec.windows {
+            let limit = model.encoder().config().max_sequence_length();
+            if w.max_length > limit {
+                return Err(Error::Invalid(format!(
+                    "task.windows: data.max_length {} is longer than the model's {limit} \
+                     positions; a window must fit the model",
+                    w.max_length
+                )));
+            }
+        }
         let mk = |(path, ex): (std::path::PathBuf, Vec<Example>)| {
-            Dataset::new(&path, ex, &tokenizer, labels, max_len)
+            let ds = Dataset::new(&path, ex, &tokenizer, labels, max_len)?;
+            windowed(ds, &model, &tokenizer)
         };
         let train = mk(splits.train)?;
         let dev = splits.dev.map(mk).transpose()?;
@@ -143,7 +154,7 @@ impl Task for SequenceTask {
     }
 
     fn forward(&self, batch: &Batch, train: bool) -> Result<StepOutput> {
-        let logits = self.model.forward(&batch.input, train)?;
+        let logits = self.model.forward_batch(batch, train)?;
         let loss = self.model.loss(&logits, &batch.targets, &self.loss)?;
         Ok(StepOutput {
             loss,
@@ -199,12 +210,33 @@ fn head_spec(cfg: &RunConfig, train: &(std::path::PathBuf, Vec<Example>)) -> Res
         hidden_size: cfg.task.lstm_hidden,
         num_layers: cfg.task.lstm_layers,
     });
+    let windows = match cfg.task.windows {
+        None => None,
+        Some(mut w) => {
+            w.max_length = cfg.data.max_length;
+            // [CLS] and [SEP] (RoBERTa: <s> and </s>) around every window.
+            w.options()
+                .validate(w.max_length, 2)
+                .map_err(Error::Invalid)?;
+            Some(w)
+        }
+    };
     Ok(HeadSpec {
         problem: cfg.task.problem,
         labels,
         pooling,
         rnn,
+        windows,
     })
+}
+
+/// `ds` cut into windows when `model` classifies long texts (`bert4rs_windows`), as it was
+/// trained; unchanged otherwise.
+pub fn windowed(ds: Dataset, model: &SequenceClassifier, tok: &Tokenizer) -> Result<Dataset> {
+    match &model.spec().windows {
+        Some(w) => ds.with_windows(tok, w.max_length, &w.options()),
+        None => Ok(ds),
+    }
 }
 
 /// Logits of `ds` in input order, in length-sorted eval batches.
@@ -218,7 +250,7 @@ pub fn predict_logits(
     let mut out = vec![Vec::new(); ds.len()];
     for idx in crate::data::batch::length_sorted_batches(&ds.token_lengths(), batch_size) {
         let b = ds.batch(&idx, pad_id, device)?;
-        let logits = model.forward(&b.input, false)?.detach().to_vec2::<f32>()?;
+        let logits = model.forward_batch(&b, false)?.detach().to_vec2::<f32>()?;
         for (i, row) in idx.into_iter().zip(logits) {
             out[i] = row;
         }

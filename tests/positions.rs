@@ -76,6 +76,19 @@ fn extended_tables_equal_the_formulas_in_torch() {
         assert_close(&table_of(&dir), &g[want], 1e-6, want);
         assert_eq!(config_of(&dir)["max_position_embeddings"], rows, "{want}");
         assert!(dir.join("vocab.txt").is_file(), "{want}: tokenizer copied");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("model.safetensors"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o044,
+                0o044,
+                "{want}: weights readable like the other files"
+            );
+        }
     }
 }
 

@@ -80,6 +80,14 @@ pub fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()
         .collect::<Result<_>>()?;
     candle_core::safetensors::save(&map, tmp.path())
         .map_err(|e| Error::checkpoint(path, format!("cannot write: {e}")))?;
+    // The save replaces our temp file with a private (0600) one; weights are ordinary
+    // output files, readable as every other file of the directory.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }

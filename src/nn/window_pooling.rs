@@ -23,20 +23,26 @@ pub enum WindowPool {
 }
 
 /// A [`WindowPool`] with its parameters.
-pub struct WindowPooler {
-    kind: WindowPool,
-    score: Option<Linear>,
+pub enum WindowPooler {
+    /// The mean of the windows.
+    Mean,
+    /// The maximum per dimension.
+    Max,
+    /// Softmax over the learned window scores `score(w)`.
+    Attention(Linear),
 }
 
 impl WindowPooler {
     /// The pooler over `dim`-wide window vectors; the attention score comes from `p`
     /// (`score.weight`, `score.bias`) when present, else is initialised normal(0, `std`).
     pub fn new(kind: WindowPool, p: &Params, dim: usize, std: f64) -> Result<Self> {
-        let score = match kind {
-            WindowPool::Attention => Some(Linear::load_or_init(&p.pp("score"), dim, 1, std)?),
-            _ => None,
-        };
-        Ok(WindowPooler { kind, score })
+        Ok(match kind {
+            WindowPool::Mean => WindowPooler::Mean,
+            WindowPool::Max => WindowPooler::Max,
+            WindowPool::Attention => {
+                WindowPooler::Attention(Linear::load_or_init(&p.pp("score"), dim, 1, std)?)
+            }
+        })
     }
 
     /// `x [windows, dim]` → `[texts, dim]`, text `b` owning the next `counts[b]` rows.
@@ -48,19 +54,18 @@ impl WindowPooler {
             )));
         }
         let member = membership(counts, rows, x.device())?;
-        match self.kind {
-            WindowPool::Mean => {
+        match self {
+            WindowPooler::Mean => {
                 let n: Vec<f32> = counts.iter().map(|&c| c as f32).collect();
                 let n = Tensor::from_vec(n, (counts.len(), 1), x.device())?;
                 Ok(member.broadcast_div(&n)?.matmul(x)?)
             }
-            WindowPool::Max => {
+            WindowPooler::Max => {
                 // Rows of other texts sit 1e30 below every real value.
                 let bias = ((&member - 1.0)? * 1e30)?.unsqueeze(2)?;
                 Ok(x.unsqueeze(0)?.broadcast_add(&bias)?.max(1)?)
             }
-            WindowPool::Attention => {
-                let score = self.score.as_ref().expect("attention pooling has a score");
+            WindowPooler::Attention(score) => {
                 let s = score.forward(x)?.t()?; // [1, windows]
                 let b = counts.len();
                 let s = s.broadcast_as((b, rows))?.reshape((b, 1, 1, rows))?;

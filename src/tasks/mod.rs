@@ -1,6 +1,7 @@
 //! Task heads on an encoder.
 
 pub mod classify;
+mod classify_loss;
 pub mod embed;
 pub mod masked_lm;
 pub mod relation;

@@ -9,7 +9,7 @@ mod common;
 use bert4rs::models::bert::EncoderInput;
 use bert4rs::models::load_encoder;
 use candle_core::{DType, Device, Tensor};
-use common::{assert_close, bin, fixture, golden, unpadded_row};
+use common::{assert_close, bin, fixture, golden, scale, unpadded_row};
 use std::collections::HashMap;
 
 fn input(g: &HashMap<String, Tensor>) -> EncoderInput {
@@ -18,17 +18,6 @@ fn input(g: &HashMap<String, Tensor>) -> EncoderInput {
         token_type_ids: g["token_type_ids"].to_dtype(DType::U32).unwrap(),
         attention_mask: g["attention_mask"].to_dtype(DType::F32).unwrap(),
     }
-}
-
-fn scale(t: &Tensor) -> f32 {
-    let m = t
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    m.max(1.0)
 }
 
 /// 1e-5 of the output scale (hidden states of this scrambled checkpoint reach |x| ≈ 4).

@@ -47,6 +47,12 @@ pub fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) {
     assert!(d <= tol, "{what}: max abs diff {d:e} > {tol:e}");
 }
 
+/// The scale of a golden tensor for a relative tolerance: max |x|, at least 1.
+pub fn scale(t: &Tensor) -> f32 {
+    let m = t.abs().unwrap().max_all().unwrap();
+    m.to_scalar::<f32>().unwrap().max(1.0)
+}
+
 /// A 2-D integer fixture tensor as rows of u32.
 pub fn rows_u32(t: &Tensor) -> Vec<Vec<u32>> {
     t.to_dtype(DType::I64)

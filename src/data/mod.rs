@@ -10,6 +10,7 @@ pub mod masking;
 pub mod prefetch;
 pub mod pretrain;
 pub mod relation;
+pub mod sentence_pairs;
 pub mod tagged;
 pub mod tags;
 pub mod text;

@@ -20,6 +20,26 @@ pub struct Block {
     pub ids: Vec<u32>,
     /// Where a word begins (true for special tokens).
     pub word_start: Vec<bool>,
+    /// For NSP / SOP: where segment B begins and the pair's label
+    /// ([`super::sentence_pairs`]); `None` for a block of consecutive text.
+    pub pair: Option<Pair>,
+}
+
+/// The sentence-pair facts of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair {
+    /// Index of B's first token: token type 0 before it (`[CLS] A [SEP]`), 1 from it on.
+    pub b_start: usize,
+    /// NSP: 0 when B follows A, 1 when B is random text. SOP: 0 in order, 1 swapped.
+    pub label: u32,
+}
+
+impl Block {
+    /// HF's `token_type_ids`: 0 for `[CLS] A [SEP]`, 1 for `B [SEP]` (all 0 without a pair).
+    pub fn token_type_ids(&self) -> Vec<u32> {
+        let b = self.pair.map_or(self.ids.len(), |p| p.b_start);
+        (0..self.ids.len()).map(|i| u32::from(i >= b)).collect()
+    }
 }
 
 /// A tokenized document: ids without special tokens, and word starts.
@@ -113,6 +133,7 @@ pub fn pack_blocks(docs: &[TokenizedDoc], cls: u32, sep: u32, max_length: usize)
         let mut b = Block {
             ids: vec![cls],
             word_start: vec![true],
+            pair: None,
         };
         b.ids.append(ids);
         b.word_start.append(starts);

@@ -405,6 +405,18 @@ impl BertModel {
         self.pooler.take().is_some()
     }
 
+    /// Adds a pooler initialised as HF does (normal(0, `initializer_range`) weight, zero
+    /// bias) when the checkpoint has none: BertForPreTraining's next-sentence head reads it.
+    /// `p` is the encoder's parameter scope.
+    pub fn ensure_pooler(&mut self, p: &Params) -> Result<()> {
+        if self.pooler.is_none() {
+            let (h, std) = (self.config.hidden_size, self.config.initializer_range);
+            let dense = Linear::load_or_init(&p.pp("pooler.dense"), h, h, std)?;
+            self.pooler = Some(BertPooler { dense });
+        }
+        Ok(())
+    }
+
     /// True when the checkpoint had pooler weights.
     pub fn has_pooler(&self) -> bool {
         self.pooler.is_some()

@@ -1,9 +1,10 @@
 //! Masked language modelling with HF's `BertForMaskedLM`: the encoder (no pooler), then
 //! `cls.predictions.transform` (dense → activation → LayerNorm) and the decoder, whose weight
-//! is the word-embedding table (tied, as HF ties it) plus `cls.predictions.bias`. Saved
-//! directories use HF's names, so `transformers` loads them as `BertForMaskedLM`; the
-//! fill-mask predictions of [`MaskedLm::fill_mask`] are the ones HF's `fill-mask` pipeline
-//! returns.
+//! is the word-embedding table (tied, as HF ties it) plus `cls.predictions.bias`. With a
+//! sentence-pair objective it is `BertForPreTraining`: the pooler and
+//! `cls.seq_relationship` (a 2-way linear on the pooled `[CLS]`) as well. Saved directories
+//! use HF's names, so `transformers` loads them as either class; the fill-mask predictions
+//! of [`MaskedLm::fill_mask`] are the ones HF's `fill-mask` pipeline returns.
 
 use crate::config::{HiddenAct, ModelType};
 use crate::error::{Error, Result};
@@ -23,6 +24,8 @@ pub struct MaskedLm {
     dense: Linear,
     norm: LayerNorm,
     decoder: Linear,
+    /// `cls.seq_relationship` (BertForPreTraining's NSP / SOP head), when trained.
+    seq_relationship: Option<Linear>,
     params: Params,
     /// `"bert"` (HF's task layout) or `""` (a bare encoder checkpoint, saved as `bert.*`).
     prefix: String,
@@ -34,6 +37,16 @@ impl MaskedLm {
     /// gives a new model initialised as HF does (seeded by `rng::seed_init`; see
     /// [`load_encoder`]).
     pub fn from_dir(dir: &Path, device: &Device, trainable: bool) -> Result<Self> {
+        Self::load(dir, device, trainable, false)
+    }
+
+    /// As [`Self::from_dir`], with BertForPreTraining's pooler and next-sentence head
+    /// (loaded, or initialised as HF does when the checkpoint lacks them).
+    pub fn for_pretraining(dir: &Path, device: &Device, trainable: bool) -> Result<Self> {
+        Self::load(dir, device, trainable, true)
+    }
+
+    fn load(dir: &Path, device: &Device, trainable: bool, next_sentence: bool) -> Result<Self> {
         let mut loaded = load_encoder(dir, device, trainable)?;
         if loaded.model.config().model_type != ModelType::Bert {
             return Err(Error::config(
@@ -41,7 +54,13 @@ impl MaskedLm {
                 "masked-LM training supports model_type \"bert\"",
             ));
         }
-        if loaded.model.drop_pooler() {
+        if next_sentence {
+            let scope = match loaded.prefix.as_str() {
+                "" => loaded.params.clone(),
+                p => loaded.params.pp(p),
+            };
+            loaded.model.ensure_pooler(&scope)?;
+        } else if loaded.model.drop_pooler() {
             // Neither trained nor saved, as HF's BertForMaskedLM has no pooler.
             for w in ["weight", "bias"] {
                 let name = format!("pooler.dense.{w}");
@@ -52,10 +71,15 @@ impl MaskedLm {
             }
         }
         let (encoder, params, prefix) = (loaded.model, loaded.params, loaded.prefix);
-        Self::with_head(encoder, params, prefix)
+        Self::with_head(encoder, params, prefix, next_sentence)
     }
 
-    fn with_head(encoder: BertModel, params: Params, prefix: String) -> Result<Self> {
+    fn with_head(
+        encoder: BertModel,
+        params: Params,
+        prefix: String,
+        next_sentence: bool,
+    ) -> Result<Self> {
         let cfg = encoder.config().clone();
         let (h, v, std) = (cfg.hidden_size, cfg.vocab_size, cfg.initializer_range);
         let p = params.pp("cls.predictions");
@@ -66,8 +90,19 @@ impl MaskedLm {
         p.discard("decoder.bias");
         p.discard("decoder.weight");
         let table = encoder.embeddings().word_embeddings().weight().clone();
+        let pairs = params.pp("cls.seq_relationship");
+        let seq_relationship = match next_sentence {
+            true => Some(Linear::load_or_init(&pairs, h, 2, std)?),
+            false => {
+                // Read by BertForPreTraining only; a masked-LM model neither trains nor saves it.
+                pairs.discard("weight");
+                pairs.discard("bias");
+                None
+            }
+        };
         Ok(MaskedLm {
             decoder: Linear::new(table, Some(bias)),
+            seq_relationship,
             encoder,
             dense,
             norm,
@@ -101,10 +136,31 @@ impl MaskedLm {
     /// training scores just the masked tokens, which is the same loss as HF's over all
     /// positions with `-100` labels, at a fraction of the decoder's cost.
     pub fn forward_at(&self, input: &EncoderInput, rows: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.encoder.forward(input, train)?.last_hidden_state;
+        Ok(self.forward_pretraining(input, rows, train)?.0)
+    }
+
+    /// [`Self::forward_at`] and, with a next-sentence head, its logits `[batch, 2]`
+    /// (HF's `seq_relationship_logits`).
+    pub fn forward_pretraining(
+        &self,
+        input: &EncoderInput,
+        rows: &Tensor,
+        train: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let out = self.encoder.forward(input, train)?;
+        let h = out.last_hidden_state;
         let (b, t, d) = h.dims3()?;
         let picked = h.reshape((b * t, d))?.index_select(rows, 0)?;
-        self.head(&picked)
+        let pairs = match (&self.seq_relationship, &out.pooler_output) {
+            (Some(head), Some(pooled)) => Some(head.forward(pooled)?),
+            _ => None,
+        };
+        Ok((self.head(&picked)?, pairs))
+    }
+
+    /// True when the model has BertForPreTraining's next-sentence head.
+    pub fn has_next_sentence_head(&self) -> bool {
+        self.seq_relationship.is_some()
     }
 
     fn head(&self, h: &Tensor) -> Result<Tensor> {
@@ -144,13 +200,16 @@ impl MaskedLm {
 
     /// Writes an HF `BertForMaskedLM` directory (`config.json`, `model.safetensors` with
     /// `bert.*` and `cls.predictions.*`; the tied decoder weight is not stored, as HF's
-    /// `save_pretrained` drops it), atomically.
+    /// `save_pretrained` drops it), atomically; `BertForPreTraining` (plus the pooler and
+    /// `cls.seq_relationship.*`) with a next-sentence head.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         let mut cfg = self.encoder.config().clone();
-        cfg.extra.insert(
-            "architectures".into(),
-            serde_json::json!(["BertForMaskedLM"]),
-        );
+        let arch = match self.seq_relationship {
+            Some(_) => "BertForPreTraining",
+            None => "BertForMaskedLM",
+        };
+        cfg.extra
+            .insert("architectures".into(), serde_json::json!([arch]));
         hub::save_pretrained(dir, &cfg.to_json()?, &self.named_tensors())
     }
 

@@ -8,6 +8,7 @@ use super::optim::OptimizerConfig;
 use super::schedule::ScheduleConfig;
 use crate::data::dataset::DataConfig;
 use crate::data::labelled::Problem;
+use crate::data::sentence_pairs::PairObjective;
 use crate::data::tags::Scheme;
 use crate::error::{Error, Result};
 use crate::nn::RnnMode;
@@ -124,6 +125,12 @@ pub struct TaskConfig {
     pub mask_workers: usize,
     /// Masked LM: how many micro-batches the producers may run ahead (the queue bound).
     pub mask_queue: usize,
+    /// Masked LM: a sentence-pair objective trained with it, `none` (default), `nsp`
+    /// (BERT's next-sentence prediction) or `sop` (ALBERT's sentence order); the model is
+    /// then HF's `BertForPreTraining`.
+    pub next_sentence: PairObjective,
+    /// Masked LM with `next_sentence`: chance that a pair aims at a random shorter length.
+    pub short_seq_probability: f64,
     /// Classification of long texts by sliding windows (`[task.windows]`: `stride`,
     /// `max_windows`, `pool` = mean | max | attention); windows are `data.max_length` long.
     pub windows: Option<WindowSpec>,
@@ -166,6 +173,8 @@ impl Default for TaskConfig {
             whole_word_mask: false,
             mask_workers: 1,
             mask_queue: 16,
+            next_sentence: PairObjective::None,
+            short_seq_probability: 0.1,
             windows: None,
         }
     }
@@ -368,6 +377,27 @@ impl RunConfig {
                 .masking()
                 .validate()
                 .map_err(|e| format!("task.{e}"))?;
+        }
+        if self.task.next_sentence != PairObjective::None {
+            if self.task.kind != TaskKind::Mlm {
+                return Err(format!(
+                    "task.next_sentence applies to kind = \"mlm\" (this run is {:?})",
+                    self.task.kind
+                ));
+            }
+            if !(0.0..=1.0).contains(&self.task.short_seq_probability) {
+                return Err(format!(
+                    "task.short_seq_probability must be in [0, 1], got {}",
+                    self.task.short_seq_probability
+                ));
+            }
+            if self.data.max_length < 5 {
+                return Err(format!(
+                    "data.max_length {} leaves no room for [CLS] A [SEP] B [SEP] \
+                     (task.next_sentence needs ≥ 5)",
+                    self.data.max_length
+                ));
+            }
         }
         if self.task.rnn.is_some() {
             if self.task.kind != TaskKind::Classify {

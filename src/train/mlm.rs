@@ -3,6 +3,9 @@
 //! blocks; a fresh dynamic mask for every pass (token or whole-word, 80/10/10), produced by
 //! `task.mask_workers` threads into a bounded queue ahead of the trainer; dev / test loss,
 //! perplexity and masked-token accuracy on fixed masks; saved as HF `BertForMaskedLM`.
+//! With `task.next_sentence = "nsp" | "sop"` the blocks are sentence pairs
+//! ([`crate::data::sentence_pairs`]), the loss adds the pair head's cross-entropy as HF's
+//! `BertForPreTraining` does, and the model is saved as that class.
 
 use super::config::{BestMetric, RunConfig};
 use super::evaluation::Evaluation;
@@ -10,7 +13,8 @@ use super::task::{Split, StepOutput, Task};
 use crate::data::batch::EncoderInput;
 use crate::data::masking::{mask_sequence, Masked, MaskingConfig, Vocab, IGNORE};
 use crate::data::prefetch::Prefetcher;
-use crate::data::pretrain::{pack_blocks, tokenize_documents, Block};
+use crate::data::pretrain::{pack_blocks, tokenize_documents, Block, Pair};
+use crate::data::sentence_pairs::{pair_blocks, tokenize_sentences, PairObjective, PairSettings};
 use crate::data::text::read_text_splits;
 use crate::error::{Error, Result};
 use crate::models::hub;
@@ -31,11 +35,24 @@ pub struct MlmBatch {
     pub targets: Tensor,
     /// How many positions are scored.
     pub scored: usize,
+    /// NSP / SOP labels `[batch]` (HF's `next_sentence_label`), for pair blocks.
+    pub next_labels: Option<Tensor>,
 }
 
 impl MlmBatch {
     /// Pads `masked` sequences with `pad_id` and collects the labelled positions.
     pub fn new(masked: &[Masked], pad_id: u32, device: &Device) -> Result<Self> {
+        Self::with_pairs(masked, &[], pad_id, device)
+    }
+
+    /// As [`Self::new`], for sentence-pair blocks: `pairs[i]` gives row `i`'s token types
+    /// and label (all rows or none; empty: no pairs).
+    pub fn with_pairs(
+        masked: &[Masked],
+        pairs: &[Pair],
+        pad_id: u32,
+        device: &Device,
+    ) -> Result<Self> {
         let (b, t) = (
             masked.len(),
             masked.iter().map(|m| m.input_ids.len()).max().unwrap_or(0),
@@ -43,13 +60,22 @@ impl MlmBatch {
         if b == 0 || t == 0 {
             return Err(Error::Invalid("an empty masked-LM batch".into()));
         }
+        if !pairs.is_empty() && pairs.len() != b {
+            return Err(Error::Invalid(format!(
+                "{} sentence pairs for {b} masked rows",
+                pairs.len()
+            )));
+        }
         let mut ids = vec![pad_id; b * t];
         let mut mask = vec![0u32; b * t];
+        let mut types = vec![0u32; b * t];
         let (mut rows, mut targets) = (Vec::new(), Vec::new());
         for (r, m) in masked.iter().enumerate() {
+            let b_start = pairs.get(r).map_or(usize::MAX, |p| p.b_start);
             for (j, (&id, &label)) in m.input_ids.iter().zip(&m.labels).enumerate() {
                 ids[r * t + j] = id;
                 mask[r * t + j] = 1;
+                types[r * t + j] = u32::from(j >= b_start);
                 if label != IGNORE {
                     rows.push((r * t + j) as u32);
                     targets.push(label as u32);
@@ -57,15 +83,23 @@ impl MlmBatch {
             }
         }
         let scored = rows.len();
+        let next_labels = match pairs.is_empty() {
+            true => None,
+            false => {
+                let labels: Vec<u32> = pairs.iter().map(|p| p.label).collect();
+                Some(Tensor::from_vec(labels, b, device)?)
+            }
+        };
         Ok(MlmBatch {
             input: EncoderInput {
                 input_ids: Tensor::from_vec(ids, (b, t), device)?,
                 attention_mask: Tensor::from_vec(mask, (b, t), device)?,
-                token_type_ids: Tensor::zeros((b, t), DType::U32, device)?,
+                token_type_ids: Tensor::from_vec(types, (b, t), device)?,
             },
             rows: Tensor::from_vec(rows, scored, device)?,
             targets: Tensor::from_vec(targets, scored, device)?,
             scored,
+            next_labels,
         })
     }
 }
@@ -93,6 +127,26 @@ impl Masker {
             })
             .collect()
     }
+}
+
+/// The losses of a micro-batch.
+struct Losses {
+    /// What is minimised: the masked-LM loss, plus the pair loss for pair blocks (summed,
+    /// as BertForPreTraining sums them).
+    total: Tensor,
+    /// Mean cross-entropy over the scored positions (0 when none is scored).
+    mlm: Tensor,
+    /// The scored positions' vocabulary logits `[scored, vocab]`.
+    logits: Tensor,
+    /// Pair logits `[batch, 2]` and their mean cross-entropy.
+    pairs: Option<(Tensor, Tensor)>,
+}
+
+/// How many rows of `logits` have their argmax at `want`.
+fn agreeing(logits: &Tensor, want: &Tensor) -> Result<usize> {
+    let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    let want = want.to_vec1::<u32>()?;
+    Ok(pred.iter().zip(&want).filter(|(a, b)| a == b).count())
 }
 
 /// A sequence where masking chose nothing (a short block at a small probability) predicts
@@ -125,6 +179,8 @@ pub struct MlmTask {
     ahead: Mutex<Option<Ahead>>,
     pad_id: u32,
     device: Device,
+    /// `nsp` or `sop` (for the summary).
+    objective_name: &'static str,
 }
 
 impl MlmTask {
@@ -142,7 +198,11 @@ impl MlmTask {
         };
         let tokenizer = Tokenizer::from_dir(&tok_dir)?;
         rng::seed_init(cfg.seed);
-        let model = MaskedLm::from_dir(&model_dir, &device, true)?;
+        let objective = cfg.task.next_sentence;
+        let model = match objective {
+            PairObjective::None => MaskedLm::from_dir(&model_dir, &device, true)?,
+            _ => MaskedLm::for_pretraining(&model_dir, &device, true)?,
+        };
         let mc = model.encoder().config().clone();
         if tokenizer.vocab_size() > mc.vocab_size {
             return Err(Error::Invalid(format!(
@@ -171,11 +231,23 @@ impl MlmTask {
             )));
         }
         let [train, dev, test] = read_text_splits(&cfg.data)?;
-        let pack = |docs: &[String]| -> Result<Vec<Block>> {
-            let t = tokenize_documents(docs, &tokenizer, masking.whole_word)?;
-            Ok(pack_blocks(&t, cls, sep, max_len))
+        let pack = |docs: &[String], salt: u64| -> Result<Vec<Block>> {
+            if objective == PairObjective::None {
+                let t = tokenize_documents(docs, &tokenizer, masking.whole_word)?;
+                return Ok(pack_blocks(&t, cls, sep, max_len));
+            }
+            let t = tokenize_sentences(docs, &tokenizer, masking.whole_word)?;
+            let settings = PairSettings {
+                objective,
+                max_length: max_len,
+                short_seq_probability: cfg.task.short_seq_probability,
+                seed: rng::mix64(cfg.seed ^ salt),
+                cls,
+                sep,
+            };
+            Ok(pair_blocks(&t, &settings))
         };
-        let train = pack(&train)?;
+        let train = pack(&train, 0x7A1)?;
         if train.is_empty() {
             return Err(Error::Invalid(
                 "the training text has no tokens to pre-train on".into(),
@@ -207,7 +279,7 @@ impl MlmTask {
         // Ids past the tokenizer's (rows the model has spare) are never drawn as replacements.
         let vocab = Vocab::new(tokenizer.vocab_size(), mask_id, &specials);
         let pad_id = tokenizer.pad_id();
-        let (dev, test) = (pack(&dev)?, pack(&test)?);
+        let (dev, test) = (pack(&dev, 0xDE5)?, pack(&test, 0x7E57)?);
         Ok(MlmTask {
             model,
             tokenizer,
@@ -223,6 +295,11 @@ impl MlmTask {
             ahead: Mutex::new(None),
             pad_id,
             device,
+            objective_name: match objective {
+                PairObjective::None => "none",
+                PairObjective::Nsp => "nsp",
+                PairObjective::Sop => "sop",
+            },
         })
     }
 
@@ -231,17 +308,49 @@ impl MlmTask {
         &self.model
     }
 
-    /// Loss (mean cross-entropy over the scored positions) and the scored logits.
-    fn loss(&self, batch: &MlmBatch, train: bool) -> Result<(Tensor, Tensor)> {
-        if batch.scored == 0 {
+    /// The losses and logits of a micro-batch.
+    fn loss(&self, batch: &MlmBatch, train: bool) -> Result<Losses> {
+        let zero = || Tensor::zeros((), DType::F32, &self.device);
+        if batch.scored == 0 && batch.next_labels.is_none() {
             // Only special tokens (e.g. a text of unknown characters): nothing to predict.
             let v = self.model.encoder().config().vocab_size;
             let none = Tensor::zeros((0, v), DType::F32, &self.device)?;
-            return Ok((Tensor::zeros((), DType::F32, &self.device)?, none));
+            return Ok(Losses {
+                total: zero()?,
+                mlm: zero()?,
+                logits: none,
+                pairs: None,
+            });
         }
-        let logits = self.model.forward_at(&batch.input, &batch.rows, train)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &batch.targets)?;
-        Ok((loss, logits))
+        let (logits, pair_logits) =
+            self.model
+                .forward_pretraining(&batch.input, &batch.rows, train)?;
+        let mlm = match batch.scored {
+            0 => zero()?,
+            _ => candle_nn::loss::cross_entropy(&logits, &batch.targets)?,
+        };
+        let pairs = match (pair_logits, &batch.next_labels) {
+            (Some(l), Some(y)) => {
+                let ce = candle_nn::loss::cross_entropy(&l, y)?;
+                Some((l, ce))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Invalid(
+                    "sentence-pair blocks need a model with a next-sentence head".into(),
+                ))
+            }
+            _ => None,
+        };
+        let total = match &pairs {
+            Some((_, ce)) => (&mlm + ce)?,
+            None => mlm.clone(),
+        };
+        Ok(Losses {
+            total,
+            mlm,
+            logits,
+            pairs,
+        })
     }
 
     fn blocks(&self, split: Split) -> &[Block] {
@@ -249,6 +358,14 @@ impl MlmTask {
             Split::Dev => &self.dev,
             Split::Test => &self.test,
         }
+    }
+
+    /// The sentence-pair facts of training examples `idx` (empty without pairs).
+    fn pairs_of<'a>(blocks: impl Iterator<Item = &'a Block>) -> Vec<Pair> {
+        blocks
+            .map(|b| b.pair)
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default()
     }
 
     fn lock_ahead(&self) -> std::sync::MutexGuard<'_, Option<Ahead>> {
@@ -264,7 +381,20 @@ impl Task for MlmTask {
         let params: usize = self.params().iter().map(|(_, v)| v.elem_count()).sum();
         let tokens: usize = self.masker.train.iter().map(|b| b.ids.len()).sum();
         let m = &self.masker.cfg;
-        format!(
+        let train = &self.masker.train;
+        let pairs = Self::pairs_of(train.iter());
+        let pair_text = match (self.model.has_next_sentence_head(), pairs.is_empty()) {
+            (true, false) => {
+                let ones = pairs.iter().filter(|p| p.label == 1).count();
+                format!(
+                    "\nsentence pairs ({}): label 1 in {:.1} % of train blocks",
+                    self.objective_name,
+                    100.0 * ones as f64 / pairs.len() as f64
+                )
+            }
+            _ => String::new(),
+        };
+        let text = format!(
             "masked LM: BERT {} layers × {} ({} heads), vocab {}, {} parameters\n\
              masking: {:.0} % of tokens ({}), {:.0} / {:.0} / {:.0} mask / random / kept, \
              {} producer thread(s), queue {}\n\
@@ -295,7 +425,8 @@ impl Task for MlmTask {
                 .map(|b| b.ids.len())
                 .max()
                 .unwrap_or(0),
-        )
+        );
+        text + &pair_text
     }
 
     fn params(&self) -> Vec<(String, Var)> {
@@ -351,19 +482,22 @@ impl Task for MlmTask {
             Some(m) => m,
             None => self.masker.mask(idx, epoch_seed),
         };
-        MlmBatch::new(&masked, self.pad_id, &self.device)
+        let pairs = Self::pairs_of(idx.iter().map(|&i| &self.masker.train[i]));
+        MlmBatch::with_pairs(&masked, &pairs, self.pad_id, &self.device)
     }
 
     fn forward(&self, batch: &MlmBatch, train: bool) -> Result<StepOutput> {
-        let (loss, logits) = self.loss(batch, train)?;
+        let l = self.loss(batch, train)?;
         Ok(StepOutput {
-            loss,
-            logits: Some(logits),
+            loss: l.total,
+            logits: Some(l.logits),
         })
     }
 
     /// Loss over the masked tokens (each block masked the same way at every evaluation),
-    /// perplexity and masked-token accuracy.
+    /// perplexity and masked-token accuracy; with pairs, the loss adds the pair head's
+    /// (as the training loss does), perplexity stays the masked LM's, and
+    /// `next_sentence_accuracy` is reported.
     fn evaluate(&self, split: Split, step: u64, batch_size: usize) -> Result<Option<Evaluation>> {
         let blocks = self.blocks(split);
         if blocks.is_empty() {
@@ -375,6 +509,7 @@ impl Task for MlmTask {
         };
         let m = &self.masker;
         let (mut sum, mut scored, mut correct) = (0.0, 0usize, 0usize);
+        let (mut pair_sum, mut pair_rows, mut pair_correct) = (0.0, 0usize, 0usize);
         for (c, chunk) in blocks.chunks(batch_size.max(1)).enumerate() {
             let masked: Vec<Masked> = chunk
                 .iter()
@@ -386,22 +521,35 @@ impl Task for MlmTask {
                     ensure_one(masked, &b.ids, &m.vocab)
                 })
                 .collect();
-            let batch = MlmBatch::new(&masked, self.pad_id, &self.device)?;
-            let (loss, logits) = self.loss(&batch, false)?;
-            sum += loss.to_scalar::<f32>()? as f64 * batch.scored as f64;
+            let pairs = Self::pairs_of(chunk.iter());
+            let batch = MlmBatch::with_pairs(&masked, &pairs, self.pad_id, &self.device)?;
+            let l = self.loss(&batch, false)?;
+            sum += l.mlm.to_scalar::<f32>()? as f64 * batch.scored as f64;
             scored += batch.scored;
-            let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            let want = batch.targets.to_vec1::<u32>()?;
-            correct += pred.iter().zip(&want).filter(|(a, b)| a == b).count();
+            correct += agreeing(&l.logits, &batch.targets)?;
+            if let (Some((logits, ce)), Some(y)) = (&l.pairs, &batch.next_labels) {
+                pair_sum += ce.to_scalar::<f32>()? as f64 * pairs.len() as f64;
+                pair_rows += pairs.len();
+                pair_correct += agreeing(logits, y)?;
+            }
         }
-        let loss = sum / scored.max(1) as f64;
-        let mut ev = Evaluation::new(split.name(), step, loss, blocks.len());
-        ev.perplexity = Some(loss.exp());
+        let mlm = sum / scored.max(1) as f64;
+        let pair_loss = pair_sum / pair_rows.max(1) as f64;
+        let mut ev = Evaluation::new(split.name(), step, mlm + pair_loss, blocks.len());
+        ev.perplexity = Some(mlm.exp());
         ev.tokens = Some(scored);
         ev.scores.insert(
             "masked_accuracy".into(),
             correct as f64 / scored.max(1) as f64,
         );
+        if pair_rows > 0 {
+            ev.scores.insert("mlm_loss".into(), mlm);
+            ev.scores.insert("next_sentence_loss".into(), pair_loss);
+            ev.scores.insert(
+                "next_sentence_accuracy".into(),
+                pair_correct as f64 / pair_rows as f64,
+            );
+        }
         Ok(Some(ev))
     }
 

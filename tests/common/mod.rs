@@ -6,7 +6,7 @@ use bert4rs::EncoderInput;
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
@@ -196,4 +196,101 @@ pub fn assert_updated(ours: &HashMap<String, Tensor>, golden: &HashMap<String, T
         }
     }
     checked
+}
+
+/// A 2-layer BERT `config.json` (no weights: `pretrain` creates it) with the trained
+/// WordPiece fixture tokenizer.
+pub fn tiny_bert(dir: &Path) -> PathBuf {
+    let out = dir.join("tiny");
+    std::fs::create_dir_all(&out).unwrap();
+    let tok = fixture("tokenizer_train/wordpiece");
+    for f in std::fs::read_dir(&tok).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, out.join(f.file_name().unwrap())).unwrap();
+    }
+    let cfg = serde_json::json!({
+        "model_type": "bert", "vocab_size": 400, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": 64, "type_vocab_size": 2, "initializer_range": 0.02,
+        "layer_norm_eps": 1e-12, "pad_token_id": 0
+    });
+    std::fs::write(out.join("config.json"), cfg.to_string()).unwrap();
+    out
+}
+
+/// `bert4rs pretrain` on the tokenizer corpus with `model`, into `out`, plus `extra` sets.
+pub fn pretrain_args(model: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let corpus = fixture("tokenizer_train/corpus.txt");
+    let mut a: Vec<String> = vec![
+        "pretrain".into(),
+        "--set".into(),
+        format!("model={:?}", model.to_str().unwrap()),
+        "--set".into(),
+        format!("output_dir={:?}", out.to_str().unwrap()),
+        "--set".into(),
+        format!("data.file={:?}", corpus.to_str().unwrap()),
+        "--set".into(),
+        "data.split=[0.9, 0.1, 0.0]".into(),
+        "--set".into(),
+        "data.max_length=64".into(),
+        "--set".into(),
+        "train.batch_size=16".into(),
+        "--set".into(),
+        "optimizer.lr=1e-3".into(),
+    ];
+    for e in extra {
+        a.push("--set".into());
+        a.push(e.to_string());
+    }
+    a
+}
+
+/// Runs the binary with owned arguments.
+pub fn run(args: &[String]) -> std::process::Output {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    bin(&a)
+}
+
+/// Every tensor of `dir/model.safetensors`, flattened.
+pub fn weights(dir: &Path) -> HashMap<String, Vec<f32>> {
+    candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect()
+}
+
+/// bert-b with dropout 0 (the fixture's step ran without dropout).
+pub fn step_model(dir: &Path) -> PathBuf {
+    let out = dir.join("model");
+    std::fs::create_dir_all(&out).unwrap();
+    for f in std::fs::read_dir(fixture("models/bert-b")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, out.join(f.file_name().unwrap())).unwrap();
+    }
+    let cfg_path = out.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["hidden_dropout_prob"] = 0.0.into();
+    cfg["attention_probs_dropout_prob"] = 0.0.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    out
+}
+
+/// A masked-LM run of `model` on the text file `train`, into `out`, plus `extra` sets.
+pub fn run_config(
+    model: &Path,
+    out: &Path,
+    train: &Path,
+    extra: &[&str],
+) -> bert4rs::train::RunConfig {
+    let mut sets = vec![
+        format!("model={:?}", model.to_str().unwrap()),
+        format!("output_dir={:?}", out.to_str().unwrap()),
+        format!("data.train={:?}", train.to_str().unwrap()),
+        "task.kind=\"mlm\"".into(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    bert4rs::train::RunConfig::load(None, &sets).unwrap()
 }

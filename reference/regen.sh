@@ -13,3 +13,8 @@ bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/make_train_fixtures.py --out tests/fixtures/train
 "$py" reference/make_head_fixtures.py --out tests/fixtures/heads
 "$py" reference/make_token_fixtures.py --out tests/fixtures/token
+"$py" reference/make_tokenizer_fixtures.py --bin ./target/debug/bert4rs
+"$py" reference/make_mlm_fixtures.py
+"$py" reference/make_nsp_fixtures.py
+"$py" reference/make_position_fixtures.py
+"$py" reference/make_nezha_fixtures.py

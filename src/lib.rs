@@ -10,10 +10,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Data flows one way: [`tokenize`] → [`data`] (batches) → [`models`] → [`tasks`] → [`cli`].
+//! Data flows one way: [`tokenize`] → [`data`] (batches) → [`models`] → [`tasks`] → [`train`].
+//! The front ends — the `bert4rs` command line (crate `bert4rs-cli`), the HTTP server and the
+//! Python package — are crates of their own on top of this one.
 
 pub mod assets;
-pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;

@@ -95,13 +95,67 @@ pub fn init_threads(threads: usize) {
 
 /// The progress bar every long job draws on stderr: `{bar} pos/len <unit> [elapsed<eta]`
 /// then `tail` (an indicatif template piece such as `{msg}` or `{per_sec}`). indicatif
-/// hides it when stderr is not a terminal.
-pub fn progress_bar(len: u64, unit: &str, tail: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    let template =
-        format!("{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {tail}");
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
-        bar.set_style(style);
+/// hides it when stderr is not a terminal; without the `progress` feature nothing is drawn.
+pub fn progress_bar(len: u64, unit: &str, tail: &str) -> Progress {
+    #[cfg(feature = "progress")]
+    {
+        let bar = indicatif::ProgressBar::new(len);
+        let template = format!(
+            "{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {tail}"
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        Progress { bar }
     }
-    bar
+    #[cfg(not(feature = "progress"))]
+    {
+        let _ = (len, unit, tail);
+        Progress {}
+    }
+}
+
+/// A progress bar from [`progress_bar`] (a no-op without the `progress` feature).
+pub struct Progress {
+    #[cfg(feature = "progress")]
+    bar: indicatif::ProgressBar,
+}
+
+#[cfg_attr(not(feature = "progress"), allow(unused_variables))]
+impl Progress {
+    /// Moves the bar to `pos`.
+    pub fn set_position(&self, pos: u64) {
+        #[cfg(feature = "progress")]
+        self.bar.set_position(pos);
+    }
+
+    /// Advances the bar by `n`.
+    pub fn inc(&self, n: u64) {
+        #[cfg(feature = "progress")]
+        self.bar.inc(n);
+    }
+
+    /// The text after the bar.
+    pub fn set_message(&self, msg: String) {
+        #[cfg(feature = "progress")]
+        self.bar.set_message(msg);
+    }
+
+    /// Stops drawing, leaving the bar as it is (an interrupted job).
+    pub fn abandon(&self) {
+        #[cfg(feature = "progress")]
+        self.bar.abandon();
+    }
+
+    /// Removes the bar (a finished job).
+    pub fn finish_and_clear(&self) {
+        #[cfg(feature = "progress")]
+        self.bar.finish_and_clear();
+    }
+
+    /// The indicatif bar itself.
+    #[cfg(feature = "progress")]
+    pub fn indicatif(&self) -> &indicatif::ProgressBar {
+        &self.bar
+    }
 }

@@ -8,11 +8,19 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The repository root: the library's tests run from it, those of a front-end crate
+/// (`crates/<name>/tests`, whose helpers include this module) two levels below it.
+pub fn repo_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|d| d.join("tests/fixtures").is_dir())
+        .expect("the crate lies inside the repository")
+        .to_path_buf()
+}
+
 /// `tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    repo_root().join("tests/fixtures").join(rel)
 }
 
 /// Golden tensors of a `.safetensors` fixture.
@@ -166,14 +174,6 @@ pub fn gpt2_fixture_dir(name: &str) -> tempfile::TempDir {
     dir
 }
 
-/// Runs the `bert4rs` binary with `args`.
-pub fn bin(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_bert4rs"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 /// Compares every `updated.<name>` tensor of a step fixture with our parameter `<name>`
 /// (1e-5; the attention key bias within 2e-2, see `train_step.rs`); returns how many.
 pub fn assert_updated(ours: &HashMap<String, Tensor>, golden: &HashMap<String, Tensor>) -> usize {
@@ -217,39 +217,6 @@ pub fn tiny_bert(dir: &Path) -> PathBuf {
     });
     std::fs::write(out.join("config.json"), cfg.to_string()).unwrap();
     out
-}
-
-/// `bert4rs pretrain` on the tokenizer corpus with `model`, into `out`, plus `extra` sets.
-pub fn pretrain_args(model: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let corpus = fixture("tokenizer_train/corpus.txt");
-    let mut a: Vec<String> = vec![
-        "pretrain".into(),
-        "--set".into(),
-        format!("model={:?}", model.to_str().unwrap()),
-        "--set".into(),
-        format!("output_dir={:?}", out.to_str().unwrap()),
-        "--set".into(),
-        format!("data.file={:?}", corpus.to_str().unwrap()),
-        "--set".into(),
-        "data.split=[0.9, 0.1, 0.0]".into(),
-        "--set".into(),
-        "data.max_length=64".into(),
-        "--set".into(),
-        "train.batch_size=16".into(),
-        "--set".into(),
-        "optimizer.lr=1e-3".into(),
-    ];
-    for e in extra {
-        a.push("--set".into());
-        a.push(e.to_string());
-    }
-    a
-}
-
-/// Runs the binary with owned arguments.
-pub fn run(args: &[String]) -> std::process::Output {
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    bin(&a)
 }
 
 /// Every tensor of `dir/model.safetensors`, flattened.

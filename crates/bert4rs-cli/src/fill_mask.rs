@@ -1,11 +1,11 @@
 //! `bert4rs fill-mask`: for every `[MASK]` of each input line, the top-k tokens and their
 //! probabilities, as HF's `fill-mask` pipeline returns them.
 
-use crate::data::batch::{length_sorted_batches, pad_batch, to_encoder_input};
-use crate::data::input::read_examples;
-use crate::error::{Error, Result};
-use crate::tasks::masked_lm::MaskedLm;
-use crate::tokenize::{EncodeOptions, Tokenizer};
+use bert4rs::data::batch::{length_sorted_batches, pad_batch, to_encoder_input};
+use bert4rs::data::input::read_examples;
+use bert4rs::error::{Error, Result};
+use bert4rs::tasks::masked_lm::MaskedLm;
+use bert4rs::tokenize::{EncodeOptions, Tokenizer};
 use candle_core::Device;
 use serde_json::json;
 use std::io::Write;
@@ -96,7 +96,7 @@ pub fn run(a: Args) -> Result<()> {
         writeln!(out, "{r}").map_err(|e| Error::Invalid(e.to_string()))?;
     }
     match &a.output {
-        Some(p) => crate::util::write_atomic(p, &out),
+        Some(p) => bert4rs::util::write_atomic(p, &out),
         None => std::io::stdout()
             .write_all(&out)
             .map_err(|e| Error::io("<stdout>", e)),

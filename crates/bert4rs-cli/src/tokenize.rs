@@ -1,9 +1,9 @@
 //! `bert4rs tokenize`: JSON lines of ids, segments, masks and character offsets.
 
 use super::{PaddingArg, TokenizeOpts};
-use crate::data::input::read_examples;
-use crate::error::{Error, Result};
-use crate::tokenize::{EncodeOptions, Padding};
+use bert4rs::data::input::read_examples;
+use bert4rs::error::{Error, Result};
+use bert4rs::tokenize::{EncodeOptions, Padding};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -49,7 +49,7 @@ pub fn run(a: Args) -> Result<()> {
         writeln!(out, "{line}").map_err(|e| Error::Invalid(e.to_string()))?;
     }
     match a.output {
-        Some(p) => crate::util::write_atomic(&p, &out),
+        Some(p) => bert4rs::util::write_atomic(&p, &out),
         None => std::io::stdout()
             .write_all(&out)
             .map_err(|e| Error::io("<stdout>", e)),

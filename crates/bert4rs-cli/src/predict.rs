@@ -1,11 +1,11 @@
 //! `bert4rs predict`: labels and probabilities for every input line, in input order.
 
 use super::DataArgs;
-use crate::data::labelled::Dataset;
-use crate::error::Result;
-use crate::tasks::classify::{argmax, probabilities, Problem, SequenceClassifier};
-use crate::train::sequence::predict_logits;
-use crate::Tokenizer;
+use bert4rs::data::labelled::Dataset;
+use bert4rs::error::Result;
+use bert4rs::tasks::classify::{argmax, probabilities, Problem, SequenceClassifier};
+use bert4rs::train::sequence::predict_logits;
+use bert4rs::Tokenizer;
 use candle_core::Device;
 use serde_json::json;
 use std::path::PathBuf;
@@ -27,22 +27,22 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if crate::tasks::relation::is_relation_model(&a.model) {
+    if bert4rs::tasks::relation::is_relation_model(&a.model) {
         let n = super::relation::predict(&a.model, &a.input, &a.output, &a.fields)?;
         eprintln!("{n} predictions → {}", a.output.display());
         return Ok(());
     }
-    if crate::tasks::token_classify::is_token_model(&a.model) {
+    if bert4rs::tasks::token_classify::is_token_model(&a.model) {
         let n = super::token::predict_entities(&a.model, &a.input, &a.output, &a.fields)?;
         eprintln!("{n} predictions → {}", a.output.display());
         return Ok(());
     }
     let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
     let tokenizer = Tokenizer::from_dir(&a.model)?;
-    let ex = crate::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
+    let ex = bert4rs::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
     let labels = (model.spec().labels.as_slice(), model.spec().problem);
     let ds = Dataset::unlabelled(&a.input, ex, &tokenizer, labels, a.fields.max_length)?;
-    let ds = crate::train::sequence::windowed(ds, &model, &tokenizer)?;
+    let ds = bert4rs::train::sequence::windowed(ds, &model, &tokenizer)?;
     let logits = predict_logits(
         &model,
         &ds,
@@ -79,7 +79,7 @@ pub fn run(a: Args) -> Result<()> {
         out.push_str(&line.to_string());
         out.push('\n');
     }
-    crate::util::write_atomic(&a.output, out.as_bytes())?;
+    bert4rs::util::write_atomic(&a.output, out.as_bytes())?;
     eprintln!("{} predictions → {}", logits.len(), a.output.display());
     Ok(())
 }

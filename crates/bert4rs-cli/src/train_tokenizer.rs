@@ -1,9 +1,9 @@
 //! `bert4rs train-tokenizer`: a WordPiece / BPE / unigram vocabulary trained on text files,
 //! written as an HF tokenizer directory.
 
-use crate::data::input::read_examples;
-use crate::error::{Error, Result};
-use crate::tokenize::train::{train_tokenizer, TokenizerKind, TrainOptions};
+use bert4rs::data::input::read_examples;
+use bert4rs::error::{Error, Result};
+use bert4rs::tokenize::train::{train_tokenizer, TokenizerKind, TrainOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -54,7 +54,7 @@ pub fn run(a: Args) -> Result<()> {
     let start = Instant::now();
     let mut texts = Vec::new();
     for path in &a.input {
-        let path = crate::assets::resolve_file(path)?;
+        let path = bert4rs::assets::resolve_file(path)?;
         let before = texts.len();
         for ex in read_examples(&path)? {
             texts.push(ex.text);

@@ -1,10 +1,10 @@
 //! `bert4rs generate` and `bert4rs score`: text generation and continuation log-probs with a
 //! GPT-2 model directory (byte-level BPE, or the BERT vocabulary of the Chinese GPT-2s).
 
-use crate::error::{Error, Result};
-use crate::generate::{self, EarlyStopping, GenerationConfig, StepInfo};
-use crate::models::gpt2::Gpt2LMHeadModel;
-use crate::Tokenizer;
+use bert4rs::error::{Error, Result};
+use bert4rs::generate::{self, EarlyStopping, GenerationConfig, StepInfo};
+use bert4rs::models::gpt2::Gpt2LMHeadModel;
+use bert4rs::Tokenizer;
 use candle_core::Device;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -164,7 +164,7 @@ impl Loaded {
         }
         if tok.is_wordpiece() {
             let mut ids = tok
-                .encode(&crate::TextInput::single(text), &Default::default())?
+                .encode(&bert4rs::TextInput::single(text), &Default::default())?
                 .input_ids;
             if ids.last() == tok.token_to_id("[SEP]").as_ref() {
                 ids.pop();

@@ -1,7 +1,7 @@
 //! `bert4rs fetch`: pinned, checksummed registry assets into the cache.
 
-use crate::assets::{self, ASSETS};
-use crate::error::Result;
+use bert4rs::assets::{self, ASSETS};
+use bert4rs::error::Result;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

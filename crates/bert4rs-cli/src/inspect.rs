@@ -1,7 +1,7 @@
 //! `bert4rs inspect`: architecture summary and parameter counts.
 
-use crate::error::Result;
-use crate::models::load_encoder;
+use bert4rs::error::Result;
+use bert4rs::models::load_encoder;
 use candle_core::Device;
 use std::path::PathBuf;
 
@@ -27,7 +27,7 @@ pub fn warn_unused(unused: &[String]) {
     );
 }
 
-pub use crate::util::human_count;
+pub use bert4rs::util::human_count;
 
 pub fn run(a: Args) -> Result<()> {
     if is_gpt2(&a.model) {
@@ -90,7 +90,7 @@ fn is_gpt2(dir: &std::path::Path) -> bool {
 
 /// GPT-2: blocks, sizes, and parameter counts (the tied LM head counted once, as HF does).
 fn inspect_gpt2(dir: &std::path::Path) -> Result<()> {
-    let model = crate::models::gpt2::Gpt2LMHeadModel::from_dir(dir, &Device::Cpu, false)?;
+    let model = bert4rs::models::gpt2::Gpt2LMHeadModel::from_dir(dir, &Device::Cpu, false)?;
     let cfg = model.config();
     let (mut emb, mut blocks, mut other) = (0, 0, 0);
     for (name, t) in model.params().named_tensors() {

@@ -1,10 +1,10 @@
 //! `bert4rs embed`: one sentence embedding per input line, in input order.
 
 use super::TokenizeOpts;
-use crate::data::input::read_examples;
-use crate::error::{Error, Result};
-use crate::nn::Pooling;
-use crate::tasks::embed::{read_st_config, SentenceEncoder};
+use bert4rs::data::input::read_examples;
+use bert4rs::error::{Error, Result};
+use bert4rs::nn::Pooling;
+use bert4rs::tasks::embed::{read_st_config, SentenceEncoder};
 use candle_core::Device;
 use std::io::Write;
 use std::path::PathBuf;
@@ -65,5 +65,5 @@ pub fn run(a: Args) -> Result<()> {
         let line = serde_json::json!({ "embedding": v });
         writeln!(out, "{line}").map_err(|e| Error::Invalid(e.to_string()))?;
     }
-    crate::util::write_atomic(&a.output, &out)
+    bert4rs::util::write_atomic(&a.output, &out)
 }

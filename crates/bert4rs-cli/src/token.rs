@@ -2,13 +2,13 @@
 //! character offsets of each input text, and entity-level metrics on tagged data.
 
 use super::DataArgs;
-use crate::data::aligned::TokenDataset;
-use crate::data::tagged::{read_tagged, split_words, TaggedFormat, TaggedSentence};
-use crate::error::{Error, Result};
-use crate::tasks::token_classify::TokenClassifier;
-use crate::train::entity_metrics::entity_metrics;
-use crate::train::token::{predict, sentence_entities, TokenVocab};
-use crate::train::Evaluation;
+use bert4rs::data::aligned::TokenDataset;
+use bert4rs::data::tagged::{read_tagged, split_words, TaggedFormat, TaggedSentence};
+use bert4rs::error::{Error, Result};
+use bert4rs::tasks::token_classify::TokenClassifier;
+use bert4rs::train::entity_metrics::entity_metrics;
+use bert4rs::train::token::{predict, sentence_entities, TokenVocab};
+use bert4rs::train::Evaluation;
 use candle_core::Device;
 use std::path::Path;
 
@@ -18,7 +18,7 @@ fn load(dir: &Path) -> Result<(TokenClassifier, TokenVocab)> {
     Ok((model, vocab))
 }
 
-fn layout<'a>(v: &'a TokenVocab) -> crate::data::aligned::Vocabulary<'a> {
+fn layout<'a>(v: &'a TokenVocab) -> bert4rs::data::aligned::Vocabulary<'a> {
     v.layout()
 }
 
@@ -30,7 +30,7 @@ pub fn predict_entities(
     fields: &DataArgs,
 ) -> Result<usize> {
     let (model, vocab) = load(dir)?;
-    let ex = crate::data::dataset::read_labelled(input, &fields.config(), false)?;
+    let ex = bert4rs::data::dataset::read_labelled(input, &fields.config(), false)?;
     let sentences: Vec<TaggedSentence> = ex
         .into_iter()
         .map(|e| TaggedSentence {
@@ -49,7 +49,7 @@ pub fn predict_entities(
         out.push_str(&line.to_string());
         out.push('\n');
     }
-    crate::util::write_atomic(output, out.as_bytes())?;
+    bert4rs::util::write_atomic(output, out.as_bytes())?;
     Ok(pred.len())
 }
 

@@ -1,8 +1,8 @@
 //! `bert4rs train`: train any built-in task from a TOML run config (`[task] kind`).
 
-use crate::error::{Error, Result};
-use crate::train::config::TaskKind;
-use crate::train::{
+use bert4rs::error::{Error, Result};
+use bert4rs::train::config::TaskKind;
+use bert4rs::train::{
     CausalLmTask, MlmTask, RelationTask, RunConfig, SequenceTask, Task, TokenTask, Trainer,
 };
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ pub fn run_pretrain(mut a: Args) -> Result<()> {
 pub fn run(a: Args) -> Result<()> {
     let cfg = RunConfig::load(a.config.as_deref(), &a.set)?;
     // Fail fast (a missing checkpoint for --resume) before printing or loading anything.
-    crate::train::prepare_run(&cfg, a.resume)?;
+    bert4rs::train::prepare_run(&cfg, a.resume)?;
     eprintln!("# resolved config\n{}", cfg.to_toml()?);
     match cfg.task.kind {
         TaskKind::Classify => fit(SequenceTask::new(&cfg)?, cfg, &a),
@@ -56,9 +56,9 @@ fn fit<T: Task>(task: T, cfg: RunConfig, a: &Args) -> Result<()> {
             s.steps
         );
     }
-    let line = |e: &Option<crate::train::Evaluation>| {
+    let line = |e: &Option<bert4rs::train::Evaluation>| {
         e.as_ref()
-            .map_or_else(|| "-".to_string(), crate::train::one_line)
+            .map_or_else(|| "-".to_string(), bert4rs::train::one_line)
     };
     eprintln!(
         "dev (best, step {}): {} · test: {}\nbest model: {}\nreport: {}",

@@ -1,10 +1,10 @@
 //! `bert4rs encode`: hidden states of every layer to a safetensors file.
 
 use super::TokenizeOpts;
-use crate::data::{batch::to_encoder_input, input::read_examples};
-use crate::error::Result;
-use crate::models::{hub::write_safetensors, load_encoder};
-use crate::tokenize::{EncodeOptions, Padding};
+use bert4rs::data::{batch::to_encoder_input, input::read_examples};
+use bert4rs::error::Result;
+use bert4rs::models::{hub::write_safetensors, load_encoder};
+use bert4rs::tokenize::{EncodeOptions, Padding};
 use candle_core::{DType, Device};
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
-//! The `bert4rs` command line: one file per subcommand, each a thin layer over the library.
+//! The `bert4rs` command line: one file per subcommand, each a thin layer over the `bert4rs`
+//! library.
 //! Errors go to stderr as one line and the exit code is non-zero; outputs are written
 //! atomically so a failed run leaves no partial file.
 
@@ -62,8 +63,16 @@ enum Command {
     ExtendPositions(extend_positions::Args),
 }
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    bert4rs::util::init_process();
+    std::process::exit(run());
+}
+
 /// Parses the arguments, runs the subcommand and returns the process exit code.
-pub fn main() -> i32 {
+fn run() -> i32 {
     let cli = Cli::parse();
     StderrLog::install();
     let result = match cli.command {
@@ -164,15 +173,15 @@ struct TokenizeOpts {
 }
 
 impl TokenizeOpts {
-    fn truncation(&self) -> Option<crate::Truncation> {
+    fn truncation(&self) -> Option<bert4rs::Truncation> {
         self.truncation.map(|t| match t {
-            TruncationArg::LongestFirst => crate::Truncation::LongestFirst,
-            TruncationArg::OnlySecond => crate::Truncation::OnlySecond,
+            TruncationArg::LongestFirst => bert4rs::Truncation::LongestFirst,
+            TruncationArg::OnlySecond => bert4rs::Truncation::OnlySecond,
         })
     }
 
-    fn load_tokenizer(&self, dir: &std::path::Path) -> crate::Result<crate::Tokenizer> {
-        let mut tok = crate::Tokenizer::from_dir(dir)?;
+    fn load_tokenizer(&self, dir: &std::path::Path) -> bert4rs::Result<bert4rs::Tokenizer> {
+        let mut tok = bert4rs::Tokenizer::from_dir(dir)?;
         if self.nfkc {
             tok.enable_nfkc()?;
         }
@@ -185,7 +194,9 @@ fn progress_bar(len: usize, min: usize) -> indicatif::ProgressBar {
     if len < min {
         return indicatif::ProgressBar::hidden();
     }
-    crate::util::progress_bar(len as u64, "texts", "{per_sec}")
+    bert4rs::util::progress_bar(len as u64, "texts", "{per_sec}")
+        .indicatif()
+        .clone()
 }
 
 /// Which fields of a data file hold what (eval / predict).
@@ -220,8 +231,8 @@ fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
 }
 
 impl DataArgs {
-    fn config(&self) -> crate::data::dataset::DataConfig {
-        crate::data::dataset::DataConfig {
+    fn config(&self) -> bert4rs::data::dataset::DataConfig {
+        bert4rs::data::dataset::DataConfig {
             text_field: self.text_field.clone(),
             text_pair_field: self.text_pair_field.clone(),
             label_field: self.label_field.clone(),

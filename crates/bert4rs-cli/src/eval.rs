@@ -1,11 +1,11 @@
 //! `bert4rs eval`: metrics of a fine-tuned model directory on a labelled file.
 
 use super::DataArgs;
-use crate::data::labelled::Dataset;
-use crate::error::Result;
-use crate::tasks::classify::SequenceClassifier;
-use crate::train::sequence::{evaluate_logits, predict_logits};
-use crate::Tokenizer;
+use bert4rs::data::labelled::Dataset;
+use bert4rs::error::Result;
+use bert4rs::tasks::classify::SequenceClassifier;
+use bert4rs::train::sequence::{evaluate_logits, predict_logits};
+use bert4rs::Tokenizer;
 use candle_core::Device;
 use std::path::PathBuf;
 
@@ -26,30 +26,30 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let ev = if crate::tasks::relation::is_relation_model(&a.model) {
+    let ev = if bert4rs::tasks::relation::is_relation_model(&a.model) {
         super::relation::evaluate(&a.model, &a.data, &a.fields)?
-    } else if crate::tasks::token_classify::is_token_model(&a.model) {
+    } else if bert4rs::tasks::token_classify::is_token_model(&a.model) {
         super::token::evaluate(&a.model, &a.data, &a.fields)?
     } else {
         evaluate_classifier(&a)?
     };
     let text =
-        serde_json::to_string_pretty(&ev).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        serde_json::to_string_pretty(&ev).map_err(|e| bert4rs::Error::Invalid(e.to_string()))?;
     if let Some(out) = &a.output {
-        crate::util::write_atomic(out, text.as_bytes())?;
+        bert4rs::util::write_atomic(out, text.as_bytes())?;
     }
     println!("{text}");
     Ok(())
 }
 
-fn evaluate_classifier(a: &Args) -> Result<crate::train::Evaluation> {
+fn evaluate_classifier(a: &Args) -> Result<bert4rs::train::Evaluation> {
     let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let dcfg = a.fields.config();
-    let ex = crate::data::dataset::read_labelled(&a.data, &dcfg, true)?;
+    let ex = bert4rs::data::dataset::read_labelled(&a.data, &dcfg, true)?;
     let labels = (model.spec().labels.as_slice(), model.spec().problem);
     let ds = Dataset::new(&a.data, ex, &tokenizer, labels, a.fields.max_length)?;
-    let ds = crate::train::sequence::windowed(ds, &model, &tokenizer)?;
+    let ds = bert4rs::train::sequence::windowed(ds, &model, &tokenizer)?;
     let pad = tokenizer.pad_id();
     let logits = predict_logits(&model, &ds, a.fields.batch_size, pad, &Device::Cpu)?;
     evaluate_logits(

@@ -1,12 +1,12 @@
 //! `predict` and `eval` on a relation model directory.
 
 use super::DataArgs;
-use crate::data::relation::read_relations;
-use crate::error::Result;
-use crate::tasks::classify::probabilities;
-use crate::tasks::relation::RelationClassifier;
-use crate::train::relation::{evaluate_logits, predict_logits, RelationDataset};
-use crate::train::Evaluation;
+use bert4rs::data::relation::read_relations;
+use bert4rs::error::Result;
+use bert4rs::tasks::classify::probabilities;
+use bert4rs::tasks::relation::RelationClassifier;
+use bert4rs::train::relation::{evaluate_logits, predict_logits, RelationDataset};
+use bert4rs::train::Evaluation;
 use candle_core::Device;
 use std::path::Path;
 
@@ -29,8 +29,8 @@ pub fn predict(dir: &Path, input: &Path, output: &Path, fields: &DataArgs) -> Re
     let labels = &model.spec().labels;
     let mut out = String::new();
     for row in &logits {
-        let p = probabilities(crate::data::labelled::Problem::SingleLabel, row);
-        let best = crate::tasks::classify::argmax(row);
+        let p = probabilities(bert4rs::data::labelled::Problem::SingleLabel, row);
+        let best = bert4rs::tasks::classify::argmax(row);
         let probs: serde_json::Map<String, serde_json::Value> = labels
             .iter()
             .cloned()
@@ -41,7 +41,7 @@ pub fn predict(dir: &Path, input: &Path, output: &Path, fields: &DataArgs) -> Re
         );
         out.push('\n');
     }
-    crate::util::write_atomic(output, out.as_bytes())?;
+    bert4rs::util::write_atomic(output, out.as_bytes())?;
     Ok(logits.len())
 }
 

@@ -8,10 +8,12 @@
 //! end-of-text tokens, so its batched and single results can differ.)
 
 mod beam;
+pub mod pipeline;
 pub mod processors;
 mod sample;
 mod score;
 
+pub use pipeline::{TextGenerator, TextStream};
 pub use score::{sequence_logprob, SequenceScore};
 
 use crate::error::{Error, Result};

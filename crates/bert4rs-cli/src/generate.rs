@@ -2,12 +2,11 @@
 //! GPT-2 model directory (byte-level BPE, or the BERT vocabulary of the Chinese GPT-2s).
 
 use bert4rs::error::{Error, Result};
-use bert4rs::generate::{self, EarlyStopping, GenerationConfig, StepInfo};
-use bert4rs::models::gpt2::Gpt2LMHeadModel;
-use bert4rs::Tokenizer;
-use candle_core::Device;
+use bert4rs::generate::{
+    self, EarlyStopping, GenerationConfig, StepInfo, TextGenerator, TextStream,
+};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where the prompt and tokenizer come from.
 #[derive(clap::Args, Debug)]
@@ -105,88 +104,15 @@ pub struct Args {
     format: String,
 }
 
-/// A loaded model and its tokenizer.
-struct Loaded {
-    model: Gpt2LMHeadModel,
-    tokenizer: Option<Tokenizer>,
-}
-
 impl ModelArgs {
-    fn load(&self) -> Result<Loaded> {
+    fn load(&self) -> Result<TextGenerator> {
         if let Some(n) = self.threads {
             // Ignored when the global pool already exists (only the first call sets it).
             let _ = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build_global();
         }
-        let model = Gpt2LMHeadModel::from_dir(&self.model, &Device::Cpu, false)?;
-        let dir = self.tokenizer.as_deref().unwrap_or(&self.model);
-        let tokenizer = if has_tokenizer(dir) {
-            Some(Tokenizer::from_dir(dir)?)
-        } else if self.tokenizer.is_some() {
-            return Err(Error::config(dir, "no tokenizer files in this directory"));
-        } else {
-            None
-        };
-        if let Some(t) = &tokenizer {
-            let (tv, mv) = (t.vocab_size(), model.config().vocab_size);
-            if tv > mv {
-                return Err(Error::Invalid(format!(
-                    "the tokenizer has {tv} tokens but the model only {mv} (vocab_size): wrong tokenizer?"
-                )));
-            }
-        }
-        Ok(Loaded { model, tokenizer })
-    }
-}
-
-fn has_tokenizer(dir: &Path) -> bool {
-    ["tokenizer.json", "vocab.json", "vocab.txt"]
-        .iter()
-        .any(|f| dir.join(f).is_file())
-}
-
-impl Loaded {
-    fn tokenizer(&self) -> Result<&Tokenizer> {
-        self.tokenizer.as_ref().ok_or_else(|| {
-            Error::Invalid(
-                "text prompts need a tokenizer: pass --tokenizer DIR or --prompt-ids".into(),
-            )
-        })
-    }
-
-    /// Prompt ids: byte-level BPE as is; a BERT vocabulary starts with [CLS] and, as the
-    /// Chinese GPT-2s are trained, has no trailing [SEP].
-    fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let tok = self.tokenizer()?;
-        if text.is_empty() {
-            return Err(Error::Invalid("empty prompt: give some text".into()));
-        }
-        if tok.is_wordpiece() {
-            let mut ids = tok
-                .encode(&bert4rs::TextInput::single(text), &Default::default())?
-                .input_ids;
-            if ids.last() == tok.token_to_id("[SEP]").as_ref() {
-                ids.pop();
-            }
-            Ok(ids)
-        } else {
-            tok.encode_plain(text)
-        }
-    }
-
-    fn decode(&self, ids: &[u32]) -> Result<Option<String>> {
-        match &self.tokenizer {
-            Some(t) => Ok(Some(t.decode_with(ids, true)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn eos(&self, explicit: Option<u32>) -> Option<u32> {
-        explicit.or_else(|| match &self.tokenizer {
-            Some(t) if t.is_wordpiece() => t.token_to_id("[SEP]"),
-            _ => self.model.config().eos_token_id,
-        })
+        TextGenerator::from_dir(&self.model, self.tokenizer.as_deref())
     }
 }
 
@@ -242,14 +168,14 @@ pub fn run(a: Args) -> Result<()> {
         true => a
             .prompt
             .iter()
-            .map(|p| loaded.encode(p))
+            .map(|p| loaded.encode_prompt(p))
             .collect::<Result<_>>()?,
     };
     // Streaming: one prompt, one sequence, text output.
     let stream = !json && prompts.len() == 1 && cfg.num_beams == 1 && cfg.num_return_sequences == 1;
-    let mut streamer = Streamer::new(&loaded, &prompts[0], stream);
+    let mut streamer = Streamer::new(&loaded, &prompts[0], stream)?;
     let mut on_step = |s: &StepInfo| streamer.step(s, a.show_top);
-    let out = generate::generate(&loaded.model, &prompts, &cfg, &mut on_step)?;
+    let out = generate::generate(loaded.model(), &prompts, &cfg, &mut on_step)?;
     streamer.finish()?;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
@@ -272,27 +198,25 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// Prints a single generation as it happens (text decoded incrementally; a token that
-/// ends inside a multi-byte character waits for the next one).
+/// Prints a single generation as it happens, through the library's [`TextStream`].
 struct Streamer<'a> {
-    loaded: &'a Loaded,
-    ids: Vec<u32>,
-    printed: String,
+    generator: &'a TextGenerator,
+    stream: TextStream<'a>,
     on: bool,
 }
 
 impl<'a> Streamer<'a> {
-    fn new(loaded: &'a Loaded, prompt: &[u32], on: bool) -> Self {
+    fn new(generator: &'a TextGenerator, prompt: &[u32], on: bool) -> Result<Self> {
         let mut s = Streamer {
-            loaded,
-            ids: prompt.to_vec(),
-            printed: String::new(),
+            generator,
+            stream: generator.stream(prompt),
             on,
         };
         if on {
-            s.flush_text();
+            let piece = s.stream.start()?;
+            print_piece(&piece);
         }
-        s
+        Ok(s)
     }
 
     fn step(&mut self, s: &StepInfo, show_top: bool) {
@@ -300,67 +224,39 @@ impl<'a> Streamer<'a> {
             let tops: Vec<String> = s
                 .top
                 .iter()
-                .map(|(id, p)| {
-                    let tok = self
-                        .loaded
-                        .tokenizer
-                        .as_ref()
-                        .and_then(|t| t.decode_with(&[*id], false).ok())
-                        .unwrap_or_default();
-                    format!("{tok:?}({id}) {p:.4}")
-                })
+                .map(|(id, p)| format!("{:?}({id}) {p:.4}", self.generator.token_text(*id)))
                 .collect();
             eprintln!(
                 "[row {} step {}] {}",
                 s.row,
-                self.ids.len(),
+                self.stream.ids().len(),
                 tops.join("  ")
             );
         }
         if self.on {
-            self.ids.push(s.token);
-            self.flush_text();
+            // A token that does not decode leaves the text as it was (shown at the end).
+            if let Ok(piece) = self.stream.push(s.token) {
+                print_piece(&piece);
+            }
         }
-    }
-
-    /// Prints what the decoded text gained. A decoder may rewrite the end of earlier text
-    /// (WordPiece joins `it '` + `s` into `it's`); then the text after the common prefix is
-    /// printed again, so nothing is ever lost.
-    fn flush_text(&mut self) {
-        let Ok(Some(text)) = self.loaded.decode(&self.ids) else {
-            return;
-        };
-        if text.ends_with('\u{FFFD}') {
-            return; // a multi-byte character is still incomplete
-        }
-        let common = self
-            .printed
-            .char_indices()
-            .zip(text.chars())
-            .find(|((_, a), b)| a != b)
-            .map_or(self.printed.len().min(text.len()), |((i, _), _)| i);
-        let from = if text.starts_with(&self.printed) {
-            self.printed.len()
-        } else {
-            common
-        };
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&text.as_bytes()[from..]);
-        let _ = out.flush();
-        self.printed = text;
     }
 
     fn finish(&mut self) -> Result<()> {
         if self.on {
-            self.flush_text();
-            if self.loaded.tokenizer.is_none() {
-                println!("{:?}", self.ids);
-            } else {
+            if self.generator.has_tokenizer() {
                 println!();
+            } else {
+                println!("{:?}", self.stream.ids());
             }
         }
         Ok(())
     }
+}
+
+fn print_piece(piece: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(piece.as_bytes());
+    let _ = out.flush();
 }
 
 #[derive(clap::Args, Debug)]
@@ -378,14 +274,14 @@ pub struct ScoreArgs {
 /// `bert4rs score`: one JSON line per continuation with its summed and per-token log-probs.
 pub fn run_score(a: ScoreArgs) -> Result<()> {
     let loaded = a.model.load()?;
-    let prompt = loaded.encode(&a.prompt)?;
+    let prompt = loaded.encode_prompt(&a.prompt)?;
     let tok = loaded.tokenizer()?;
     let pairs: Vec<(Vec<u32>, Vec<u32>)> = a
         .continuation
         .iter()
         .map(|c| Ok((prompt.clone(), tok.encode_plain(c)?)))
         .collect::<Result<_>>()?;
-    let scores = generate::sequence_logprob(&loaded.model, &pairs)?;
+    let scores = generate::sequence_logprob(loaded.model(), &pairs)?;
     for (c, s) in a.continuation.iter().zip(scores) {
         let v = serde_json::json!({
             "continuation": c,

@@ -35,7 +35,7 @@ fn stream_pieces_add_up_to_the_text_and_never_split_a_character() {
         eos_token_id: g.eos(None),
         ..Default::default()
     };
-    let out = generate::generate(g.model(), &[ids.clone()], &cfg, &mut |_| {}).unwrap();
+    let out = generate::generate(g.model(), std::slice::from_ref(&ids), &cfg, &mut |_| {}).unwrap();
     let mut stream = g.stream(&ids);
     let mut streamed = stream.start().unwrap();
     for &id in &out[0].ids[ids.len()..] {

@@ -16,6 +16,7 @@ pub mod lm;
 pub mod metrics;
 pub mod mlm;
 pub mod optim;
+pub mod predict;
 pub mod relation;
 pub mod report;
 pub mod schedule;

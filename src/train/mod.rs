@@ -37,3 +37,20 @@ pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};
 pub use sequence::SequenceTask;
 pub use task::{Split, StepOutput, Task};
 pub use token::TokenTask;
+
+/// Trains the task `cfg.task.kind` names to the end (or to `train.stop_after_steps`),
+/// continuing from `<output_dir>/checkpoint` when `resume`: what the Python package's
+/// `train()` runs (the CLI adds its printing and `--dry-run` around the same steps).
+pub fn run(cfg: RunConfig, resume: bool) -> crate::error::Result<FitSummary> {
+    use config::TaskKind;
+    prepare_run(&cfg, resume)?;
+    match cfg.task.kind {
+        TaskKind::Classify => Trainer::new(cfg.clone(), SequenceTask::new(&cfg)?, resume)?.fit(),
+        TaskKind::CausalLm => Trainer::new(cfg.clone(), CausalLmTask::new(&cfg)?, resume)?.fit(),
+        TaskKind::TokenClassification => {
+            Trainer::new(cfg.clone(), TokenTask::new(&cfg)?, resume)?.fit()
+        }
+        TaskKind::Relation => Trainer::new(cfg.clone(), RelationTask::new(&cfg)?, resume)?.fit(),
+        TaskKind::Mlm => Trainer::new(cfg.clone(), MlmTask::new(&cfg)?, resume)?.fit(),
+    }
+}

@@ -1,0 +1,183 @@
+"""The Python package against the same references as the Rust tests: sentence-transformers'
+MiniLM embeddings (the committed fixture, and live when torch is installed), HF tokenizer
+ids (committed fixture), and end-to-end training, classification and generation."""
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+
+import bert4rs
+from conftest import FIXTURES
+
+
+def golden_st_embeddings():
+    from safetensors.numpy import load_file
+    return load_file(str(FIXTURES / "parity" / "minilm.safetensors"))["st.embeddings"]
+
+
+def cosines(a, b):
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+
+def test_encode_matches_sentence_transformers_fixture(minilm):
+    meta = json.loads((FIXTURES / "parity" / "minilm.json").read_text())
+    enc = bert4rs.SentenceEncoder(minilm)
+    ours = enc.encode(meta["sentences"])
+    want = golden_st_embeddings()
+    assert ours.dtype == np.float32 and ours.shape == want.shape
+    assert cosines(ours, want).min() >= 0.99999
+    assert np.abs(ours - want).max() <= 1e-5
+    assert enc.get_sentence_embedding_dimension() == 384
+
+
+def test_encode_behaves_like_sentence_transformers(minilm):
+    enc = bert4rs.SentenceEncoder(minilm, threads=2)
+    texts = ["A man is eating food.", "短い", "The girl is carrying a baby. " * 10]
+    batch = enc.encode(texts, batch_size=2)
+    single = enc.encode(texts[1])
+    assert single.ndim == 1 and single.shape == (384,)
+    assert np.allclose(batch[1], single, atol=1e-6), "batching never changes a row"
+    assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5), "MiniLM normalises"
+    raw = enc.encode(texts, normalize_embeddings=False)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    assert np.allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), batch, atol=1e-5)
+    cls = enc.encode(texts, pooling="cls")
+    assert cosines(cls, batch).max() < 0.9999, "another pooling gives other vectors"
+    assert np.allclose(enc.encode(texts), batch, atol=1e-6), "pooling= does not stick"
+    as_list = enc.encode(texts[:2], convert_to_numpy=False)
+    assert isinstance(as_list, list) and len(as_list[0]) == 384
+    assert enc.encode([]).shape == (0, 384)
+
+
+def test_encode_matches_sentence_transformers_live(minilm):
+    pytest.importorskip("torch")
+    st = pytest.importorskip("sentence_transformers")
+    texts = ["A man is eating food.", "我爱北京天安门", "Someone in a gorilla costume is playing drums."]
+    want = st.SentenceTransformer(minilm, device="cpu").encode(texts)
+    ours = bert4rs.SentenceEncoder(minilm).encode(texts)
+    assert cosines(ours, want).min() >= 0.99999
+
+
+def test_tokenizer_call_gives_hf_ids(minilm):
+    tok = bert4rs.Tokenizer(minilm)
+    cases = [json.loads(l) for l in (FIXTURES / "tokenize" / "minilm.jsonl").read_text().splitlines()]
+    checked = 0
+    for c in cases:
+        if c["nfkc"] or c["padding"] not in (False, "longest") or c["pairs"] is not None:
+            continue
+        trunc = "longest_first" if c["truncation"] else False
+        out = tok(c["texts"], padding=c["padding"] == "longest", truncation=trunc,
+                  max_length=c["max_length"])
+        got = out["input_ids"]
+        rows = [list(r) for r in got] if isinstance(got, (list, np.ndarray)) else got
+        assert rows == c["input_ids"], c["texts"]
+        checked += 1
+    assert checked >= 3
+    one = tok("hello world")
+    assert one["input_ids"].ndim == 1 and one["input_ids"].dtype == np.int64
+    pair = tok(["a b"], text_pair=["c"], padding="longest")
+    assert pair["token_type_ids"].tolist()[0][-2:] == [1, 1]
+    assert tok.decode(one["input_ids"].tolist()) == "hello world"
+
+
+def tiny_classification_run(tmp_path):
+    rows = [{"text": f"{w} {w} {i}", "label": lab}
+            for i in range(24) for w, lab in (("good", "pos"), ("bad", "neg"))]
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    model = FIXTURES / "models" / "bert-a"
+    return bert4rs.train(overrides={
+        "model": str(model), "output_dir": str(tmp_path / "run"), "data.train": str(data),
+        "data.dev": str(data), "train.epochs": 2, "train.batch_size": 8,
+        "optimizer.lr": 1e-3, "data.max_length": 16, "task.pooling": "cls",
+    })
+
+
+def test_train_then_classify(tmp_path):
+    summary = tiny_classification_run(tmp_path)
+    assert summary["steps"] == 12 and not summary["interrupted"]
+    assert summary["best_dev"]["classification"]["accuracy"] >= 0.0
+    clf = bert4rs.Classifier(summary["best_dir"])
+    assert sorted(clf.labels) == ["neg", "pos"]
+    texts = ["good good 3", "bad bad 7", "good"]
+    batch = clf.predict(texts)
+    assert [p["label"] in ("neg", "pos") for p in batch] == [True] * 3
+    for t, p in zip(texts, batch):
+        alone = clf.predict(t)
+        assert alone["label"] == p["label"]
+        for k, v in p["probabilities"].items():
+            assert math.isclose(alone["probabilities"][k], v, abs_tol=1e-6)
+        assert math.isclose(sum(p["probabilities"].values()), 1.0, abs_tol=1e-5)
+
+
+def test_train_and_generate_with_gpt2(tmp_path):
+    model = tmp_path / "gpt2"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "model_type": "gpt2", "vocab_size": 400, "n_positions": 64, "n_embd": 32,
+        "n_layer": 2, "n_head": 2, "activation_function": "gelu_new",
+        "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+        "layer_norm_epsilon": 1e-5, "initializer_range": 0.02}))
+    tok_dir = FIXTURES / "tokenizer_train" / "wordpiece"
+    summary = bert4rs.train(overrides={
+        "model": str(model), "tokenizer": str(tok_dir), "output_dir": str(tmp_path / "lm"),
+        "task.kind": "causal_lm", "data.file": str(FIXTURES / "tokenizer_train" / "corpus.txt"),
+        "data.split": [0.9, 0.1, 0.0], "data.max_length": 32, "train.epochs": 1,
+        "train.batch_size": 16})
+    gen = bert4rs.Generator(summary["best_dir"])
+    a = gen.generate("nesha", max_new_tokens=6)
+    assert isinstance(a, str) and a == gen.generate("nesha", max_new_tokens=6)
+    sampled = gen.generate("nesha", max_new_tokens=6, do_sample=True, seed=3,
+                           num_return_sequences=2)
+    assert isinstance(sampled, list) and len(sampled) == 2
+    assert sampled == gen.generate("nesha", max_new_tokens=6, do_sample=True, seed=3,
+                                   num_return_sequences=2)
+
+
+def test_bad_arguments_raise_python_exceptions(minilm, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        bert4rs.SentenceEncoder(str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError):
+        bert4rs.train(str(tmp_path / "missing.toml"))
+    enc = bert4rs.SentenceEncoder(minilm)
+    with pytest.raises(ValueError, match="batch_size"):
+        enc.encode(["x"], batch_size=0)
+    with pytest.raises(ValueError, match="sentences"):
+        enc.encode(5)
+    with pytest.raises(ValueError, match="pooling"):
+        enc.encode(["x"], pooling="nope")
+    with pytest.raises((OverflowError, TypeError)):
+        enc.encode(["x"], batch_size=-1)
+    tok = bert4rs.Tokenizer(minilm)
+    with pytest.raises(ValueError, match="padding"):
+        tok(["x"], padding="sideways")
+    with pytest.raises(ValueError, match="text_pair"):
+        tok(["x", "y"], text_pair=["z"])
+    with pytest.raises(ValueError, match="no_such_key"):
+        bert4rs.train(overrides={"train.no_such_key": 1})
+    with pytest.raises(ValueError):
+        bert4rs.Generator(minilm)  # an encoder is not a GPT-2
+
+
+def test_compute_releases_the_gil(minilm):
+    enc = bert4rs.SentenceEncoder(minilm)
+    texts = ["The girl is carrying a baby. " * 20] * 64
+    ticks = []
+    done = threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks.append(1)
+            done.wait(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    before = len(ticks)
+    enc.encode(texts)
+    during = len(ticks) - before
+    done.set()
+    t.join()
+    assert during > 5, "another Python thread ran while encode computed"

@@ -1,5 +1,5 @@
 """Paths the tests share: the repository's fixtures and the registry assets, fetched by the
-`bert4rs` binary that `cargo test` / `cargo build` left in target/ (or $BERT4RS_BIN)."""
+`bert4rs` binary that `cargo test` / `cargo build` left in the target directory (or $BERT4RS_BIN)."""
 
 import os
 import subprocess
@@ -15,11 +15,12 @@ def _binary():
     env = os.environ.get("BERT4RS_BIN")
     if env:
         return env
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     for profile in ("release", "debug"):
-        b = ROOT / "target" / profile / "bert4rs"
+        b = target / profile / "bert4rs"
         if b.is_file():
             return str(b)
-    pytest.skip("no bert4rs binary to fetch assets with: run `cargo build` first")
+    pytest.fail(f"no bert4rs binary in {target} to fetch assets with: run `cargo build` first")
 
 
 def asset(name):

@@ -181,3 +181,24 @@ def test_compute_releases_the_gil(minilm):
     done.set()
     t.join()
     assert during > 5, "another Python thread ran while encode computed"
+
+
+def test_encode_equals_the_cli_embed(minilm, tmp_path):
+    import subprocess
+    from conftest import _binary
+    texts = ["A man is eating food.", "我爱北京天安门", "ok"]
+    inp = tmp_path / "in.txt"
+    inp.write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out.jsonl"
+    subprocess.run([_binary(), "embed", "--model", minilm, "--input", str(inp),
+                    "--output", str(out)], check=True, capture_output=True)
+    cli = np.array([json.loads(l)["embedding"] for l in out.read_text().splitlines()])
+    ours = bert4rs.SentenceEncoder(minilm).encode(texts)
+    assert np.abs(cli - ours).max() <= 1e-6
+
+
+def test_non_strings_in_the_list_raise(minilm):
+    enc = bert4rs.SentenceEncoder(minilm)
+    for bad in (["a", None], ["a", 3], None):
+        with pytest.raises((ValueError, TypeError)):
+            enc.encode(bad)

@@ -36,6 +36,17 @@ class Classifier:
     def predict(self, texts: Sequence[str], max_length: int = 128,
                 batch_size: int = 64) -> List[Dict[str, Any]]: ...
 
+class Tagger:
+    """A fine-tuned token-classification (NER) directory."""
+
+    def __init__(self, path: str) -> None: ...
+    @overload
+    def tag(self, texts: str, max_length: int = 128,
+            batch_size: int = 32) -> List[Dict[str, Any]]: ...
+    @overload
+    def tag(self, texts: Sequence[str], max_length: int = 128,
+            batch_size: int = 32) -> List[List[Dict[str, Any]]]: ...
+
 class Generator:
     """Text generation with a GPT-2 directory."""
 

@@ -6,7 +6,7 @@
 
 use bert4rs::generate::{self, GenerationConfig, TextGenerator};
 use bert4rs::tokenize::{EncodeOptions, Padding, TextInput, Truncation};
-use bert4rs::train::predict::{Prediction, TextClassifier};
+use bert4rs::train::predict::{EntityTagger, Prediction, TextClassifier};
 use bert4rs::{Error, Pooling};
 use numpy::{PyArray1, PyArray2};
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
@@ -252,6 +252,66 @@ fn prediction_dict<'py>(py: Python<'py>, p: &Prediction) -> PyResult<Bound<'py, 
         Prediction::Score(s) => d.set_item("score", s)?,
     }
     Ok(d)
+}
+
+/// A fine-tuned token-classification (NER) directory.
+#[pyclass(module = "bert4rs")]
+struct Tagger {
+    inner: EntityTagger,
+}
+
+#[pymethods]
+impl Tagger {
+    #[new]
+    fn new(py: Python<'_>, path: &str) -> PyResult<Self> {
+        let dir = existing_dir(path)?;
+        let inner = py.detach(|| EntityTagger::from_dir(&dir)).map_err(py_err)?;
+        Ok(Tagger { inner })
+    }
+
+    /// The entities of each text: `[{"start", "end", "label", "text", "score"}]` in
+    /// character offsets (a single string gives one list), as `bert4rs predict` writes them.
+    #[pyo3(signature = (texts, max_length=128, batch_size=32))]
+    fn tag<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        max_length: usize,
+        batch_size: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if batch_size == 0 || max_length < 3 {
+            return Err(PyValueError::new_err(
+                "batch_size must be ≥ 1 and max_length ≥ 3",
+            ));
+        }
+        let (texts, single) = texts_of(texts, "texts")?;
+        let inner = &self.inner;
+        let all = py
+            .detach(|| inner.tag_texts(&texts, max_length, batch_size))
+            .map_err(py_err)?;
+        let lists = all
+            .iter()
+            .map(|entities| {
+                let dicts = entities
+                    .iter()
+                    .map(|e| {
+                        let d = PyDict::new(py);
+                        d.set_item("start", e.start)?;
+                        d.set_item("end", e.end)?;
+                        d.set_item("label", &e.label)?;
+                        d.set_item("text", &e.text)?;
+                        d.set_item("score", e.score)?;
+                        Ok(d)
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                PyList::new(py, dicts)
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(match single {
+            true => lists.into_iter().next().expect("one text").into_any(),
+            false => PyList::new(py, lists)?.into_any(),
+        })
+    }
 }
 
 /// Text generation with a GPT-2 directory.
@@ -515,6 +575,7 @@ fn bert4rs_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bert4rs::util::init_process();
     m.add_class::<SentenceEncoder>()?;
     m.add_class::<Classifier>()?;
+    m.add_class::<Tagger>()?;
     m.add_class::<Generator>()?;
     m.add_class::<Tokenizer>()?;
     m.add_function(wrap_pyfunction!(train, m)?)?;

@@ -202,3 +202,39 @@ def test_non_strings_in_the_list_raise(minilm):
     for bad in (["a", None], ["a", 3], None):
         with pytest.raises((ValueError, TypeError)):
             enc.encode(bad)
+
+
+def test_train_then_tag_entities(tmp_path):
+    import random
+    rng = random.Random(0)
+    names, places, other = ["john", "mary", "smith"], ["berlin", "york", "paris"], \
+        ["the", "went", "to", "a", "dog", "loved", "playing"]
+    rows = []
+    for _ in range(120):
+        words, tags = [], []
+        for _ in range(3 + rng.randrange(6)):
+            k = rng.randrange(5)
+            if k == 0:
+                words.append(rng.choice(names)); tags.append("B-PER")
+            elif k == 1:
+                words.append(rng.choice(places)); tags.append("B-LOC")
+            else:
+                words.append(rng.choice(other)); tags.append("O")
+        rows.append({"tokens": words, "tags": tags})
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    summary = bert4rs.train(overrides={
+        "model": str(FIXTURES / "train" / "tiny-cls"), "output_dir": str(tmp_path / "ner"),
+        "data.train": str(data), "data.dev": str(data), "task.kind": "token_classification",
+        "optimizer.lr": 5e-3, "train.epochs": 3, "train.batch_size": 16})
+    tagger = bert4rs.Tagger(summary["best_dir"])
+    texts = ["john went to paris", "the dog loved mary and smith in york", "a dog"]
+    batch = tagger.tag(texts)
+    assert len(batch) == 3
+    for text, ents in zip(texts, batch):
+        assert tagger.tag(text) == ents, "batch = single"
+        for e in ents:
+            assert text[e["start"]:e["end"]] == e["text"]
+            assert e["label"] in ("PER", "LOC") and 0 <= e["score"] <= 1
+    found = {(e["text"], e["label"]) for ents in batch for e in ents}
+    assert ("paris", "LOC") in found or ("john", "PER") in found, found

@@ -1,6 +1,6 @@
-//! Prediction with a fine-tuned sequence classifier, as every front end does it (`bert4rs
-//! predict`, the server's `/predict`, the Python `Classifier`): texts in, labels and
-//! probabilities out, with the model's own long-text windows when it was trained with them.
+//! Prediction as every front end does it (`bert4rs predict`, the server, the Python
+//! package): a fine-tuned sequence classifier (texts in, labels and probabilities out, with
+//! the model's own long-text windows when it was trained with them) and an entity tagger.
 
 use super::sequence::{predict_logits, windowed};
 use crate::data::dataset::Example;
@@ -78,17 +78,12 @@ impl TextClassifier {
         max_length: usize,
         batch_size: usize,
     ) -> Result<Vec<Prediction>> {
-        let examples = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Example {
-                text: t.as_ref().to_string(),
-                text_pair: None,
-                label: None,
-                line: i + 1,
-            })
-            .collect();
-        self.predict(Path::new("<texts>"), examples, max_length, batch_size)
+        self.predict(
+            Path::new("<texts>"),
+            examples_of(texts),
+            max_length,
+            batch_size,
+        )
     }
 
     fn prediction(&self, row: &[f32]) -> Prediction {
@@ -110,4 +105,83 @@ impl TextClassifier {
             Problem::Regression => Prediction::Score(row[0]),
         }
     }
+}
+
+/// A fine-tuned token-classification (NER) directory: texts in, entities out in character
+/// offsets of each text (`bert4rs predict` on a token model, the Python `Tagger`).
+pub struct EntityTagger {
+    model: crate::tasks::token_classify::TokenClassifier,
+    vocab: super::token::TokenVocab,
+}
+
+impl EntityTagger {
+    /// Loads `dir` (written by `bert4rs train` with `kind = "token_classification"`).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        use crate::tasks::token_classify::TokenClassifier;
+        let model = TokenClassifier::from_dir(dir, &Device::Cpu, false, None)?;
+        let vocab = super::token::TokenVocab::from_dir(dir, &model)?;
+        Ok(EntityTagger { model, vocab })
+    }
+
+    /// The entities of each example read from `source` (named in errors), in input order;
+    /// long texts are cut into windows of `max_length` and joined back.
+    pub fn tag(
+        &self,
+        source: &Path,
+        examples: Vec<Example>,
+        max_length: usize,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<super::token::Entity>>> {
+        use crate::data::aligned::TokenDataset;
+        use crate::data::tagged::{split_words, TaggedSentence};
+        let sentences: Vec<TaggedSentence> = examples
+            .into_iter()
+            .map(|e| TaggedSentence {
+                words: split_words(&e.text),
+                text: e.text,
+                tags: None,
+                line: e.line,
+            })
+            .collect();
+        let layout = self.vocab.layout();
+        let ds = TokenDataset::new(source, sentences, &layout, None, max_length)?;
+        let pad = self.vocab.pad_id();
+        let (pred, _) = super::token::predict(&self.model, &ds, pad, batch_size, &Device::Cpu)?;
+        let labels = &self.model.spec().labels;
+        Ok(ds
+            .sentences
+            .iter()
+            .zip(&pred)
+            .map(|(s, p)| super::token::sentence_entities(s, p, labels))
+            .collect())
+    }
+
+    /// [`Self::tag`] for plain texts.
+    pub fn tag_texts<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        max_length: usize,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<super::token::Entity>>> {
+        self.tag(
+            Path::new("<texts>"),
+            examples_of(texts),
+            max_length,
+            batch_size,
+        )
+    }
+}
+
+/// Unlabelled examples of plain texts, numbered from 1.
+fn examples_of<S: AsRef<str>>(texts: &[S]) -> Vec<Example> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Example {
+            text: t.as_ref().to_string(),
+            text_pair: None,
+            label: None,
+            line: i + 1,
+        })
+        .collect()
 }

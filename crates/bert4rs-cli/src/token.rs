@@ -3,11 +3,12 @@
 
 use super::DataArgs;
 use bert4rs::data::aligned::TokenDataset;
-use bert4rs::data::tagged::{read_tagged, split_words, TaggedFormat, TaggedSentence};
+use bert4rs::data::tagged::{read_tagged, TaggedFormat};
 use bert4rs::error::{Error, Result};
 use bert4rs::tasks::token_classify::TokenClassifier;
 use bert4rs::train::entity_metrics::entity_metrics;
-use bert4rs::train::token::{predict, sentence_entities, TokenVocab};
+use bert4rs::train::predict::EntityTagger;
+use bert4rs::train::token::{predict, TokenVocab};
 use bert4rs::train::Evaluation;
 use candle_core::Device;
 use std::path::Path;
@@ -29,28 +30,17 @@ pub fn predict_entities(
     output: &Path,
     fields: &DataArgs,
 ) -> Result<usize> {
-    let (model, vocab) = load(dir)?;
+    let tagger = EntityTagger::from_dir(dir)?;
     let ex = bert4rs::data::dataset::read_labelled(input, &fields.config(), false)?;
-    let sentences: Vec<TaggedSentence> = ex
-        .into_iter()
-        .map(|e| TaggedSentence {
-            words: split_words(&e.text),
-            text: e.text,
-            tags: None,
-            line: e.line,
-        })
-        .collect();
-    let ds = TokenDataset::new(input, sentences, &layout(&vocab), None, fields.max_length)?;
-    let (pred, _) = predict(&model, &ds, vocab.pad_id(), fields.batch_size, &Device::Cpu)?;
-    let labels = &model.spec().labels;
+    let all = tagger.tag(input, ex, fields.max_length, fields.batch_size)?;
     let mut out = String::new();
-    for (s, p) in ds.sentences.iter().zip(&pred) {
-        let line = serde_json::json!({ "entities": sentence_entities(s, p, labels) });
+    for entities in &all {
+        let line = serde_json::json!({ "entities": entities });
         out.push_str(&line.to_string());
         out.push('\n');
     }
     bert4rs::util::write_atomic(output, out.as_bytes())?;
-    Ok(pred.len())
+    Ok(all.len())
 }
 
 /// Entity metrics of the model on a tagged file (CoNLL or JSONL).

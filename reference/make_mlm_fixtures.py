@@ -45,8 +45,42 @@ LR, WEIGHT_DECAY, MAX_NORM, BETAS, EPS = 1e-2, 0.01, 1000.0, (0.9, 0.999), 1e-3
 NO_DECAY = ("bias", "LayerNorm.weight")
 
 
+OPTIMIZER_META = {"name": "torch.optim.AdamW", "lr": LR, "betas": list(BETAS), "eps": EPS,
+                  "weight_decay": WEIGHT_DECAY, "no_decay_substrings": list(NO_DECAY),
+                  "max_grad_norm": MAX_NORM}
+
+
 def t(x):
     return x.detach().contiguous().clone()
+
+
+def mask_inputs(tok, input_ids, masks):
+    """Input ids and labels (-100 where not scored) for (row, position, replacement) masks:
+    the replacement is a token to show there ("[MASK]" or another), or None to keep it."""
+    ids = input_ids.clone()
+    labels = torch.full_like(ids, -100)
+    for row, pos, repl in masks:
+        labels[row, pos] = ids[row, pos]
+        if repl is not None:
+            ids[row, pos] = tok.convert_tokens_to_ids(repl)
+    return ids, labels
+
+
+def adamw_step(model, loss):
+    """Backward, clip to MAX_NORM, one AdamW step with the decay groups; returns the gradient
+    norm, the updated parameters as `updated.<name>` tensors, and their names."""
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in NO_DECAY)],
+         "weight_decay": WEIGHT_DECAY},
+        {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in NO_DECAY)],
+         "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, foreach=False)
+    loss.backward()
+    total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_NORM)
+    opt.step()
+    names = [n for n, _ in model.named_parameters()]
+    return total_norm, {f"updated.{n}": t(p) for n, p in model.named_parameters()}, names
 
 
 def main():
@@ -73,39 +107,20 @@ def main():
         attn_implementation="eager")
     step.train()
     senc = tok(STEP_TEXTS, padding="longest", return_tensors="pt")
-    ids = senc["input_ids"].clone()
-    labels = torch.full_like(ids, -100)
-    for row, pos, repl in STEP_MASKS:
-        labels[row, pos] = ids[row, pos]
-        if repl is not None:
-            ids[row, pos] = tok.convert_tokens_to_ids(repl)
-    groups = [
-        {"params": [p for n, p in step.named_parameters() if not any(nd in n for nd in NO_DECAY)],
-         "weight_decay": WEIGHT_DECAY},
-        {"params": [p for n, p in step.named_parameters() if any(nd in n for nd in NO_DECAY)],
-         "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, foreach=False)
+    ids, labels = mask_inputs(tok, senc["input_ids"], STEP_MASKS)
     out = step(input_ids=ids, attention_mask=senc["attention_mask"],
                token_type_ids=senc["token_type_ids"], labels=labels)
-    out.loss.backward()
-    total_norm = torch.nn.utils.clip_grad_norm_(step.parameters(), MAX_NORM)
-    opt.step()
+    total_norm, updated, names = adamw_step(step, out.loss)
     tensors.update({"step.input_ids": ids, "step.attention_mask": senc["attention_mask"],
                     "step.labels": labels})
-    names = []
-    for n, p in step.named_parameters():
-        tensors[f"updated.{n}"] = t(p)
-        names.append(n)
+    tensors.update(updated)
     save_file(tensors, str(OUT / "mlm.safetensors"))
     meta = {
         "model_dir": "tests/fixtures/models/bert-b",
         "texts": TEXTS, "fill_mask": fills,
         "step": {"texts": STEP_TEXTS, "masks": STEP_MASKS, "loss": out.loss.item(),
                  "total_norm": total_norm.item(), "parameters": names,
-                 "optimizer": {"name": "torch.optim.AdamW", "lr": LR, "betas": list(BETAS),
-                               "eps": EPS, "weight_decay": WEIGHT_DECAY,
-                               "no_decay_substrings": list(NO_DECAY), "max_grad_norm": MAX_NORM},
+                 "optimizer": OPTIMIZER_META,
                  "dropout": "0 (hidden and attention), model.train()",
                  "loss_rule": "CrossEntropyLoss(ignore_index=-100) over all positions, mean over "
                               "the scored ones"},

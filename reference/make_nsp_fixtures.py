@@ -19,6 +19,9 @@ import transformers
 from safetensors.torch import save_file
 from transformers import BertForPreTraining, BertTokenizerFast
 
+# The same masking and well-conditioned AdamW step as the masked-LM fixture (reasons there).
+from make_mlm_fixtures import OPTIMIZER_META, adamw_step, mask_inputs, t
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL = REPO_ROOT / "tests/fixtures/models/bert-b"
 OUT = REPO_ROOT / "tests/fixtures/mlm"
@@ -29,13 +32,6 @@ NEXT = [0, 1, 0]
 # (row, position, replacement) as in make_mlm_fixtures.py.
 STEP_MASKS = [(0, 2, "[MASK]"), (0, 6, "dog"), (0, 8, None), (1, 1, "[MASK]"),
               (1, 5, "[MASK]"), (2, 3, "[MASK]")]
-# The same well-conditioned AdamW step as make_mlm_fixtures.py (see the reason there).
-LR, WEIGHT_DECAY, MAX_NORM, BETAS, EPS = 1e-2, 0.01, 1000.0, (0.9, 0.999), 1e-3
-NO_DECAY = ("bias", "LayerNorm.weight")
-
-
-def t(x):
-    return x.detach().contiguous().clone()
 
 
 def main():
@@ -55,40 +51,21 @@ def main():
         str(MODEL), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
         attn_implementation="eager")
     step.train()
-    ids = enc["input_ids"].clone()
-    labels = torch.full_like(ids, -100)
-    for row, pos, repl in STEP_MASKS:
-        labels[row, pos] = ids[row, pos]
-        if repl is not None:
-            ids[row, pos] = tok.convert_tokens_to_ids(repl)
-    groups = [
-        {"params": [p for n, p in step.named_parameters() if not any(nd in n for nd in NO_DECAY)],
-         "weight_decay": WEIGHT_DECAY},
-        {"params": [p for n, p in step.named_parameters() if any(nd in n for nd in NO_DECAY)],
-         "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, foreach=False)
+    ids, labels = mask_inputs(tok, enc["input_ids"], STEP_MASKS)
     next_label = torch.tensor(NEXT)
     res = step(input_ids=ids, attention_mask=enc["attention_mask"],
                token_type_ids=enc["token_type_ids"], labels=labels,
                next_sentence_label=next_label)
-    res.loss.backward()
-    total_norm = torch.nn.utils.clip_grad_norm_(step.parameters(), MAX_NORM)
-    opt.step()
+    total_norm, updated, names = adamw_step(step, res.loss)
     tensors.update({"step.input_ids": ids, "step.labels": labels,
                     "step.next_sentence_label": next_label})
-    names = []
-    for n, p in step.named_parameters():
-        tensors[f"updated.{n}"] = t(p)
-        names.append(n)
+    tensors.update(updated)
     save_file(tensors, str(OUT / "nsp.safetensors"))
     meta = {
         "model_dir": "tests/fixtures/models/bert-b", "pairs": PAIRS,
         "step": {"masks": STEP_MASKS, "next_sentence_label": NEXT, "loss": res.loss.item(),
                  "total_norm": total_norm.item(), "parameters": names,
-                 "optimizer": {"name": "torch.optim.AdamW", "lr": LR, "betas": list(BETAS),
-                               "eps": EPS, "weight_decay": WEIGHT_DECAY,
-                               "no_decay_substrings": list(NO_DECAY), "max_grad_norm": MAX_NORM},
+                 "optimizer": OPTIMIZER_META,
                  "dropout": "0 (hidden and attention), model.train()",
                  "loss_rule": "BertForPreTraining: masked-LM CE (ignore -100, mean over scored) "
                               "+ next-sentence CE (mean over rows)"},

@@ -174,6 +174,23 @@ pub fn gpt2_fixture_dir(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A step's loss (1e-5 relative, floored at 1) and gradient norm (1e-4 relative) against a
+/// step fixture's `loss` and `total_norm`.
+pub fn assert_step_stats(stats: &bert4rs::train::StepStats, step: &Value) {
+    let want = step["loss"].as_f64().unwrap();
+    assert!(
+        (stats.loss - want).abs() < 1e-5 * want.abs().max(1.0),
+        "loss {} vs {want}",
+        stats.loss
+    );
+    let norm = step["total_norm"].as_f64().unwrap();
+    assert!(
+        (stats.grad_norm - norm).abs() < 1e-4 * norm,
+        "grad norm {} vs {norm}",
+        stats.grad_norm
+    );
+}
+
 /// Compares every `updated.<name>` tensor of a step fixture with our parameter `<name>`
 /// (1e-5; the attention key bias within 2e-2, see `train_step.rs`); returns how many.
 pub fn assert_updated(ours: &HashMap<String, Tensor>, golden: &HashMap<String, Tensor>) -> usize {

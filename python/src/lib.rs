@@ -53,6 +53,19 @@ fn texts_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<String>, bool)>
     Ok((texts, false))
 }
 
+/// The one result of a call given a single string, else the list of results.
+fn one_or_list<'py, T>(
+    py: Python<'py>,
+    items: Vec<Bound<'py, T>>,
+    single: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    match <[Bound<'py, T>; 1]>::try_from(items) {
+        Ok([one]) if single => Ok(one.into_any()),
+        Ok(one) => Ok(PyList::new(py, one)?.into_any()),
+        Err(items) => Ok(PyList::new(py, items)?.into_any()),
+    }
+}
+
 fn threads(n: Option<usize>) -> PyResult<()> {
     match n {
         Some(0) => Err(PyValueError::new_err("threads must be ≥ 1")),
@@ -120,20 +133,23 @@ impl SentenceEncoder {
                 .map_err(|e| PyValueError::new_err(format!("pooling: {e}")))?,
             None => self.inner.pooling(),
         };
-        if kind != self.inner.pooling() && self.other.as_ref().map(|o| o.pooling()) != Some(kind) {
-            // Another pooling than the model's own: a second encoder, kept for later calls;
-            // the default stays the directory's.
-            let (dir, device) = (self.dir.clone(), candle_core::Device::Cpu);
-            let mut other = py
-                .detach(|| bert4rs::SentenceEncoder::with_pooling(&dir, kind, &device))
-                .map_err(py_err)?;
-            other.normalize = self.inner.normalize;
-            other.max_length = self.inner.max_length;
-            self.other = Some(other);
-        }
-        let enc = match kind == self.inner.pooling() {
-            true => &mut self.inner,
-            false => self.other.as_mut().expect("built above"),
+        let enc = if kind == self.inner.pooling() {
+            &mut self.inner
+        } else {
+            match &mut self.other {
+                Some(other) if other.pooling() == kind => other,
+                slot => {
+                    // Another pooling than the model's own: a second encoder, kept for
+                    // later calls; the default stays the directory's.
+                    let (dir, device) = (&self.dir, candle_core::Device::Cpu);
+                    let mut other = py
+                        .detach(|| bert4rs::SentenceEncoder::with_pooling(dir, kind, &device))
+                        .map_err(py_err)?;
+                    other.normalize = self.inner.normalize;
+                    other.max_length = self.inner.max_length;
+                    slot.insert(other)
+                }
+            }
         };
         let default_normalize = enc.normalize;
         enc.normalize = normalize_embeddings.unwrap_or(default_normalize);
@@ -218,10 +234,7 @@ impl Classifier {
             .iter()
             .map(|p| prediction_dict(py, p))
             .collect::<PyResult<Vec<_>>>()?;
-        Ok(match single {
-            true => dicts.into_iter().next().expect("one text").into_any(),
-            false => PyList::new(py, dicts)?.into_any(),
-        })
+        one_or_list(py, dicts, single)
     }
 }
 
@@ -307,10 +320,7 @@ impl Tagger {
                 PyList::new(py, dicts)
             })
             .collect::<PyResult<Vec<_>>>()?;
-        Ok(match single {
-            true => lists.into_iter().next().expect("one text").into_any(),
-            false => PyList::new(py, lists)?.into_any(),
-        })
+        one_or_list(py, lists, single)
     }
 }
 

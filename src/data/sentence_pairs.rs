@@ -30,6 +30,17 @@ pub enum PairObjective {
     Sop,
 }
 
+impl PairObjective {
+    /// The config spelling: `none`, `nsp` or `sop`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PairObjective::None => "none",
+            PairObjective::Nsp => "nsp",
+            PairObjective::Sop => "sop",
+        }
+    }
+}
+
 /// Sentences of a document: cut after `。！？!?…` and after a `.` followed by a space, with
 /// closing quotes and brackets kept on the sentence they close.
 pub fn split_sentences(doc: &str) -> Vec<&str> {

@@ -179,8 +179,8 @@ pub struct MlmTask {
     ahead: Mutex<Option<Ahead>>,
     pad_id: u32,
     device: Device,
-    /// `nsp` or `sop` (for the summary).
-    objective_name: &'static str,
+    /// The sentence-pair objective (for the summary).
+    objective: PairObjective,
 }
 
 impl MlmTask {
@@ -295,11 +295,7 @@ impl MlmTask {
             ahead: Mutex::new(None),
             pad_id,
             device,
-            objective_name: match objective {
-                PairObjective::None => "none",
-                PairObjective::Nsp => "nsp",
-                PairObjective::Sop => "sop",
-            },
+            objective,
         })
     }
 
@@ -383,16 +379,16 @@ impl Task for MlmTask {
         let m = &self.masker.cfg;
         let train = &self.masker.train;
         let pairs = Self::pairs_of(train.iter());
-        let pair_text = match (self.model.has_next_sentence_head(), pairs.is_empty()) {
-            (true, false) => {
+        let pair_text = match (self.objective, pairs.is_empty()) {
+            (PairObjective::None, _) | (_, true) => String::new(),
+            (objective, false) => {
                 let ones = pairs.iter().filter(|p| p.label == 1).count();
                 format!(
                     "\nsentence pairs ({}): label 1 in {:.1} % of train blocks",
-                    self.objective_name,
+                    objective.name(),
                     100.0 * ones as f64 / pairs.len() as f64
                 )
             }
-            _ => String::new(),
         };
         let text = format!(
             "masked LM: BERT {} layers × {} ({} heads), vocab {}, {} parameters\n\

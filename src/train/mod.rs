@@ -38,19 +38,45 @@ pub use sequence::SequenceTask;
 pub use task::{Split, StepOutput, Task};
 pub use token::TokenTask;
 
-/// Trains the task `cfg.task.kind` names to the end (or to `train.stop_after_steps`),
-/// continuing from `<output_dir>/checkpoint` when `resume`: what the Python package's
-/// `train()` runs (the CLI adds its printing and `--dry-run` around the same steps).
-pub fn run(cfg: RunConfig, resume: bool) -> crate::error::Result<FitSummary> {
+/// What a front end does with the trainer of a run, whatever its task type
+/// ([`with_trainer`] picks the task; a trait because the trainer's type is generic).
+pub trait WithTrainer {
+    /// What it gives back.
+    type Output;
+    /// Uses the trainer (prints its plan, fits it, ...).
+    fn with<T: Task>(self, trainer: Trainer<T>) -> crate::error::Result<Self::Output>;
+}
+
+/// Builds the task `cfg.task.kind` names and its trainer (continuing from
+/// `<output_dir>/checkpoint` when `resume`) and hands the trainer to `f`. A missing
+/// checkpoint for `resume` fails before any data is read.
+pub fn with_trainer<F: WithTrainer>(
+    cfg: RunConfig,
+    resume: bool,
+    f: F,
+) -> crate::error::Result<F::Output> {
     use config::TaskKind;
     prepare_run(&cfg, resume)?;
     match cfg.task.kind {
-        TaskKind::Classify => Trainer::new(cfg.clone(), SequenceTask::new(&cfg)?, resume)?.fit(),
-        TaskKind::CausalLm => Trainer::new(cfg.clone(), CausalLmTask::new(&cfg)?, resume)?.fit(),
+        TaskKind::Classify => f.with(Trainer::new(cfg.clone(), SequenceTask::new(&cfg)?, resume)?),
+        TaskKind::CausalLm => f.with(Trainer::new(cfg.clone(), CausalLmTask::new(&cfg)?, resume)?),
         TaskKind::TokenClassification => {
-            Trainer::new(cfg.clone(), TokenTask::new(&cfg)?, resume)?.fit()
+            f.with(Trainer::new(cfg.clone(), TokenTask::new(&cfg)?, resume)?)
         }
-        TaskKind::Relation => Trainer::new(cfg.clone(), RelationTask::new(&cfg)?, resume)?.fit(),
-        TaskKind::Mlm => Trainer::new(cfg.clone(), MlmTask::new(&cfg)?, resume)?.fit(),
+        TaskKind::Relation => f.with(Trainer::new(cfg.clone(), RelationTask::new(&cfg)?, resume)?),
+        TaskKind::Mlm => f.with(Trainer::new(cfg.clone(), MlmTask::new(&cfg)?, resume)?),
     }
+}
+
+/// Trains the task `cfg.task.kind` names to the end (or to `train.stop_after_steps`):
+/// what the Python package's `train()` runs.
+pub fn run(cfg: RunConfig, resume: bool) -> crate::error::Result<FitSummary> {
+    struct Fit;
+    impl WithTrainer for Fit {
+        type Output = FitSummary;
+        fn with<T: Task>(self, mut trainer: Trainer<T>) -> crate::error::Result<FitSummary> {
+            trainer.fit()
+        }
+    }
+    with_trainer(cfg, resume, Fit)
 }

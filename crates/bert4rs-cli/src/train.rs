@@ -1,10 +1,7 @@
 //! `bert4rs train`: train any built-in task from a TOML run config (`[task] kind`).
 
 use bert4rs::error::{Error, Result};
-use bert4rs::train::config::TaskKind;
-use bert4rs::train::{
-    CausalLmTask, MlmTask, RelationTask, RunConfig, SequenceTask, Task, TokenTask, Trainer,
-};
+use bert4rs::train::{RunConfig, Task, Trainer, WithTrainer};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -34,21 +31,27 @@ pub fn run(a: Args) -> Result<()> {
     // Fail fast (a missing checkpoint for --resume) before printing or loading anything.
     bert4rs::train::prepare_run(&cfg, a.resume)?;
     eprintln!("# resolved config\n{}", cfg.to_toml()?);
-    match cfg.task.kind {
-        TaskKind::Classify => fit(SequenceTask::new(&cfg)?, cfg, &a),
-        TaskKind::CausalLm => fit(CausalLmTask::new(&cfg)?, cfg, &a),
-        TaskKind::TokenClassification => fit(TokenTask::new(&cfg)?, cfg, &a),
-        TaskKind::Relation => fit(RelationTask::new(&cfg)?, cfg, &a),
-        TaskKind::Mlm => fit(MlmTask::new(&cfg)?, cfg, &a),
+    bert4rs::train::with_trainer(cfg, a.resume, Fit { dry_run: a.dry_run })
+}
+
+/// Prints the plan, then (unless `--dry-run`) trains and prints the summary.
+struct Fit {
+    dry_run: bool,
+}
+
+impl WithTrainer for Fit {
+    type Output = ();
+
+    fn with<T: Task>(self, mut trainer: Trainer<T>) -> Result<()> {
+        eprintln!("{}", trainer.describe());
+        if self.dry_run {
+            return Ok(());
+        }
+        fit(&mut trainer)
     }
 }
 
-fn fit<T: Task>(task: T, cfg: RunConfig, a: &Args) -> Result<()> {
-    let mut trainer = Trainer::new(cfg, task, a.resume)?;
-    eprintln!("{}", trainer.describe());
-    if a.dry_run {
-        return Ok(());
-    }
+fn fit<T: Task>(trainer: &mut Trainer<T>) -> Result<()> {
     let s = trainer.fit()?;
     if s.interrupted {
         eprintln!(

@@ -165,7 +165,7 @@ impl SentenceEncoder {
     pub fn embed_inputs(
         &self,
         inputs: &[TextInput],
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
         let opts = EncodeOptions {
             max_length: self.max_length,
@@ -173,8 +173,19 @@ impl SentenceEncoder {
             truncation: self.max_length.map(|_| Truncation::LongestFirst),
         };
         let encs = self.tokenizer.encode_batch(inputs, &opts)?;
+        self.embed_tokenized(&encs, progress)
+    }
+
+    /// Embeds unpadded encodings (one per text, as the tokenizer gave them): sorted by
+    /// length into batches of `batch_size`, each padded only to its own longest row, so
+    /// mixed lengths cost little padding (the server's dynamic batches come this way).
+    pub fn embed_tokenized(
+        &self,
+        encs: &[crate::tokenize::Encoding],
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
         let lengths: Vec<usize> = encs.iter().map(|e| e.input_ids.len()).collect();
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); inputs.len()];
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); encs.len()];
         for batch in length_sorted_batches(&lengths, self.batch_size) {
             let padded = crate::data::batch::pad_batch(
                 &batch.iter().map(|&i| encs[i].clone()).collect::<Vec<_>>(),

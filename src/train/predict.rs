@@ -52,6 +52,21 @@ impl TextClassifier {
         &self.model.spec().labels
     }
 
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// True when the model reads long texts whole, as windows (no length limit).
+    pub fn reads_long_texts(&self) -> bool {
+        self.model.spec().windows.is_some()
+    }
+
+    /// The longest input (tokens, specials included) the model's position table holds.
+    pub fn max_sequence_length(&self) -> usize {
+        self.model.encoder().config().max_sequence_length()
+    }
+
     /// Predictions for `examples` read from `source` (named in errors), in input order
     /// (`text`, optional `text_pair`), each truncated to `max_length` tokens (or cut into
     /// the model's windows), `batch_size` per forward pass.
@@ -121,6 +136,24 @@ impl EntityTagger {
         let model = TokenClassifier::from_dir(dir, &Device::Cpu, false, None)?;
         let vocab = super::token::TokenVocab::from_dir(dir, &model)?;
         Ok(EntityTagger { model, vocab })
+    }
+
+    /// The entity labels (`PER`, `LOC`, ...) the model tags, in first-seen tag order.
+    pub fn labels(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for tag in &self.model.spec().labels {
+            let name = tag.split_once('-').map_or(tag.as_str(), |(_, l)| l);
+            if tag != "O" && !out.iter().any(|l| l == name) {
+                out.push(name.to_string());
+            }
+        }
+        out
+    }
+
+    /// The longest window (tokens) the encoder's position table holds; `None` for a model
+    /// without a pre-trained encoder (a BiLSTM over words), which takes any length.
+    pub fn max_sequence_length(&self) -> Option<usize> {
+        (self.model.encoder()).map(|e| e.config().max_sequence_length())
     }
 
     /// The entities of each example read from `source` (named in errors), in input order;

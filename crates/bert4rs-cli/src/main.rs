@@ -14,6 +14,7 @@ mod inspect;
 mod predict;
 mod prepare;
 mod relation;
+mod serve;
 mod token;
 mod tokenize;
 mod train;
@@ -61,6 +62,8 @@ enum Command {
     TrainTokenizer(train_tokenizer::Args),
     /// Lengthen a model's position table (copy or hierarchical decomposition).
     ExtendPositions(extend_positions::Args),
+    /// Serve models over HTTP: text-embeddings-inference's routes with dynamic batching.
+    Serve(serve::Args),
 }
 
 #[global_allocator]
@@ -91,6 +94,7 @@ fn run() -> i32 {
         Command::Pretrain(a) => train::run_pretrain(a),
         Command::FillMask(a) => fill_mask::run(a),
         Command::ExtendPositions(a) => extend_positions::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => 0,

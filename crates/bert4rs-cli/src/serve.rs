@@ -1,0 +1,72 @@
+//! `bert4rs serve`: the models over HTTP (text-embeddings-inference's routes, OpenAI's
+//! embeddings, /predict, /tag, /generate) until SIGTERM or Ctrl-C.
+
+use bert4rs::error::{Error, Result};
+use bert4rs_server::{ModelSpec, ServeOptions};
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A model directory, or NAME=DIR; repeat for several (the first of each kind answers
+    /// requests that name no `model`).
+    #[arg(long = "model", required = true)]
+    models: Vec<String>,
+    /// Address to listen on (0.0.0.0 for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    hostname: IpAddr,
+    /// Port (0: a free one, printed on start).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Pooling of embedding models (default: their sentence-transformers config, else mean).
+    #[arg(long)]
+    pooling: Option<String>,
+    /// Sum of input tokens in one batch.
+    #[arg(long, default_value_t = 16384, value_parser = super::at_least_one())]
+    max_batch_tokens: usize,
+    /// Inputs in one batch (default: only the token budget limits).
+    #[arg(long, value_parser = super::at_least_one())]
+    max_batch_requests: Option<usize>,
+    /// Requests in flight; one more is answered 429 at once.
+    #[arg(long, default_value_t = 512, value_parser = super::at_least_one())]
+    max_concurrent_requests: usize,
+    /// Inputs in one request.
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_one())]
+    max_client_batch_size: usize,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 2_000_000, value_parser = super::at_least_one())]
+    payload_limit: usize,
+    /// Truncate over-long inputs unless a request says "truncate": false.
+    #[arg(long)]
+    auto_truncate: bool,
+    /// Compute threads (default: one per core).
+    #[arg(long, value_parser = super::at_least_one())]
+    threads: Option<usize>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let models = (a.models.iter())
+        .map(|m| m.parse::<ModelSpec>())
+        .collect::<Result<Vec<_>>>()?;
+    let opts = ServeOptions {
+        models,
+        pooling: a.pooling.as_deref().map(str::parse).transpose()?,
+        max_batch_tokens: a.max_batch_tokens,
+        max_batch_requests: a.max_batch_requests,
+        max_concurrent_requests: a.max_concurrent_requests,
+        max_client_batch_size: a.max_client_batch_size,
+        payload_limit: a.payload_limit,
+        auto_truncate: a.auto_truncate,
+    };
+    opts.validate()?;
+    if let Some(n) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| Error::Invalid(format!("--threads {n}: {e}")))?;
+    }
+    let addr = SocketAddr::new(a.hostname, a.port);
+    bert4rs_server::run(opts, addr, |bound| {
+        // Scripts wait for this line (and read the port from it when --port 0).
+        eprintln!("listening on http://{bound}");
+    })
+}

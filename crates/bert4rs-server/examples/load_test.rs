@@ -191,13 +191,13 @@ async fn client_loop(
     s
 }
 
-/// Texts of mixed lengths: sentences of the polarity corpus or any file, one per line,
-/// joined in runs of 1..=4 lines so lengths spread from a few to ~200 tokens.
-pub fn mixed_lengths(lines: &[String], n: usize) -> Vec<String> {
+/// Texts of mixed lengths: lines of the polarity corpus or any file, joined in runs of
+/// 1..=`join` lines (4: from a few to ~200 tokens).
+pub fn mixed_lengths(lines: &[String], n: usize, join: usize) -> Vec<String> {
     let mut rng = bert4rs::rng::Rng::new(7);
     (0..n)
         .map(|_| {
-            let k = 1 + rng.below(4);
+            let k = 1 + rng.below(join);
             let start = rng.below(lines.len());
             (0..k)
                 .map(|j| lines[(start + j) % lines.len()].as_str())
@@ -223,8 +223,26 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.get(i + 1).cloned()
 }
 
-#[tokio::main]
-async fn main() {
+/// The library's own throughput on `texts` in one call (sorted batches of 32, no HTTP):
+/// the ceiling the server's batching can approach on this machine.
+pub fn offline_texts_per_s(dir: &std::path::Path, texts: &[String], max_len: usize) -> f64 {
+    let mut enc = bert4rs::SentenceEncoder::from_dir(dir).expect("the model loads");
+    enc.max_length = Some(max_len);
+    let t0 = Instant::now();
+    enc.embed(texts).expect("embeds");
+    texts.len() as f64 / t0.elapsed().as_secs_f64()
+}
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    bert4rs::util::init_process(); // before any thread starts
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().collect();
     let need = |n: &str| arg(&args, n).unwrap_or_else(|| panic!("give {n}"));
     let url = need("--url");
@@ -239,7 +257,7 @@ async fn main() {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
         .collect();
-    let texts = mixed_lengths(&lines, 2000);
+    let texts = mixed_lengths(&lines, 2000, num("--join", 4));
     let info: serde_json::Value = reqwest::get(format!("{url}/info"))
         .await
         .unwrap()
@@ -255,19 +273,23 @@ async fn main() {
         texts.len(),
         t0.elapsed().as_secs_f64()
     );
+    let offline = offline_texts_per_s(&model, &texts, max_len);
+    println!("library, one call, no HTTP (the ceiling): {offline:.1} texts/s");
     let (texts, expected) = (Arc::new(texts), Arc::new(expected));
     let serial = drive(
         &url,
         texts.clone(),
         expected.clone(),
         1,
-        1,
+        per_request,
         Duration::from_secs(serial_seconds as u64),
     )
     .await;
     println!(
         "{}",
-        serial.line("one at a time (1 client, 1 text/request)")
+        serial.line(&format!(
+            "one request at a time (1–{per_request} texts/request)"
+        ))
     );
     let load = drive(
         &url,

@@ -16,7 +16,7 @@ async fn hundred_concurrent_clients_get_every_answer_right_and_are_batched() {
     let bert = fixture("models/bert-a");
     let server = TestServer::start(options(&[("bert", &bert)])).await;
     let lines = mixed_texts(200, 40, 3);
-    let texts = load_test::mixed_lengths(&lines, 300);
+    let texts = load_test::mixed_lengths(&lines, 300, 4);
     let info: serde_json::Value = reqwest::get(server.at("/info"))
         .await
         .unwrap()

@@ -79,7 +79,10 @@ impl Backend for ClassifyBackend {
     type Output = Prediction;
     fn run(&self, batch: Vec<Example>) -> Result<Vec<Prediction>> {
         let source = Path::new("<request>");
-        (self.classifier).predict(source, batch, self.max_input_length, SUB_BATCH)
+        // A windowed model re-reads each text whole; the others were checked (or cut) to
+        // the position table's length, which is what the classifier truncates to here.
+        let max_len = self.classifier.max_sequence_length();
+        (self.classifier).predict(source, batch, max_len, SUB_BATCH)
     }
 }
 

@@ -325,7 +325,7 @@ fn check_prompts(
                 c.n_positions
             )));
         }
-        if p.len() + cfg.max_new_tokens > c.n_positions {
+        if p.len().saturating_add(cfg.max_new_tokens) > c.n_positions {
             return Err(Error::Invalid(format!(
                 "prompt {i} ({} tokens) + max_new_tokens ({}) exceeds the model's n_positions ({}); \
                  lower --max-new-tokens to at most {}",

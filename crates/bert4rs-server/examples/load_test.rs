@@ -6,7 +6,8 @@
 //! ```text
 //! bert4rs serve --model DIR --port 8080 &
 //! cargo run --release -p bert4rs-server --example load_test -- \
-//!     --url http://127.0.0.1:8080 --model DIR --clients 100 --seconds 60
+//!     --url http://127.0.0.1:8080 --model DIR --texts LINES.txt --clients 100 --seconds 60 \
+//!     [--join 4] [--per-request 4] [--serial-seconds 20]
 //! ```
 //! (`bench/serve.sh` does both.) The suite runs the same driver for a few seconds
 //! (`tests/load.rs`).

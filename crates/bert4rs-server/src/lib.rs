@@ -212,11 +212,14 @@ impl AppState {
     }
 }
 
-/// A batch must hold the longest input the model takes, or such a request would never run.
+/// A batch should hold the longest input the model takes (a longer one would always run
+/// alone, past the budget the operator set).
 fn check_budget(served: &Served, budget: usize) -> Result<()> {
     let longest = match &served.kind {
         Kind::Embedding(q) => q.backend().max_input_length,
-        Kind::Classifier(q) => q.backend().max_input_length.min(budget),
+        Kind::Classifier(q) if !q.backend().classifier.reads_long_texts() => {
+            q.backend().max_input_length
+        }
         _ => 0,
     };
     if longest > budget {

@@ -61,8 +61,8 @@ pub struct EmbedBackend {
 impl Backend for EmbedBackend {
     type Input = Encoding;
     type Output = Vec<f32>;
-    fn run(&self, batch: Vec<Encoding>) -> Result<Vec<Vec<f32>>> {
-        self.encoder.embed_tokenized(&batch, |_| {})
+    fn run(&self, batch: &[Encoding]) -> Result<Vec<Vec<f32>>> {
+        self.encoder.embed_tokenized(batch, |_| {})
     }
 }
 
@@ -77,12 +77,12 @@ pub struct ClassifyBackend {
 impl Backend for ClassifyBackend {
     type Input = Example;
     type Output = Prediction;
-    fn run(&self, batch: Vec<Example>) -> Result<Vec<Prediction>> {
+    fn run(&self, batch: &[Example]) -> Result<Vec<Prediction>> {
         let source = Path::new("<request>");
         // A windowed model re-reads each text whole; the others were checked (or cut) to
         // the position table's length, which is what the classifier truncates to here.
         let max_len = self.classifier.max_sequence_length();
-        (self.classifier).predict(source, batch, max_len, SUB_BATCH)
+        (self.classifier).predict(source, batch.to_vec(), max_len, SUB_BATCH)
     }
 }
 
@@ -99,8 +99,8 @@ pub struct TagBackend {
 impl Backend for TagBackend {
     type Input = String;
     type Output = Vec<Entity>;
-    fn run(&self, batch: Vec<String>) -> Result<Vec<Vec<Entity>>> {
-        self.tagger.tag_texts(&batch, self.window, SUB_BATCH)
+    fn run(&self, batch: &[String]) -> Result<Vec<Vec<Entity>>> {
+        self.tagger.tag_texts(batch, self.window, SUB_BATCH)
     }
 }
 

@@ -204,6 +204,16 @@ async fn generate_and_its_stream_give_the_library_s_text() {
             json!({"inputs": prompt, "parameters": {"max_new_tokens": 100000}}),
             422,
         ),
+        (
+            "max_new_tokens that overflows",
+            json!({"inputs": prompt, "parameters": {"max_new_tokens": u64::MAX}}),
+            422,
+        ),
+        (
+            "too many beams",
+            json!({"inputs": prompt, "parameters": {"num_beams": 1000000}}),
+            422,
+        ),
         ("empty prompt", json!({"inputs": ""}), 422),
         ("prompt not a string", json!({"inputs": ["a"]}), 422),
         ("embed on a generator", json!({"inputs": "a"}), 400),

@@ -92,6 +92,11 @@ pub async fn predict(
             })
             .collect();
         let b = queue.backend();
+        if b.classifier.reads_long_texts() && examples.iter().any(|e| e.text_pair.is_some()) {
+            return Err(ApiError::validation(
+                "this model reads long texts as windows: send single texts, not pairs",
+            ));
+        }
         let truncate = req.truncate.unwrap_or(s.opts.auto_truncate);
         let tok = b.classifier.tokenizer();
         let encs = tokenize_checked(&s, "predict", tok, &inputs, b.max_input_length, truncate)?;

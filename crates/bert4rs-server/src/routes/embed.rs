@@ -77,17 +77,17 @@ pub async fn openai(
             }
         };
         let served = openai_model(&s, req.model.as_deref())?;
-        let (texts, _) = req.input.into_texts();
-        let (mut vecs, tokens) =
-            embed_texts(&s, served, &texts, s.opts.auto_truncate, "openai").await?;
-        if let Some(d) = req.dimensions {
-            if d != vecs[0].len() {
+        if let (Some(d), Kind::Embedding(q)) = (req.dimensions, &served.kind) {
+            if d != q.backend().dim {
                 return Err(ApiError::validation(format!(
                     "dimensions {d}: this model gives {}-dimensional vectors",
-                    vecs[0].len()
+                    q.backend().dim
                 )));
             }
         }
+        let (texts, _) = req.input.into_texts();
+        let (mut vecs, tokens) =
+            embed_texts(&s, served, &texts, s.opts.auto_truncate, "openai").await?;
         vecs.iter_mut().for_each(|v| l2_normalize(v));
         let data = vecs
             .into_iter()

@@ -15,9 +15,12 @@ use bert4rs::generate::{self, GenerationConfig, TextGenerator};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
 type Body = Result<ApiJson<GenerateRequest>, ApiError>;
+
+/// Most beams a request may ask for.
+const MAX_BEAMS: usize = 16;
 
 /// A checked request: the model, prompt ids and decoding settings.
 struct Job {
@@ -44,6 +47,14 @@ fn config(g: &TextGenerator, p: &GenerateParameters) -> Result<GenerationConfig,
     };
     cfg.validate()
         .map_err(|e| ApiError::validation(format!("parameters: {e}")))?;
+    // Each beam keeps a KV cache and a vocabulary-sized score row: bound what a client
+    // can make the server allocate.
+    if cfg.num_beams > MAX_BEAMS {
+        return Err(ApiError::validation(format!(
+            "parameters: num_beams {} is over the server's limit of {MAX_BEAMS}",
+            cfg.num_beams
+        )));
+    }
     Ok(cfg)
 }
 
@@ -56,7 +67,7 @@ fn job(s: &Shared, req: GenerateRequest) -> Result<Job, ApiError> {
     let cfg = config(g, &req.parameters)?;
     let prompt = (g.encode_prompt(&req.inputs)).map_err(|e| ApiError::validation(e.to_string()))?;
     let room = g.model().config().n_positions;
-    if prompt.len() + cfg.max_new_tokens > room {
+    if prompt.len().saturating_add(cfg.max_new_tokens) > room {
         return Err(ApiError::validation(format!(
             "the prompt has {} tokens and max_new_tokens is {}: together over the model's {room} positions",
             prompt.len(),
@@ -141,12 +152,14 @@ pub async fn generate_stream(State(s): State<Shared>, body: Body) -> Response {
                 "streaming decodes one token at a time: num_beams must be 1",
             ));
         }
-        let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
+        // Unbounded (at most n_positions events): a client that stops reading must not
+        // block the decoding thread, which runs on the compute pool.
+        let (tx, rx) = mpsc::unbounded_channel::<Result<Event, Infallible>>();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             stream_tokens(&j, &tx);
         });
-        Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+        Ok(Sse::new(UnboundedReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
     };
     s.tracked("generate_stream", work).await.into_response()
 }
@@ -154,10 +167,10 @@ pub async fn generate_stream(State(s): State<Shared>, body: Body) -> Response {
 /// Sends each token as the next one is chosen (TGI puts `generated_text` on the last
 /// token's event, so one is held back); a failure ends the stream with an `error` event. A
 /// client that went away stops receiving; the decode runs out its `max_new_tokens`.
-fn stream_tokens(j: &Job, tx: &mpsc::Sender<Result<Event, Infallible>>) {
+fn stream_tokens(j: &Job, tx: &mpsc::UnboundedSender<Result<Event, Infallible>>) {
     let send = |r: &StreamResponse| {
         let e = Event::default().json_data(r).unwrap_or_default();
-        let _ = tx.blocking_send(Ok(e));
+        let _ = tx.send(Ok(e));
     };
     let eos = j.cfg.eos_token_id;
     let mut stream = j.generator.stream(&j.prompt);
@@ -190,8 +203,13 @@ fn stream_tokens(j: &Job, tx: &mpsc::Sender<Result<Event, Infallible>>) {
         &mut on_step,
     );
     let last = result.and_then(|out| text_of(j, &out[0].ids));
-    let error = |m: String| {
-        let _ = tx.blocking_send(Ok(Event::default().event("error").data(m)));
+    let error = |error: String| {
+        let body = ErrorResponse {
+            error,
+            error_type: "backend".into(),
+        };
+        let e = Event::default().event("error").json_data(&body);
+        let _ = tx.send(Ok(e.unwrap_or_default()));
     };
     match (last, failed, held) {
         (Ok(text), None, Some(mut h)) => {

@@ -102,8 +102,9 @@ pub fn tokenize_checked(
         padding: Padding::None,
         truncation: limited.then_some(Truncation::LongestFirst),
     };
-    let encs =
-        (tokenizer.encode_batch(inputs, &opts)).map_err(|e| ApiError::tokenizer(e.to_string()))?;
+    // CPU work on up to --payload-limit of text: off the async threads.
+    let encs = tokio::task::block_in_place(|| tokenizer.encode_batch(inputs, &opts))
+        .map_err(|e| ApiError::tokenizer(e.to_string()))?;
     for (i, e) in encs.iter().enumerate() {
         let n = e.input_ids.len();
         (s.metrics.request_input_length)

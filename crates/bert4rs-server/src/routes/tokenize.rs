@@ -13,6 +13,7 @@ use bert4rs::{TextInput, Tokenizer};
     responses(
         (status = 200, description = "Tokens per input", body = Vec<Vec<SimpleToken>>),
         (status = 422, description = "Malformed or invalid request", body = ErrorResponse),
+        (status = 429, description = "Over --max-concurrent-requests", body = ErrorResponse),
     ))]
 pub async fn tokenize(
     State(s): State<Shared>,
@@ -30,17 +31,27 @@ pub async fn tokenize(
         let (texts, _) = req.inputs.into_texts();
         let _permit = s.admit()?;
         s.check_inputs(&texts)?;
-        let out = match req.add_special_tokens.unwrap_or(true) {
-            true => with_specials(tok, &texts)?,
-            false => without_specials(tok, &texts)?,
-        };
+        // CPU work on up to --payload-limit of text: off the async threads.
+        let out = tokio::task::block_in_place(|| match req.add_special_tokens.unwrap_or(true) {
+            true => with_specials(tok, &texts),
+            false => without_specials(tok, &texts),
+        })?;
         Ok(Json(out))
     })
     .await
 }
 
-fn span(text: &str, (start, stop): (usize, usize)) -> String {
-    text.chars().skip(start).take(stop - start).collect()
+/// Byte position of every character of `text` (and of its end), so a character span is a
+/// slice in O(1).
+fn char_starts(text: &str) -> Vec<usize> {
+    let mut v: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    v.push(text.len());
+    v
+}
+
+fn span(text: &str, starts: &[usize], (start, stop): (usize, usize)) -> String {
+    let at = |c: usize| starts[c.min(starts.len() - 1)];
+    text[at(start)..at(stop.max(start))].to_string()
 }
 
 fn with_specials(tok: &Tokenizer, texts: &[String]) -> Result<Vec<Vec<SimpleToken>>, ApiError> {
@@ -54,6 +65,7 @@ fn with_specials(tok: &Tokenizer, texts: &[String]) -> Result<Vec<Vec<SimpleToke
         .iter()
         .zip(texts)
         .map(|(e, text)| {
+            let starts = char_starts(text);
             (0..e.input_ids.len())
                 .map(|i| {
                     let id = e.input_ids[i];
@@ -64,7 +76,7 @@ fn with_specials(tok: &Tokenizer, texts: &[String]) -> Result<Vec<Vec<SimpleToke
                         text: if special {
                             own()
                         } else {
-                            span(text, e.offsets[i])
+                            span(text, &starts, e.offsets[i])
                         },
                         special,
                         start: (!special).then_some(e.offsets[i].0),
@@ -83,10 +95,11 @@ fn without_specials(tok: &Tokenizer, texts: &[String]) -> Result<Vec<Vec<SimpleT
         .iter()
         .zip(texts)
         .map(|((ids, offsets), text)| {
+            let starts = char_starts(text);
             (ids.iter().zip(offsets))
                 .map(|(&id, &o)| SimpleToken {
                     id,
-                    text: span(text, o),
+                    text: span(text, &starts, o),
                     special: false,
                     start: Some(o.0),
                     stop: Some(o.1),

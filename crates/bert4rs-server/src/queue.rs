@@ -266,8 +266,11 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// Every batch a backend ran.
+    type Seen = Arc<Mutex<Vec<Vec<u32>>>>;
+
     /// Doubles numbers; 13 is refused and 666 panics; records every batch it runs.
-    struct Doubler(Arc<Mutex<Vec<Vec<u32>>>>);
+    struct Doubler(Seen);
 
     impl Backend for Doubler {
         type Input = u32;
@@ -285,10 +288,7 @@ mod tests {
         }
     }
 
-    fn queue(
-        max_tokens: usize,
-        max_n: Option<usize>,
-    ) -> (Arc<Queue<Doubler>>, Arc<Mutex<Vec<Vec<u32>>>>) {
+    fn queue(max_tokens: usize, max_n: Option<usize>) -> (Arc<Queue<Doubler>>, Seen) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let limits = BatchLimits {
             max_batch_tokens: max_tokens,

@@ -24,7 +24,7 @@ class SentenceEncoder:
     def get_sentence_embedding_dimension(self) -> int: ...
 
 class Classifier:
-    """A fine-tuned sequence classifier directory."""
+    """A fine-tuned classifier directory: a sequence model predicts, a token model tags."""
 
     def __init__(self, path: str) -> None: ...
     @property
@@ -35,6 +35,12 @@ class Classifier:
     @overload
     def predict(self, texts: Sequence[str], max_length: int = 128,
                 batch_size: int = 64) -> List[Dict[str, Any]]: ...
+    @overload
+    def tag(self, texts: str, max_length: int = 128,
+            batch_size: int = 32) -> List[Dict[str, Any]]: ...
+    @overload
+    def tag(self, texts: Sequence[str], max_length: int = 128,
+            batch_size: int = 32) -> List[List[Dict[str, Any]]]: ...
 
 class Tagger:
     """A fine-tuned token-classification (NER) directory."""

@@ -187,10 +187,17 @@ fn enc_dim(e: &bert4rs::SentenceEncoder) -> usize {
     e.model.config().hidden_size
 }
 
-/// A fine-tuned sequence classifier (`bert4rs train` output or an HF directory).
+/// A fine-tuned classifier (`bert4rs train` output or an HF directory): a sequence model
+/// predicts labels, a token model tags entities.
 #[pyclass(module = "bert4rs")]
 struct Classifier {
-    inner: TextClassifier,
+    inner: Classifies,
+}
+
+/// What a classifier directory holds.
+enum Classifies {
+    Sequences(Box<TextClassifier>),
+    Tokens(Box<EntityTagger>),
 }
 
 #[pymethods]
@@ -199,15 +206,42 @@ impl Classifier {
     fn new(py: Python<'_>, path: &str) -> PyResult<Self> {
         let dir = existing_dir(path)?;
         let inner = py
-            .detach(|| TextClassifier::from_dir(&dir))
+            .detach(|| -> bert4rs::Result<Classifies> {
+                match bert4rs::tasks::token_classify::is_token_model(&dir) {
+                    true => Ok(Classifies::Tokens(Box::new(EntityTagger::from_dir(&dir)?))),
+                    false => Ok(Classifies::Sequences(Box::new(TextClassifier::from_dir(
+                        &dir,
+                    )?))),
+                }
+            })
             .map_err(py_err)?;
         Ok(Classifier { inner })
     }
 
-    /// The labels, in `id2label` order.
+    /// The labels, in `id2label` order (a token model: its entity types).
     #[getter]
     fn labels(&self) -> Vec<String> {
-        self.inner.labels().to_vec()
+        match &self.inner {
+            Classifies::Sequences(c) => c.labels().to_vec(),
+            Classifies::Tokens(t) => t.labels(),
+        }
+    }
+
+    /// A token model's entities, as `Tagger.tag`.
+    #[pyo3(signature = (texts, max_length=128, batch_size=32))]
+    fn tag<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        max_length: usize,
+        batch_size: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match &self.inner {
+            Classifies::Tokens(t) => tag_entities(py, t, texts, max_length, batch_size),
+            Classifies::Sequences(_) => Err(PyValueError::new_err(
+                "this is a sequence classifier: use .predict(texts); .tag needs a token model",
+            )),
+        }
     }
 
     /// One dict per text: `{"label", "probabilities"}` (multi-label: `{"labels",
@@ -225,8 +259,12 @@ impl Classifier {
                 "batch_size must be ≥ 1 and max_length ≥ 2",
             ));
         }
+        let Classifies::Sequences(inner) = &self.inner else {
+            return Err(PyValueError::new_err(
+                "this is a token-classification model: use .tag(texts)",
+            ));
+        };
         let (texts, single) = texts_of(texts, "texts")?;
-        let inner = &self.inner;
         let preds = py
             .detach(|| inner.predict_texts(&texts, max_length, batch_size))
             .map_err(py_err)?;
@@ -292,36 +330,45 @@ impl Tagger {
         max_length: usize,
         batch_size: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if batch_size == 0 || max_length < 3 {
-            return Err(PyValueError::new_err(
-                "batch_size must be ≥ 1 and max_length ≥ 3",
-            ));
-        }
-        let (texts, single) = texts_of(texts, "texts")?;
-        let inner = &self.inner;
-        let all = py
-            .detach(|| inner.tag_texts(&texts, max_length, batch_size))
-            .map_err(py_err)?;
-        let lists = all
-            .iter()
-            .map(|entities| {
-                let dicts = entities
-                    .iter()
-                    .map(|e| {
-                        let d = PyDict::new(py);
-                        d.set_item("start", e.start)?;
-                        d.set_item("end", e.end)?;
-                        d.set_item("label", &e.label)?;
-                        d.set_item("text", &e.text)?;
-                        d.set_item("score", e.score)?;
-                        Ok(d)
-                    })
-                    .collect::<PyResult<Vec<_>>>()?;
-                PyList::new(py, dicts)
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        one_or_list(py, lists, single)
+        tag_entities(py, &self.inner, texts, max_length, batch_size)
     }
+}
+
+fn tag_entities<'py>(
+    py: Python<'py>,
+    tagger: &EntityTagger,
+    texts: &Bound<'py, PyAny>,
+    max_length: usize,
+    batch_size: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    if batch_size == 0 || max_length < 3 {
+        return Err(PyValueError::new_err(
+            "batch_size must be ≥ 1 and max_length ≥ 3",
+        ));
+    }
+    let (texts, single) = texts_of(texts, "texts")?;
+    let all = py
+        .detach(|| tagger.tag_texts(&texts, max_length, batch_size))
+        .map_err(py_err)?;
+    let lists = all
+        .iter()
+        .map(|entities| {
+            let dicts = entities
+                .iter()
+                .map(|e| {
+                    let d = PyDict::new(py);
+                    d.set_item("start", e.start)?;
+                    d.set_item("end", e.end)?;
+                    d.set_item("label", &e.label)?;
+                    d.set_item("text", &e.text)?;
+                    d.set_item("score", e.score)?;
+                    Ok(d)
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, dicts)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    one_or_list(py, lists, single)
 }
 
 /// Text generation with a GPT-2 directory.

@@ -111,6 +111,8 @@ def test_train_then_classify(tmp_path):
         for k, v in p["probabilities"].items():
             assert math.isclose(alone["probabilities"][k], v, abs_tol=1e-6)
         assert math.isclose(sum(p["probabilities"].values()), 1.0, abs_tol=1e-5)
+    with pytest.raises(ValueError, match="use .predict"):
+        clf.tag(texts)
 
 
 def test_train_and_generate_with_gpt2(tmp_path):
@@ -238,3 +240,8 @@ def test_train_then_tag_entities(tmp_path):
             assert e["label"] in ("PER", "LOC") and 0 <= e["score"] <= 1
     found = {(e["text"], e["label"]) for ents in batch for e in ents}
     assert ("paris", "LOC") in found or ("john", "PER") in found, found
+    as_classifier = bert4rs.Classifier(summary["best_dir"])
+    assert as_classifier.tag(texts) == batch, "Classifier(token model).tag = Tagger.tag"
+    assert sorted(as_classifier.labels) == ["LOC", "PER"]
+    with pytest.raises(ValueError, match="use .tag"):
+        as_classifier.predict(texts)

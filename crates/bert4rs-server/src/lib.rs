@@ -191,7 +191,7 @@ impl AppState {
     }
 
     /// Refuses an empty list, one over `--max-client-batch-size`, and empty texts.
-    pub fn check_inputs(&self, texts: &[String]) -> std::result::Result<(), ApiError> {
+    pub fn check_inputs<S: AsRef<str>>(&self, texts: &[S]) -> std::result::Result<(), ApiError> {
         let max = self.opts.max_client_batch_size;
         if texts.is_empty() {
             return Err(ApiError::empty("`inputs` cannot be empty"));
@@ -203,7 +203,7 @@ impl AppState {
                 texts.len()
             )));
         }
-        if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+        if let Some(i) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
             return Err(ApiError::empty(format!(
                 "`inputs[{i}]` is empty (or only whitespace): give some text"
             )));

@@ -136,16 +136,6 @@ impl Kind {
             Kind::Generator(g) => g.tokenizer().ok(),
         }
     }
-
-    /// Inputs waiting in the queue.
-    pub fn queue_depth(&self) -> usize {
-        match self {
-            Kind::Embedding(q) => q.depth(),
-            Kind::Classifier(q) => q.depth(),
-            Kind::Tagger(q) => q.depth(),
-            Kind::Generator(_) => 0,
-        }
-    }
 }
 
 /// One served model.

@@ -7,7 +7,6 @@
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -54,7 +53,6 @@ struct Entry<I, O> {
 pub struct Queue<B: Backend> {
     tx: mpsc::Sender<Entry<B::Input, B::Output>>,
     backend: Arc<B>,
-    depth: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 }
 
@@ -63,12 +61,10 @@ impl<B: Backend> Queue<B> {
     pub fn start(backend: B, limits: BatchLimits, metrics: Arc<Metrics>, name: &str) -> Self {
         let (tx, rx) = mpsc::channel();
         let backend = Arc::new(backend);
-        let depth = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             rx,
             backend: backend.clone(),
             limits,
-            depth: depth.clone(),
             metrics: metrics.clone(),
             method: name.to_string(),
             held: None,
@@ -80,7 +76,6 @@ impl<B: Backend> Queue<B> {
         Queue {
             tx,
             backend,
-            depth,
             metrics,
         }
     }
@@ -88,11 +83,6 @@ impl<B: Backend> Queue<B> {
     /// The backend (handlers tokenize with its tokenizer).
     pub fn backend(&self) -> &B {
         &self.backend
-    }
-
-    /// Inputs waiting.
-    pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
     }
 
     /// Queues `inputs` (each with its token count) and waits for every answer; answers are
@@ -110,10 +100,8 @@ impl<B: Backend> Queue<B> {
                 queued_at: Instant::now(),
                 reply,
             };
-            self.depth.fetch_add(1, Ordering::Relaxed);
             self.metrics.queue_size.inc();
             if self.tx.send(entry).is_err() {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
                 self.metrics.queue_size.dec();
                 return Err(ApiError::backend("the batching worker has stopped"));
             }
@@ -135,7 +123,6 @@ struct Worker<B: Backend> {
     rx: mpsc::Receiver<Entry<B::Input, B::Output>>,
     backend: Arc<B>,
     limits: BatchLimits,
-    depth: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     method: String,
     /// The entry that did not fit the last batch: it opens the next one.
@@ -151,7 +138,6 @@ impl<B: Backend> Worker<B> {
 
     /// Counts an entry out of the queue.
     fn taken(&self) {
-        self.depth.fetch_sub(1, Ordering::Relaxed);
         self.metrics.queue_size.dec();
     }
 
@@ -331,7 +317,11 @@ mod tests {
             batches.iter().map(Vec::len).sum::<usize>(),
             (0..50).map(|r| 1 + r % 5).sum::<usize>()
         );
-        assert_eq!(q.depth(), 0);
+        assert_eq!(
+            q.metrics.queue_size.get(),
+            0,
+            "every queued input counted out"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

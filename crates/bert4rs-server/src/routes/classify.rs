@@ -83,7 +83,7 @@ pub async fn predict(
         };
         let examples: Vec<Example> = seqs.into_iter().enumerate().map(as_example).collect();
         let _permit = s.admit()?;
-        let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+        let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
         s.check_inputs(&texts)?;
         let inputs: Vec<TextInput> = (examples.iter())
             .map(|e| TextInput {
@@ -105,14 +105,11 @@ pub async fn predict(
             .zip(&encs)
             .map(|(e, enc)| (e, enc.input_ids.len()));
         let done = queue.submit(jobs.collect()).await?;
-        let mut answers: Vec<Vec<LabelScore>> = record(&s, "predict", done)
+        let answers: Vec<Vec<LabelScore>> = record(&s, "predict", done)
             .into_iter()
             .map(scores)
             .collect();
-        Ok(Json(match batch {
-            true => serde_json::json!(answers),
-            false => serde_json::json!(answers.swap_remove(0)),
-        }))
+        Ok(Json(super::one_or_list(answers, batch)))
     })
     .await
 }
@@ -140,10 +137,7 @@ pub async fn tag(State(s): State<Shared>, body: Body<TagRequest>) -> Result<Json
         // counts sub-words when there is a tokenizer, characters otherwise.
         let counts: Vec<usize> = match &queue.backend().tokenizer {
             Some(tok) => {
-                let inputs: Vec<TextInput> = texts
-                    .iter()
-                    .map(|t| TextInput::single(t.as_str()))
-                    .collect();
+                let inputs = super::singles(&texts);
                 let encs = tokenize_checked(&s, "tag", tok, &inputs, usize::MAX, false)?;
                 encs.iter().map(|e| e.input_ids.len()).collect()
             }
@@ -151,7 +145,7 @@ pub async fn tag(State(s): State<Shared>, body: Body<TagRequest>) -> Result<Json
         };
         let jobs = texts.into_iter().zip(counts);
         let done = queue.submit(jobs.collect()).await?;
-        let mut answers: Vec<Vec<EntitySpan>> = (record(&s, "tag", done).into_iter())
+        let answers: Vec<Vec<EntitySpan>> = (record(&s, "tag", done).into_iter())
             .map(|ents| {
                 (ents.into_iter())
                     .map(|e| EntitySpan {
@@ -164,10 +158,7 @@ pub async fn tag(State(s): State<Shared>, body: Body<TagRequest>) -> Result<Json
                     .collect()
             })
             .collect();
-        Ok(Json(match batch {
-            true => serde_json::json!(answers),
-            false => serde_json::json!(answers.swap_remove(0)),
-        }))
+        Ok(Json(super::one_or_list(answers, batch)))
     })
     .await
 }

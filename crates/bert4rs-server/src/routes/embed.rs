@@ -10,7 +10,6 @@ use crate::{Kind, Served, Shared};
 use axum::extract::State;
 use axum::Json;
 use base64::Engine;
-use bert4rs::TextInput;
 
 type Body<T> = Result<ApiJson<T>, ApiError>;
 
@@ -140,10 +139,7 @@ async fn embed_texts(
     let _permit = s.admit()?;
     s.check_inputs(texts)?;
     let b = queue.backend();
-    let inputs: Vec<TextInput> = texts
-        .iter()
-        .map(|t| TextInput::single(t.as_str()))
-        .collect();
+    let inputs = super::singles(texts);
     let encs = tokenize_checked(
         s,
         method,

@@ -85,6 +85,22 @@ pub async fn compat(State(s): State<Shared>, req: Request) -> Response {
     }
 }
 
+/// Each text as a single-text tokenizer input.
+pub fn singles(texts: &[String]) -> Vec<TextInput> {
+    texts
+        .iter()
+        .map(|t| TextInput::single(t.as_str()))
+        .collect()
+}
+
+/// The answer for one input (`single`) or the list of them, as the request had it.
+pub fn one_or_list<T: serde::Serialize>(mut answers: Vec<T>, list: bool) -> serde_json::Value {
+    match list {
+        true => serde_json::json!(answers),
+        false => serde_json::json!(answers.swap_remove(0)),
+    }
+}
+
 /// Tokenizes `inputs`; a text longer than `max_len` tokens is cut when `truncate`, else
 /// refused with a message that says how to send it.
 pub fn tokenize_checked(

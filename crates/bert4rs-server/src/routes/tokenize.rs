@@ -5,7 +5,7 @@ use crate::types::{ErrorResponse, SimpleToken, TokenizeRequest};
 use crate::Shared;
 use axum::extract::State;
 use axum::Json;
-use bert4rs::{TextInput, Tokenizer};
+use bert4rs::Tokenizer;
 
 /// Tokens of one or more texts (always a list of lists, as TEI).
 #[utoipa::path(post, path = "/tokenize", tag = "Text Embeddings Inference",
@@ -55,10 +55,7 @@ fn span(text: &str, starts: &[usize], (start, stop): (usize, usize)) -> String {
 }
 
 fn with_specials(tok: &Tokenizer, texts: &[String]) -> Result<Vec<Vec<SimpleToken>>, ApiError> {
-    let inputs: Vec<TextInput> = texts
-        .iter()
-        .map(|t| TextInput::single(t.as_str()))
-        .collect();
+    let inputs = super::singles(texts);
     let encs = (tok.encode_batch(&inputs, &Default::default()))
         .map_err(|e| ApiError::tokenizer(e.to_string()))?;
     Ok(encs

@@ -1,4 +1,4 @@
-"""PyTorch half of the token-layer benchmark (bench/token.sh): torch.nn.LSTM forward +
+"""PyTorch half of the token-layer benchmark (bench/token.sh): torch.nn.LSTM and GRU forward +
 backward and pytorch-crf's NLL + backward and Viterbi decode, same shapes and threads as
 examples/bench_token.rs. Prints one JSON line of median milliseconds."""
 import argparse
@@ -29,8 +29,14 @@ def main():
     lstm = torch.nn.LSTM(a.hidden, a.hidden, num_layers=1, bidirectional=True, batch_first=True)
     x = torch.randn(a.batch, a.seq, a.hidden, requires_grad=True)
 
+    gru = torch.nn.GRU(a.hidden, a.hidden, num_layers=1, bidirectional=True, batch_first=True)
+
     def lstm_step():
         out, _ = lstm(x)
+        out.sum().backward()
+
+    def gru_step():
+        out, _ = gru(x)
         out.sum().backward()
 
     crf = CRF(a.tags, batch_first=True)
@@ -46,6 +52,7 @@ def main():
             crf.decode(e, mask)
 
     print(json.dumps({"impl": "torch", "lstm_fwd_bwd_ms": median(lstm_step, a.iters),
+                      "gru_fwd_bwd_ms": median(gru_step, a.iters),
                       "crf_nll_bwd_ms": median(nll_step, a.iters), "crf_viterbi_ms": median(viterbi, a.iters)}))
 
 

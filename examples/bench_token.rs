@@ -1,5 +1,5 @@
 //! bert4rs half of the token-layer benchmark (bench/token.sh runs it beside PyTorch and
-//! pytorch-crf): a BiLSTM forward + backward over `[batch, seq, hidden]`, and a CRF's
+//! pytorch-crf): a BiLSTM and a BiGRU forward + backward over `[batch, seq, hidden]`, and a CRF's
 //! negative log-likelihood + backward and its Viterbi decode over `[batch, seq, tags]`.
 //! `cargo run --release --example bench_token -- --batch 32 --seq 128 --hidden 256 --tags 9 --threads 2`
 //! prints one JSON line of median milliseconds.
@@ -44,25 +44,29 @@ fn main() -> bert4rs::Result<()> {
     bert4rs::util::init_threads(arg("--threads", 2));
     let dev = Device::Cpu;
     let p = Params::fresh(&dev, true);
-    let cfg = RnnConfig {
-        mode: RnnMode::Lstm,
-        input_size: h,
-        hidden_size: h,
-        num_layers: 1,
-        bidirectional: true,
-        dropout: 0.0,
-    };
-    let lstm = Rnn::load(&p.pp("lstm"), &cfg)?;
     let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, h), &dev)?)?;
     let mask = Tensor::ones((b, t), candle_core::DType::F32, &dev)?;
-    let lstm_ms = median(
-        &mut || {
-            let out = lstm.forward(x.as_tensor(), &mask, true)?;
-            out.output.sum_all()?.backward()?;
-            Ok(())
-        },
-        iters,
-    )?;
+    let rnn_ms = |mode: RnnMode, name: &str| -> bert4rs::Result<f64> {
+        let cfg = RnnConfig {
+            mode,
+            input_size: h,
+            hidden_size: h,
+            num_layers: 1,
+            bidirectional: true,
+            dropout: 0.0,
+        };
+        let rnn = Rnn::load(&p.pp(name), &cfg)?;
+        median(
+            &mut || {
+                let out = rnn.forward(x.as_tensor(), &mask, true)?;
+                out.output.sum_all()?.backward()?;
+                Ok(())
+            },
+            iters,
+        )
+    };
+    let lstm_ms = rnn_ms(RnnMode::Lstm, "lstm")?;
+    let gru_ms = rnn_ms(RnnMode::Gru, "gru")?;
     let crf = Crf::load(&p.pp("crf"), k)?;
     let e = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, k), &dev)?)?;
     let tags: Vec<Vec<i64>> = (0..b)
@@ -87,7 +91,7 @@ fn main() -> bert4rs::Result<()> {
     )?;
     println!(
         "{}",
-        serde_json::json!({"impl": "bert4rs", "lstm_fwd_bwd_ms": lstm_ms, "crf_nll_bwd_ms": nll_ms, "crf_viterbi_ms": viterbi_ms})
+        serde_json::json!({"impl": "bert4rs", "lstm_fwd_bwd_ms": lstm_ms, "gru_fwd_bwd_ms": gru_ms, "crf_nll_bwd_ms": nll_ms, "crf_viterbi_ms": viterbi_ms})
     );
     Ok(())
 }

@@ -132,6 +132,53 @@ fn rnn_rows_of_a_padded_batch_equal_each_sequence_alone() {
     }
 }
 
+/// The fused kernel reuses its buffers across calls (contents unspecified): a call after
+/// larger and smaller ones, forward and backward, gives bit-identical answers.
+#[test]
+fn rnn_answers_do_not_depend_on_earlier_calls() {
+    for name in ["lstm", "gru"] {
+        let (rnn, p, t, lengths) = rnn_case(name);
+        let x = Var::from_tensor(&t["x"]).unwrap();
+        let mask = mask_of(&lengths, x.dim(1).unwrap());
+        let run = || {
+            let out = rnn.forward(x.as_tensor(), &mask, true).unwrap();
+            let grads = out.output.sum_all().unwrap().backward().unwrap();
+            let mut v = out.output.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v.extend(
+                grads
+                    .get(x.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+            );
+            for (_, var) in p.vars() {
+                let g = grads.get(var.as_tensor()).unwrap();
+                v.extend(g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            }
+            v
+        };
+        let first = run();
+        // Larger inputs fill the pool with other values (NaN where unwritten would show).
+        let big = Var::from_tensor(
+            &Tensor::full(f32::NAN, (7, 40, rnn.config().input_size), &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let out = rnn
+            .forward(
+                big.as_tensor(),
+                &mask_of(&[40, 3, 40, 1, 9, 40, 2], 40),
+                true,
+            )
+            .unwrap();
+        out.output.sum_all().unwrap().backward().unwrap();
+        let small = t["x"].narrow(0, 0, 1).unwrap().narrow(1, 0, 1).unwrap();
+        let _ = rnn.forward(&small, &mask_of(&[1], 1), false).unwrap();
+        assert_eq!(first, run(), "{name}: answers changed after other calls");
+    }
+}
+
 fn crf_case(name: &str) -> (Crf, Params, HashMap<String, Tensor>, Tensor, Vec<Vec<i64>>) {
     let t = case("token/crf.safetensors", name);
     let p = params_of(&t);

@@ -7,11 +7,12 @@
 //! and `h_n` / `c_n` are the states after each sequence's last real token — what
 //! `pack_padded_sequence` → RNN → `pad_packed_sequence` gives.
 //!
-//! The input projections of all time steps are one GEMM per direction; the recurrence runs
-//! step by step on `[batch, gates·hidden]` tiles, and autograd goes back through it.
+//! On CPU f32 a layer is one fused op (`kernels::rnn_layer`: projection, recurrence and
+//! their backward); elsewhere the same math runs as tensor ops step by step.
 
 use super::{Dropout, Init, Params};
 use crate::error::{Error, Result};
+use crate::kernels::RnnCell;
 use candle_core::{DType, Tensor, D};
 use serde::{Deserialize, Serialize};
 
@@ -155,7 +156,7 @@ impl Rnn {
             if layer > 0 {
                 input = self.dropout.forward(&input, train)?;
             }
-            if let Some((out, h, c)) = self.fused_lstm(dirs, &input, mask)? {
+            if let Some((out, h, c)) = self.fused(dirs, &input, mask)? {
                 input = out;
                 h_n.extend(h);
                 c_n.extend(c);
@@ -180,48 +181,64 @@ impl Rnn {
         })
     }
 
-    /// One LSTM layer through the fused kernel (CPU f32): outputs `[b, t, dirs·h]` and each
-    /// direction's final `h` and `c`; `None` where the kernel does not run (GRU, devices).
+    /// One layer through the fused kernel (CPU f32): outputs `[b, t, dirs·h]` and each
+    /// direction's final `h` (and, for the LSTM, `c`); `None` where the kernel does not run.
     #[allow(clippy::type_complexity)]
-    fn fused_lstm(
+    fn fused(
         &self,
         dirs: &[Cell],
         x: &Tensor,
         mask: &Tensor,
     ) -> Result<Option<(Tensor, Vec<Tensor>, Vec<Tensor>)>> {
-        if self.cfg.mode != RnnMode::Lstm {
-            return Ok(None);
-        }
-        let (b, t, in_dim) = x.dims3()?;
+        let (b, t, _) = x.dims3()?;
         let hs = self.cfg.hidden_size;
-        let w_ih = Tensor::cat(&dirs.iter().map(|c| c.w_ih.clone()).collect::<Vec<_>>(), 0)?;
-        let bias = Tensor::cat(
-            &dirs
-                .iter()
-                .map(|c| &c.b_ih + &c.b_hh)
-                .collect::<Result<Vec<_>, _>>()?,
-            0,
-        )?;
-        let w_hh = Tensor::stack(&dirs.iter().map(|c| c.w_hh.clone()).collect::<Vec<_>>(), 0)?;
-        let proj = match crate::kernels::linear_train(x, &w_ih, &bias, Default::default())? {
-            Some(p) => p,
-            None => x
-                .reshape((b * t, in_dim))?
-                .matmul(&w_ih.t()?)?
-                .broadcast_add(&bias)?
-                .reshape((b, t, ()))?,
+        let lstm = self.cfg.mode == RnnMode::Lstm;
+        // The projection's bias: all of b_hh for the LSTM; for the GRU only its r and z
+        // parts (the reset gate scales W_hn·h + b_hn, so b_hn stays in the recurrence).
+        let bias_of = |c: &Cell| -> Result<Tensor> {
+            Ok(match lstm {
+                true => (&c.b_ih + &c.b_hh)?,
+                false => {
+                    let zero = Tensor::zeros(hs, DType::F32, x.device())?;
+                    (&c.b_ih + Tensor::cat(&[c.b_hh.narrow(0, 0, 2 * hs)?, zero], 0)?)?
+                }
+            })
         };
-        let Some(out) = crate::kernels::lstm_recurrence(&proj, &w_hh, mask)? else {
+        let w_ih = dirs
+            .iter()
+            .map(|c| Ok(Tensor::cat(&[&c.w_ih, &bias_of(c)?.unsqueeze(1)?], 1)?))
+            .collect::<Result<Vec<_>>>()?;
+        let w_hh = dirs
+            .iter()
+            .map(|c| match lstm {
+                true => Ok(c.w_hh.clone()),
+                false => Ok(Tensor::cat(
+                    &[&c.w_hh, &c.b_hh.narrow(0, 2 * hs, hs)?.unsqueeze(0)?],
+                    0,
+                )?),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let cell = match lstm {
+            true => RnnCell::Lstm,
+            false => RnnCell::Gru,
+        };
+        let (w_ih, w_hh) = (Tensor::cat(&w_ih, 0)?, Tensor::stack(&w_hh, 0)?);
+        let Some(out) = crate::kernels::rnn_layer(cell, x, &w_ih, &w_hh, mask)? else {
             return Ok(None);
         };
-        // Rows 0..t: outputs; row t: final h; row t + 1: final c (directions side by side).
-        let final_of = |row: usize| -> Result<Vec<Tensor>> {
-            let s = out.narrow(1, row, 1)?.squeeze(1)?;
+        // Flat: the outputs [b, t, dirs·h], then the final h and c [b, dirs·h] each.
+        let ow = dirs.len() * hs;
+        let outputs = out.narrow(0, 0, b * t * ow)?.reshape((b, t, ow))?;
+        let final_of = |k: usize| -> Result<Vec<Tensor>> {
+            let s = out
+                .narrow(0, (b * t + k * b) * ow, b * ow)?
+                .reshape((b, ow))?;
             (0..dirs.len())
                 .map(|d| Ok(s.narrow(1, d * hs, hs)?))
                 .collect()
         };
-        Ok(Some((out.narrow(1, 0, t)?, final_of(t)?, final_of(t + 1)?)))
+        let c = if lstm { final_of(1)? } else { Vec::new() };
+        Ok(Some((outputs, final_of(0)?, c)))
     }
 
     /// One direction over the whole sequence: outputs `[b, t, h]`, last `h`, last `c`.

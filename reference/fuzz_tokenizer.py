@@ -12,7 +12,7 @@ the reference venv); it checks cases no fixture holds.
 Exit status 1 when any line differs (the first few are printed).
 An empty `text_pair` is left out of the generated inputs: HF's fast tokenizer, called on one
 text, drops it, while its batch call and the slow tokenizer encode `[CLS] a [SEP] [SEP]`, as
-bert4rs does (see the README's CLI section).
+bert4rs does (see docs/guide.md, Commands).
 """
 
 import argparse

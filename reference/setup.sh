@@ -5,7 +5,7 @@
 set -euo pipefail
 cache="${BERT4RS_CACHE:-$HOME/.cache/bert4rs}"
 venv="$cache/ref-venv"
-stamp="$venv/.pinned-v2"
+stamp="$venv/.pinned-v3"
 if [ ! -f "$stamp" ]; then
   rm -rf "$venv"
   python3 -m venv "$venv"

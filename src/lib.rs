@@ -19,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod generate;
+pub mod index;
 pub mod kernels;
 pub mod models;
 pub mod nn;

@@ -7,7 +7,7 @@ use bert4rs::nn::Pooling;
 use bert4rs::tasks::embed::{read_st_config, SentenceEncoder};
 use candle_core::Device;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,26 +36,13 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let st = read_st_config(&a.model)?;
-    let pooling: Pooling = match &a.pooling {
-        Some(p) => p.parse()?,
-        None => st.as_ref().map(|s| s.pooling).unwrap_or(Pooling::Mean),
-    };
-    let mut enc = SentenceEncoder::with_pooling(&a.model, pooling, &Device::Cpu)?;
-    if a.opts.nfkc {
-        enc.tokenizer.enable_nfkc()?;
-    }
-    enc.normalize = a.normalize || st.as_ref().is_some_and(|s| s.normalize);
-    enc.max_length = a
-        .opts
-        .max_length
-        .or(st.as_ref().and_then(|s| s.max_seq_length))
-        .or(if a.opts.truncation.is_some() {
-            Some(enc.model.config().max_sequence_length())
-        } else {
-            None
-        });
-    enc.batch_size = a.batch_size;
+    let enc = encoder(
+        &a.model,
+        a.pooling.as_deref(),
+        a.normalize,
+        a.batch_size,
+        &a.opts,
+    )?;
     let inputs = read_examples(&a.input)?;
     let bar = super::progress_bar(inputs.len(), 256);
     let vecs = enc.embed_inputs(&inputs, |n| bar.inc(n as u64))?;
@@ -66,4 +53,36 @@ pub fn run(a: Args) -> Result<()> {
         writeln!(out, "{line}").map_err(|e| Error::Invalid(e.to_string()))?;
     }
     bert4rs::util::write_atomic(&a.output, &out)
+}
+
+/// The sentence encoder `embed` and `index` share: pooling and normalisation from the
+/// arguments, else from the model's sentence-transformers config; `--max-length`, else the
+/// model's `max_seq_length`, else (with `--truncation`) its position table.
+pub fn encoder(
+    model: &Path,
+    pooling: Option<&str>,
+    normalize: bool,
+    batch_size: usize,
+    opts: &TokenizeOpts,
+) -> Result<SentenceEncoder> {
+    let st = read_st_config(model)?;
+    let pooling: Pooling = match pooling {
+        Some(p) => p.parse()?,
+        None => st.as_ref().map(|s| s.pooling).unwrap_or(Pooling::Mean),
+    };
+    let mut enc = SentenceEncoder::with_pooling(model, pooling, &Device::Cpu)?;
+    if opts.nfkc {
+        enc.tokenizer.enable_nfkc()?;
+    }
+    enc.normalize = normalize || st.as_ref().is_some_and(|s| s.normalize);
+    enc.max_length = opts
+        .max_length
+        .or(st.as_ref().and_then(|s| s.max_seq_length))
+        .or(if opts.truncation.is_some() {
+            Some(enc.model.config().max_sequence_length())
+        } else {
+            None
+        });
+    enc.batch_size = batch_size;
+    Ok(enc)
 }

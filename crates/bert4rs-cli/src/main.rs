@@ -10,6 +10,7 @@ mod extend_positions;
 mod fetch;
 mod fill_mask;
 mod generate;
+mod index;
 mod inspect;
 mod predict;
 mod prepare;
@@ -64,6 +65,8 @@ enum Command {
     ExtendPositions(extend_positions::Args),
     /// Serve models over HTTP: text-embeddings-inference's routes with dynamic batching.
     Serve(serve::Args),
+    /// Two-tower retrieval: embed a corpus into an index once, then search it by query.
+    Index(index::Args),
 }
 
 #[global_allocator]
@@ -95,6 +98,7 @@ fn run() -> i32 {
         Command::FillMask(a) => fill_mask::run(a),
         Command::ExtendPositions(a) => extend_positions::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Index(a) => index::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -234,8 +234,14 @@ struct DataArgs {
 }
 
 /// A count option that must be at least 1 (`--batch-size 0` is a usage error, exit 2).
-fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+/// A count that must be at least 1 (clap's ranged parser would print the range up to
+/// `u64::MAX` in its error).
+fn at_least_one() -> fn(&str) -> std::result::Result<usize, String> {
+    |s| match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(format!("not a whole number ({e})")),
+    }
 }
 
 impl DataArgs {

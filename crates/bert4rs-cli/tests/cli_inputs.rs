@@ -131,7 +131,10 @@ fn a_batch_size_of_zero_is_a_usage_error() {
         ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{cmd} --batch-size 0 succeeded");
-        assert!(err.contains("--batch-size"), "{cmd}: {err}");
+        assert!(
+            err.contains("--batch-size") && err.contains("at least 1"),
+            "{cmd}: {err}"
+        );
         assert!(!out.exists(), "{cmd}: output written");
     }
 }

@@ -82,15 +82,14 @@ pub fn keep_freed_pages() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
-/// Sizes rayon's global pool to `threads` (0: rayon's default, one per core). Takes effect
-/// only before the pool's first use; later calls are no-ops.
-pub fn init_threads(threads: usize) {
-    if threads > 0 {
-        // Fails only when the global pool already exists: then it keeps its size.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global();
-    }
+/// Sizes rayon's global pool to `threads` (0: rayon's default, one per core or
+/// `RAYON_NUM_THREADS`). Only the first call before the pool's first use takes effect: it
+/// returns false when the pool already existed (it then keeps its size).
+pub fn init_threads(threads: usize) -> bool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .is_ok()
 }
 
 /// The progress bar every long job draws on stderr: `{bar} pos/len <unit> [elapsed<eta]`

@@ -71,9 +71,7 @@ fn threads(n: Option<usize>) -> PyResult<()> {
         Some(0) => Err(PyValueError::new_err("threads must be ≥ 1")),
         Some(n) => {
             // Only the first call sets the global pool; later ones keep it.
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build_global();
+            bert4rs::util::init_threads(n);
             Ok(())
         }
         None => Ok(()),

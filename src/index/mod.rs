@@ -217,10 +217,7 @@ fn consistent_prefix(partial: &Path, spec: &BuildSpec, offsets: &mut File) -> Re
     offsets
         .read_to_end(&mut raw)
         .map_err(io_at(&partial.join("offsets.u64")))?;
-    let offs: Vec<u64> = raw
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect();
+    let offs = le_u64s(&raw);
     let len = |name: &str| {
         fs::metadata(partial.join(name))
             .map(|m| m.len())
@@ -277,10 +274,7 @@ impl VectorIndex {
         }
         let vectors = map(&dir.join("vectors.f32"), (meta.count * meta.dim * 4) as u64)?;
         let offsets_map = map(&dir.join("offsets.u64"), (meta.count as u64 + 1) * 8)?;
-        let offsets: Vec<u64> = offsets_map
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect();
+        let offsets = le_u64s(&offsets_map);
         let texts_path = dir.join("texts.jsonl");
         let text_len = fs::metadata(&texts_path).map_err(io_at(&texts_path))?.len();
         if offsets.windows(2).any(|w| w[0] > w[1]) || offsets.last() != Some(&text_len) {
@@ -340,6 +334,18 @@ impl VectorIndex {
             )
         })
     }
+}
+
+/// Little-endian u64s (a trailing partial value is ignored).
+fn le_u64s(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            u64::from_le_bytes(b)
+        })
+        .collect()
 }
 
 /// Memory-maps `path`, which must be exactly `len` bytes.

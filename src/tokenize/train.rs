@@ -170,9 +170,9 @@ impl TrainOptions {
                     .unk_token(Some("[UNK]".into()))
                     .show_progress(false)
                     .build()
-                    // ok: build() fails only for a field without a default, and every
+                    // build() fails only for a field without a default, and every
                     // UnigramTrainer field has one; no input reaches it.
-                    .expect("every unigram trainer field has a default");
+                    .expect("every unigram trainer field has a default"); // ok: see above
                 TrainerWrapper::UnigramTrainer(t)
             }
         }

@@ -5,9 +5,10 @@
 //! optimiser and schedule, accumulation, clipping, EMA, FGM/PGD, R-Drop, L1/L2, checkpoints
 //! with exact resume, the metrics log, the HTML report and early stopping.
 //!
-//! Sequence classification ([`super::SequenceTask`]) and causal-LM training
-//! ([`super::CausalLmTask`]) implement it; `examples/custom_task.rs` implements it for a
-//! task of its own outside this crate.
+//! Every built-in task implements it: sequence classification ([`super::SequenceTask`]),
+//! token classification ([`super::TokenTask`]), relations ([`super::RelationTask`]), masked
+//! LM ([`super::MlmTask`]) and causal LM ([`super::CausalLmTask`]); `examples/custom_task/`
+//! implements it for a task of its own outside this crate.
 
 use super::config::BestMetric;
 use super::evaluation::Evaluation;

@@ -108,9 +108,7 @@ impl ModelArgs {
     fn load(&self) -> Result<TextGenerator> {
         if let Some(n) = self.threads {
             // Ignored when the global pool already exists (only the first call sets it).
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build_global();
+            bert4rs::util::init_threads(n);
         }
         TextGenerator::from_dir(&self.model, self.tokenizer.as_deref())
     }

@@ -59,10 +59,11 @@ pub fn run(a: Args) -> Result<()> {
     };
     opts.validate()?;
     if let Some(n) = a.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| Error::Invalid(format!("--threads {n}: {e}")))?;
+        if !bert4rs::util::init_threads(n) {
+            return Err(Error::Invalid(format!(
+                "--threads {n}: the thread pool was already started"
+            )));
+        }
     }
     let addr = SocketAddr::new(a.hostname, a.port);
     bert4rs_server::run(opts, addr, |bound| {

@@ -1,0 +1,116 @@
+//! `bert4rs.SentenceEncoder`: sentence-transformers' `encode`.
+
+use crate::{existing_dir, py_err, texts_of, threads};
+use bert4rs::Pooling;
+use numpy::{PyArray1, PyArray2};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use std::path::PathBuf;
+
+/// Sentence embeddings, as sentence-transformers' `SentenceTransformer`.
+#[pyclass(module = "bert4rs")]
+pub(crate) struct SentenceEncoder {
+    dir: PathBuf,
+    /// The directory's own pooling and normalisation.
+    inner: bert4rs::SentenceEncoder,
+    /// The last `pooling=` override's encoder.
+    other: Option<bert4rs::SentenceEncoder>,
+}
+
+#[pymethods]
+impl SentenceEncoder {
+    #[new]
+    #[pyo3(signature = (path, threads=None))]
+    fn new(py: Python<'_>, path: &str, threads: Option<usize>) -> PyResult<Self> {
+        self::threads(threads)?;
+        let dir = existing_dir(path)?;
+        let inner = py
+            .detach(|| bert4rs::SentenceEncoder::from_dir(&dir))
+            .map_err(py_err)?;
+        Ok(SentenceEncoder {
+            dir,
+            inner,
+            other: None,
+        })
+    }
+
+    /// Embeddings of `sentences` (float32, rows in input order; a single string gives a
+    /// 1-D array), as `SentenceTransformer.encode`.
+    #[pyo3(signature = (sentences, batch_size=32, normalize_embeddings=None, pooling=None,
+                        show_progress_bar=None, convert_to_numpy=true))]
+    #[allow(clippy::too_many_arguments)] // sentence-transformers' keyword arguments
+    fn encode<'py>(
+        &mut self,
+        py: Python<'py>,
+        sentences: &Bound<'py, PyAny>,
+        batch_size: usize,
+        normalize_embeddings: Option<bool>,
+        pooling: Option<&str>,
+        show_progress_bar: Option<bool>,
+        convert_to_numpy: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let _ = show_progress_bar; // no bar: the call returns in input order when done
+        if batch_size == 0 {
+            return Err(PyValueError::new_err("batch_size must be ≥ 1"));
+        }
+        let (texts, single) = texts_of(sentences, "sentences")?;
+        let kind = match pooling {
+            Some(p) => p
+                .parse::<Pooling>()
+                .map_err(|e| PyValueError::new_err(format!("pooling: {e}")))?,
+            None => self.inner.pooling(),
+        };
+        let enc = if kind == self.inner.pooling() {
+            &mut self.inner
+        } else {
+            match &mut self.other {
+                Some(other) if other.pooling() == kind => other,
+                slot => {
+                    // Another pooling than the model's own: a second encoder, kept for
+                    // later calls; the default stays the directory's.
+                    let (dir, device) = (&self.dir, candle_core::Device::Cpu);
+                    let mut other = py
+                        .detach(|| bert4rs::SentenceEncoder::with_pooling(dir, kind, &device))
+                        .map_err(py_err)?;
+                    other.normalize = self.inner.normalize;
+                    other.max_length = self.inner.max_length;
+                    slot.insert(other)
+                }
+            }
+        };
+        let default_normalize = enc.normalize;
+        enc.normalize = normalize_embeddings.unwrap_or(default_normalize);
+        enc.batch_size = batch_size;
+        let vecs = py.detach(|| enc.embed(&texts));
+        enc.normalize = default_normalize;
+        let vecs = vecs.map_err(py_err)?;
+        if !convert_to_numpy {
+            return Ok(match single {
+                true => PyList::new(py, &vecs[0])?.into_any(),
+                false => PyList::new(py, &vecs)?.into_any(),
+            });
+        }
+        if single {
+            return Ok(
+                PyArray1::from_vec(py, vecs.into_iter().next().unwrap_or_default()).into_any(),
+            );
+        }
+        if vecs.is_empty() {
+            let dim = enc_dim(&self.inner);
+            return Ok(PyArray2::<f32>::zeros(py, [0, dim], false).into_any());
+        }
+        Ok(PyArray2::from_vec2(py, &vecs)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?
+            .into_any())
+    }
+
+    /// The embedding size.
+    fn get_sentence_embedding_dimension(&self) -> usize {
+        enc_dim(&self.inner)
+    }
+}
+
+fn enc_dim(e: &bert4rs::SentenceEncoder) -> usize {
+    e.model.config().hidden_size
+}

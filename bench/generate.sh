@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Generation benchmark: bert4rs vs HF `generate` in one run, same machine, same threads, f32,
-# same weights and prompts: greedy, KV cache, 128 new tokens from 32-token prompts, GPT-2-small
-# shape (12 layers, 768, 50257 vocab, random weights), batch 1 and 8. Also checks that both
-# produce the same first tokens.
+# Generation benchmark: bert4rs vs HF `generate` and CTranslate2 in one run, same machine,
+# same threads, same weights and prompts: greedy, KV cache, 128 new tokens from 32-token
+# prompts, GPT-2-small shape (12 layers, 768, 50257 vocab, random weights), batch 1 and 8.
+# f32 rows against HF and CTranslate2's float32; bert4rs --int8 (weight-only int8) against
+# CTranslate2's int8_float32. Also checks that the f32 sides produce the same first tokens.
 #   bash bench/generate.sh [THREADS] [ITERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,10 @@ out=$(mktemp)
 for batch in 1 8; do
   echo "== batch $batch: 32-token prompt, 128 new tokens, $threads threads" >&2
   ./target/release/examples/bench_generate --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" >>"$out"
+  ./target/release/examples/bench_generate --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" --int8 >>"$out"
+  for q in float32 int8_float32; do
+    "$py" bench/ct2_generate_bench.py --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" --quant "$q" 2>/dev/null >>"$out"
+  done
   "$py" bench/torch_generate_bench.py --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" 2>/dev/null >>"$out"
   # (prints nothing unless this is an AMD CPU with AVX-512)
   bash bench/mkl512.sh "$py" bench/torch_generate_bench.py --model-dir "$model" --batch "$batch" --threads "$threads" --iters "$iters" 2>/dev/null >>"$out"
@@ -25,12 +30,19 @@ done
 "$py" - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"{'batch':>5} {'impl':12} {'ms':>9} {'tokens/s':>9} {'ours/torch':>10} same-ids")
+# Each bert4rs row against the peers of the same precision.
+peers = {"bert4rs": ["torch", "torch-mkl512", "ct2-fp32"], "bert4rs-int8": ["ct2-int8"]}
+print(f"{'batch':>5} {'impl':13} {'ms':>8} {'tokens/s':>9}  ratios (peer ms / bert4rs ms)")
 for b in dict.fromkeys(r["batch"] for r in rows):
-    group = [r for r in rows if r["batch"] == b]
-    torch = next(r for r in group if r["impl"] == "torch")
-    for r in group:
-        same = r["first_row"] == torch["first_row"]
-        print(f"{b:5} {r['impl']:12} {r['ms']:9.0f} {r['tokens_per_s']:9.1f} {r['tokens_per_s'] / torch['tokens_per_s']:9.2f}x {same}")
+    group = {r["impl"]: r for r in rows if r["batch"] == b}
+    torch = group.get("torch")
+    for r in group.values():
+        same = "" if torch is None or r["impl"].endswith("int8") else f" same-ids={r['first_row'] == torch['first_row']}"
+        ratios = " ".join(f"{p} {group[p]['ms'] / r['ms']:.2f}x" for p in peers.get(r["impl"], []) if p in group)
+        print(f"{b:5} {r['impl']:13} {r['ms']:8.0f} {r['tokens_per_s']:9.1f}  {ratios}{same}")
+base = {r["impl"]: r for r in rows if r["batch"] == 1}
+for r in rows:
+    if r["batch"] != 1 and r["impl"] in base:
+        print(f"{r['impl']}: batch {r['batch']} takes {r['ms'] / base[r['impl']]['ms']:.2f}x batch 1")
 PY
 rm -f "$out"

@@ -1,5 +1,6 @@
 //! bert4rs side of bench/generate.sh: greedy decoding of `--new` tokens from a batch of
-//! `--prompt-len`-token prompts with the KV cache, end-of-text disabled. Prints one JSON line.
+//! `--prompt-len`-token prompts with the KV cache, end-of-text disabled; `--int8` decodes on
+//! int8 weights. Prints one JSON line.
 
 use bert4rs::generate::{generate, GenerationConfig};
 use bert4rs::models::gpt2::Gpt2LMHeadModel;
@@ -42,7 +43,11 @@ fn main() -> bert4rs::Result<()> {
         .num_threads(threads)
         .build_global()
         .unwrap();
-    let model = Gpt2LMHeadModel::from_dir(dir.as_ref(), &Device::Cpu, false)?;
+    let int8 = std::env::args().any(|a| a == "--int8");
+    let mut model = Gpt2LMHeadModel::from_dir(dir.as_ref(), &Device::Cpu, false)?;
+    if int8 {
+        model.quantize_int8()?;
+    }
     let prompts = prompt_ids(batch, prompt_len);
     let cfg = GenerationConfig {
         max_new_tokens: new,
@@ -65,7 +70,7 @@ fn main() -> bert4rs::Result<()> {
     let first: Vec<u32> = out[0].ids[prompt_len..].iter().take(16).copied().collect();
     println!(
         "{}",
-        serde_json::json!({"impl": "bert4rs", "batch": batch, "ms": best * 1e3,
+        serde_json::json!({"impl": if int8 { "bert4rs-int8" } else { "bert4rs" }, "batch": batch, "ms": best * 1e3,
             "tokens_per_s": (batch * new) as f64 / best, "first_row": first})
     );
     Ok(())

@@ -51,6 +51,11 @@ impl TextGenerator {
         &self.model
     }
 
+    /// Decodes with int8 weights from now on ([`Gpt2LMHeadModel::quantize_int8`]).
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.model.quantize_int8()
+    }
+
     /// The tokenizer, or an error saying how to give one.
     pub fn tokenizer(&self) -> Result<&Tokenizer> {
         self.tokenizer.as_ref().ok_or_else(|| {

@@ -2,9 +2,10 @@
 
 use super::dropout::Dropout;
 use super::params::{Init, Params};
-use crate::error::Result;
-use crate::kernels::{self, Epilogue, Gelu, GreedyScreen};
+use crate::error::{Error, Result};
+use crate::kernels::{self, Epilogue, Gelu, GreedyScreen, Int8Weight};
 use candle_core::{DType, Tensor, D};
+use std::sync::Arc;
 
 /// `y = x · Wᵀ + b`, applied to the last dimension of any-rank input.
 #[derive(Clone, Debug)]
@@ -16,6 +17,9 @@ pub struct Linear {
     /// call re-packs a transposed view (2× faster at batch 1 × 32 on BERT-base). Not kept for
     /// trainable weights, which change each step.
     weight_t: Option<Tensor>,
+    /// The int8 copy inference runs on after [`Self::quantize_int8`] (it replaces
+    /// `weight_t`).
+    int8: Option<Arc<Int8Weight>>,
 }
 
 impl Linear {
@@ -45,6 +49,7 @@ impl Linear {
             weight,
             bias,
             weight_t,
+            int8: None,
         }
     }
 
@@ -57,6 +62,7 @@ impl Linear {
                 weight: weight_t.t()?,
                 bias,
                 weight_t: None,
+                int8: None,
             });
         }
         let weight = weight_t.t()?.contiguous()?;
@@ -65,7 +71,37 @@ impl Linear {
             weight,
             bias,
             weight_t: Some(prepared),
+            int8: None,
         })
+    }
+
+    /// Switches inference to int8 weights ([`Int8Weight`]: per-output-channel symmetric,
+    /// f32 activations), dropping the f32 GEMM copy. Only for frozen CPU f32 weights: a
+    /// trainable layer is an error naming it.
+    pub fn quantize_int8(&mut self, name: &str) -> Result<()> {
+        self.check_int8(name)?;
+        let w = &self.weight;
+        let (n, k) = w.dims2()?;
+        let q = kernels::with_f32(&w.contiguous()?, |wv| Ok(Int8Weight::quantize(wv, n, k)))?;
+        self.int8 = Some(Arc::new(q));
+        self.weight_t = None;
+        Ok(())
+    }
+
+    /// Whether [`Self::quantize_int8`] can run: an error naming `name` if not.
+    pub fn check_int8(&self, name: &str) -> Result<()> {
+        let w = &self.weight;
+        if w.track_op() || !w.device().is_cpu() || w.dtype() != DType::F32 {
+            return Err(Error::Invalid(format!(
+                "{name}: int8 needs a frozen CPU f32 weight (load the model for inference)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The int8 weight, once [`Self::quantize_int8`] ran.
+    pub fn int8(&self) -> Option<&Int8Weight> {
+        self.int8.as_deref()
     }
 
     /// The `[out, in]` weight.
@@ -164,6 +200,24 @@ impl Linear {
         self.forward_frozen(x, None)
     }
 
+    /// `x2 [rows, in]` through the int8 weight (inference only: no gradient).
+    fn forward_int8(&self, q: &Int8Weight, x2: &Tensor, rows: usize) -> Result<Tensor> {
+        let n = q.rows();
+        let zeros;
+        let b = match &self.bias {
+            Some(b) => b,
+            None => {
+                zeros = Tensor::zeros(n, DType::F32, x2.device())?;
+                &zeros
+            }
+        };
+        let x2 = x2.to_dtype(DType::F32)?.contiguous()?;
+        let y = kernels::with_f32(&x2, |xv| {
+            kernels::with_f32(b, |bv| Ok(q.linear(xv, rows, bv)))
+        })?;
+        Ok(Tensor::from_vec(y, (rows, n), x2.device())?)
+    }
+
     /// The frozen-weight (or bias-less) path, then `act`: inside the fused kernel's output
     /// buffer when it runs and no gradient is wanted, else as its own op.
     fn forward_frozen(&self, x: &Tensor, act: Option<Gelu>) -> Result<Tensor> {
@@ -172,6 +226,23 @@ impl Linear {
         let rows = x.elem_count() / in_dim.max(1);
         // One 2-D GEMM over all rows instead of a batched one with a broadcast weight.
         let x2 = x.reshape((rows, in_dim))?;
+        if let Some(q) = &self.int8 {
+            if x.track_op() {
+                return Err(Error::Invalid(
+                    "an int8 layer is for inference only: no gradient flows through it".into(),
+                ));
+            }
+            let y = self.forward_int8(q, &x2, rows)?;
+            let y = match act {
+                Some(act) => act.apply(&y)?,
+                None => y,
+            };
+            let mut out_dims = dims;
+            if let Some(last) = out_dims.last_mut() {
+                *last = q.rows();
+            }
+            return Ok(y.reshape(out_dims)?);
+        }
         // The kernel fuses the activation only where no gradient flows back through it.
         let fuse = act.filter(|_| !x.track_op());
         let fused = match (&self.weight_t, &self.bias) {

@@ -282,3 +282,23 @@ fn bad_generation_input_fails_with_a_clear_error() {
         "model_type",
     );
 }
+
+#[test]
+fn int8_generation_answers_a_batch_as_each_prompt_alone() {
+    let dir = gpt2_fixture_dir("gpt2-a");
+    let m = dir.path().to_str().unwrap();
+    let run = |prompts: &[&str]| -> Vec<Vec<u64>> {
+        let mut args = vec!["generate", "--model", m, "--int8", "--format", "json"];
+        args.extend(["--max-new-tokens", "8", "--eos-token-id", "0"]);
+        for p in prompts {
+            args.extend(["--prompt-ids", p]);
+        }
+        stdout(&bin(&args)).lines().map(ids_of).collect()
+    };
+    let (a, b) = ("464,3290,318", "15496,11,616,3290,318,13779");
+    let batch = run(&[a, b]);
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch[0], run(&[a])[0]);
+    assert_eq!(batch[1], run(&[b])[0]);
+    assert!(batch[1].len() > 6, "tokens were generated");
+}

@@ -214,6 +214,36 @@ impl Gpt2Model {
         })
     }
 
+    /// Switches every linear layer of the blocks to int8 weights (see
+    /// [`Linear::quantize_int8`]); inference only.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        for (name, l) in self.linears_mut() {
+            l.quantize_int8(&name)?;
+        }
+        Ok(())
+    }
+
+    /// Every linear layer of the blocks with its HF name.
+    fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut all = Vec::with_capacity(4 * self.h.len());
+        for (i, b) in self.h.iter_mut().enumerate() {
+            let name = |l: &str| format!("h.{i}.{l}");
+            all.push((name("attn.c_attn"), &mut b.attn.c_attn));
+            all.push((name("attn.c_proj"), &mut b.attn.c_proj));
+            all.push((name("mlp.c_fc"), &mut b.mlp.c_fc));
+            all.push((name("mlp.c_proj"), &mut b.mlp.c_proj));
+        }
+        all
+    }
+
+    /// Whether [`Self::quantize_int8`] can run (checked before any layer changes).
+    pub fn check_int8(&mut self) -> Result<()> {
+        for (name, l) in self.linears_mut() {
+            l.check_int8(&name)?;
+        }
+        Ok(())
+    }
+
     /// Final hidden states `[batch, seq, n_embd]` of whole sequences. Inference runs on
     /// rayon's pool ([`kernels::on_pool`]), training on the calling thread.
     pub fn forward(

@@ -1,0 +1,174 @@
+//! Weight-only int8 linear layers (W8A32) for memory-bound inference: token-by-token
+//! decoding streams every weight once per step for a few rows, so the time is the time to
+//! read the weights, and int8 reads a quarter of f32's bytes. Weights are quantised
+//! symmetrically per output channel (`w ≈ scale[o] · q[o][i]`, `q` in [-127, 127]);
+//! activations stay f32 and every product is an f32 FMA of the converted weight, so the
+//! only error is the weights' rounding (at most `scale[o] / 2` each) and results equal an
+//! f32 layer with the dequantised weights up to summation order.
+
+use super::gemm::skinny::{self, MAX_ROWS, TASK_OUTPUTS};
+use rayon::prelude::*;
+
+/// A `[n, k]` weight as int8 with one f32 scale per output row.
+#[derive(Clone, Debug)]
+pub struct Int8Weight {
+    q: Vec<i8>,
+    scale: Vec<f32>,
+    k: usize,
+}
+
+impl Int8Weight {
+    /// Quantises `w [n, k]` (row-major) per output row: `scale = max|w_row| / 127`,
+    /// `q = round(w / scale)`. A row of zeros gets scale 1 and zeros.
+    pub fn quantize(w: &[f32], n: usize, k: usize) -> Self {
+        assert_eq!(
+            w.len(),
+            n * k,
+            "Int8Weight::quantize: {} values for [{n}, {k}]",
+            w.len()
+        ); // ok: callers pass a checked [n, k] tensor
+        let mut q = vec![0i8; n * k];
+        let mut scale = vec![1f32; n];
+        q.par_chunks_mut(k.max(1))
+            .zip(scale.par_iter_mut())
+            .zip(w.par_chunks(k.max(1)))
+            .for_each(|((qr, s), wr)| {
+                let max = wr.iter().fold(0f32, |m, v| m.max(v.abs()));
+                if max > 0.0 && max.is_finite() {
+                    *s = max / 127.0;
+                    for (qv, v) in qr.iter_mut().zip(wr) {
+                        *qv = (v / *s).round().clamp(-127.0, 127.0) as i8;
+                    }
+                }
+            });
+        Int8Weight { q, scale, k }
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.scale.len()
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// The f32 weight these int8 values stand for, `[n, k]`.
+    pub fn dequantized(&self) -> Vec<f32> {
+        self.q
+            .chunks_exact(self.k.max(1))
+            .zip(&self.scale)
+            .flat_map(|(qr, s)| qr.iter().map(move |&v| v as f32 * s))
+            .collect()
+    }
+
+    /// Bytes held (the int8 values and the scales).
+    pub fn bytes(&self) -> usize {
+        self.q.len() + 4 * self.scale.len()
+    }
+
+    /// `x [rows, k] · Wᵀ + b` → `[rows, n]`, any number of rows (taken [`MAX_ROWS`] at a
+    /// time: each group streams the weights once).
+    pub fn linear(&self, x: &[f32], rows: usize, b: &[f32]) -> Vec<f32> {
+        let (n, k) = (self.rows(), self.k);
+        assert!(
+            x.len() == rows * k && b.len() == n,
+            "Int8Weight::linear shapes"
+        ); // ok: the layer checks shapes before calling
+        let mut out = vec![0f32; rows * n];
+        for r0 in (0..rows).step_by(MAX_ROWS) {
+            let take = (rows - r0).min(MAX_ROWS);
+            let xs = &x[r0 * k..(r0 + take) * k];
+            // outᵀ [n, take]: each task owns a block of outputs.
+            let mut out_t = vec![0f32; n * take];
+            out_t
+                .par_chunks_mut(TASK_OUTPUTS * take)
+                .enumerate()
+                .for_each(|(task, block)| {
+                    let first = task * TASK_OUTPUTS;
+                    let q = &self.q[first * k..(first + block.len() / take) * k];
+                    dots(q, xs, take, k, block);
+                });
+            for (o, col) in out_t.chunks_exact(take).enumerate() {
+                for (r, v) in col.iter().enumerate() {
+                    out[(r0 + r) * n + o] = v * self.scale[o] + b[o];
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `out[o·rows + r] = q[o] · x[r]` (unscaled).
+fn dots(q: &[i8], x: &[f32], rows: usize, k: usize, out: &mut [f32]) {
+    if skinny::block_dots_i8(q, x, rows, k, out).is_some() {
+        return;
+    }
+    for (o, dst) in out.chunks_exact_mut(rows).enumerate() {
+        for (r, d) in dst.iter_mut().enumerate() {
+            *d = q[o * k..][..k]
+                .iter()
+                .zip(&x[r * k..][..k])
+                .map(|(a, b)| *a as f32 * b)
+                .sum();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f32 / 506.0 - 1.0) * 0.3)
+            .collect()
+    }
+
+    #[test]
+    fn quantized_weights_are_within_half_a_step_of_the_originals() {
+        let (n, k) = (37, 53);
+        let mut w = values(n * k, 1);
+        w[5 * k..6 * k].fill(0.0); // a zero row
+        let q = Int8Weight::quantize(&w, n, k);
+        let d = q.dequantized();
+        for o in 0..n {
+            let step = q.scale[o];
+            let max = w[o * k..(o + 1) * k]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
+            assert!(max == 0.0 || (step - max / 127.0).abs() <= 1e-9);
+            for i in 0..k {
+                assert!((w[o * k + i] - d[o * k + i]).abs() <= step / 2.0 + 1e-7);
+            }
+        }
+        assert!(d[5 * k..6 * k].iter().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn int8_linear_equals_f32_arithmetic_on_the_dequantized_weights() {
+        // k: a vector tail; n: not a multiple of the task block; rows across 16-row groups.
+        let (n, k) = (101, 203);
+        let q = Int8Weight::quantize(&values(n * k, 2), n, k);
+        let w = q.dequantized();
+        let b = values(n, 3);
+        for rows in [1, 2, 5, 16, 17, 40] {
+            let x = values(rows * k, 4 + rows);
+            let y = q.linear(&x, rows, &b);
+            for r in 0..rows {
+                for o in 0..n {
+                    let want: f64 = b[o] as f64
+                        + (0..k)
+                            .map(|i| x[r * k + i] as f64 * w[o * k + i] as f64)
+                            .sum::<f64>();
+                    let got = y[r * n + o] as f64;
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "rows {rows} [{r},{o}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod input;
 pub mod labelled;
 pub mod masking;
+pub mod mlm_batch;
 pub mod prefetch;
 pub mod pretrain;
 pub mod relation;

@@ -95,7 +95,7 @@ impl GreedyScreen {
                 let first = task * TASK_OUTPUTS;
                 let outputs = block.len() / rows;
                 let w_block = &self.w16[first * k..(first + outputs) * k];
-                skinny::block_dots_bf16(w_block, x, rows, k, block)
+                skinny::block_dots_narrow(w_block, x, rows, k, block)
             })?;
         let u = f64::powi(2.0, -24);
         let gamma = k as f64 * u / (1.0 - k as f64 * u);

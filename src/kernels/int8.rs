@@ -102,7 +102,7 @@ impl Int8Weight {
 
 /// `out[o·rows + r] = q[o] · x[r]` (unscaled).
 fn dots(q: &[i8], x: &[f32], rows: usize, k: usize, out: &mut [f32]) {
-    if skinny::block_dots_i8(q, x, rows, k, out).is_some() {
+    if skinny::block_dots_narrow(q, x, rows, k, out).is_some() {
         return;
     }
     for (o, dst) in out.chunks_exact_mut(rows).enumerate() {

@@ -79,10 +79,22 @@ pub(crate) fn avx2_available() -> bool {
     }
 }
 
-/// `out[o·rows + r] = w[o] · x[r]` with `w` in bf16 (the upper 16 bits of each f32), for
-/// [`crate::kernels::GreedyScreen`]'s screen; `None` without AVX2.
-pub(crate) fn block_dots_bf16(
-    w: &[u16],
+/// The weight element types the AVX2 kernel reads: f32, bf16 bits (`u16`), int8.
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::Weight as KernelWeight;
+/// The weight element types the AVX2 kernel reads (none on this architecture).
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) trait KernelWeight {}
+#[cfg(not(target_arch = "x86_64"))]
+impl KernelWeight for u16 {}
+#[cfg(not(target_arch = "x86_64"))]
+impl KernelWeight for i8 {}
+
+/// `out[o·rows + r] = w[o] · x[r]` with `w` in a narrow type, converted to f32 in registers:
+/// bf16 for [`crate::kernels::GreedyScreen`]'s screen, int8 (unscaled: the caller applies
+/// each output's scale) for [`crate::kernels::Int8Weight`]; `None` without AVX2.
+pub(crate) fn block_dots_narrow<T: KernelWeight>(
+    w: &[T],
     x: &[f32],
     rows: usize,
     k: usize,
@@ -97,27 +109,6 @@ pub(crate) fn block_dots_bf16(
         }
     }
     let _ = (w, x, rows, k, out);
-    None
-}
-
-/// `out[o·rows + r] = q[o] · x[r]` with `q` int8 (the products unscaled: the caller applies
-/// each output's scale), for [`crate::kernels::Int8Weight`]; `None` without AVX2.
-pub(crate) fn block_dots_i8(
-    q: &[i8],
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    out: &mut [f32],
-) -> Option<()> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if avx2_available() {
-            // SAFETY: AVX2 and FMA were detected at run time.
-            unsafe { avx2::block_dots(q, x, rows, k, out) };
-            return Some(());
-        }
-    }
-    let _ = (q, x, rows, k, out);
     None
 }
 

@@ -200,9 +200,42 @@ impl Linear {
         self.forward_frozen(x, None)
     }
 
-    /// `x2 [rows, in]` through the int8 weight (inference only: no gradient).
+    /// `x2 [rows, in]` through the f32 weight, and whether `act` was applied (fused into the
+    /// kernel's output where no gradient flows back through it).
+    fn forward_f32(&self, x2: &Tensor, act: Option<Gelu>) -> Result<(Tensor, bool)> {
+        let fuse = act.filter(|_| !x2.track_op());
+        let fused = match (&self.weight_t, &self.bias) {
+            (Some(wt), Some(b)) => kernels::linear_frozen(x2, (&self.weight, wt), b, fuse)?,
+            _ => None,
+        };
+        Ok(match fused {
+            Some(y) => (y, fuse.is_some()),
+            None => {
+                let y = x2.matmul(&self.weight.t()?)?;
+                let y = match &self.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                };
+                (y, false)
+            }
+        })
+    }
+
+    /// `x2 [rows, in]` through the int8 weight (inference only: no gradient flows through).
     fn forward_int8(&self, q: &Int8Weight, x2: &Tensor, rows: usize) -> Result<Tensor> {
+        if x2.track_op() {
+            return Err(Error::Invalid(
+                "an int8 layer is for inference only: no gradient flows through it".into(),
+            ));
+        }
         let n = q.rows();
+        if x2.dim(1)? != q.cols() {
+            return Err(Error::Invalid(format!(
+                "int8 linear: input of {} features for a [{n}, {}] weight",
+                x2.dim(1)?,
+                q.cols()
+            )));
+        }
         let zeros;
         let b = match &self.bias {
             Some(b) => b,
@@ -226,39 +259,9 @@ impl Linear {
         let rows = x.elem_count() / in_dim.max(1);
         // One 2-D GEMM over all rows instead of a batched one with a broadcast weight.
         let x2 = x.reshape((rows, in_dim))?;
-        if let Some(q) = &self.int8 {
-            if x.track_op() {
-                return Err(Error::Invalid(
-                    "an int8 layer is for inference only: no gradient flows through it".into(),
-                ));
-            }
-            let y = self.forward_int8(q, &x2, rows)?;
-            let y = match act {
-                Some(act) => act.apply(&y)?,
-                None => y,
-            };
-            let mut out_dims = dims;
-            if let Some(last) = out_dims.last_mut() {
-                *last = q.rows();
-            }
-            return Ok(y.reshape(out_dims)?);
-        }
-        // The kernel fuses the activation only where no gradient flows back through it.
-        let fuse = act.filter(|_| !x.track_op());
-        let fused = match (&self.weight_t, &self.bias) {
-            (Some(wt), Some(b)) => kernels::linear_frozen(&x2, (&self.weight, wt), b, fuse)?,
-            _ => None,
-        };
-        let (y, act_done) = match fused {
-            Some(y) => (y, fuse.is_some()),
-            None => {
-                let y = x2.matmul(&self.weight.t()?)?;
-                let y = match &self.bias {
-                    Some(b) => y.broadcast_add(b)?,
-                    None => y,
-                };
-                (y, false)
-            }
+        let (y, act_done) = match &self.int8 {
+            Some(q) => (self.forward_int8(q, &x2, rows)?, false),
+            None => self.forward_f32(&x2, act)?,
         };
         let y = match act {
             Some(act) if !act_done => act.apply(&y)?,

@@ -102,6 +102,7 @@ def main():
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--onnx", action="store_true", help="also time onnxruntime on an exported copy")
+    ap.add_argument("--int8", action="store_true", help="with --onnx: also time its dynamic int8 copy")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -144,6 +145,26 @@ def main():
         if diff > 1e-3:
             raise SystemExit(f"onnx output differs from torch by {diff}")
         report("onnxruntime", args, time_it(lambda: sess.run(None, feeds), args.warmup, args.iters))
+        if args.int8:
+            q_path = quantized_onnx(onnx_path)
+            qsess = ort.InferenceSession(str(q_path), so, providers=["CPUExecutionProvider"])
+            qgot = qsess.run(["last_hidden_state"], feeds)[0]
+            log(f"onnxruntime int8: max |int8 - torch| = {float(np.abs(qgot - ref).max()):.2e}")
+            report("onnxruntime-int8", args, time_it(lambda: qsess.run(None, feeds), args.warmup, args.iters))
+
+
+def quantized_onnx(onnx_path):
+    """ONNX Runtime's dynamic int8 (`quantize_dynamic`, its defaults: per-tensor u8
+    activations, s8 weights) of the exported graph, cached beside it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    q_path = onnx_path.with_suffix(".int8.onnx")
+    if not q_path.exists() or q_path.stat().st_mtime < onnx_path.stat().st_mtime:
+        log(f"quantizing {q_path}")
+        tmp = q_path.with_suffix(".tmp")
+        quantize_dynamic(str(onnx_path), str(tmp), weight_type=QuantType.QInt8)
+        os.replace(tmp, q_path)
+    return q_path
 
 
 if __name__ == "__main__":

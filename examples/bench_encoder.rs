@@ -1,7 +1,7 @@
 //! bert4rs half of the forward-pass benchmark (bench/run.sh runs it beside PyTorch):
 //! `cargo run --release --example bench_encoder -- --model-dir DIR --batch 8 --seq 128 --threads 2`
 //! prints one JSON line like bench/torch_bench.py: median ms per batch, tokens/s, GFLOP/s.
-//! `--peak` instead measures the machine's f32 FMA peak on `--threads` threads.
+//! `--int8` runs the dynamically quantised encoder. `--peak` instead measures the machine's f32 FMA peak on `--threads` threads.
 
 use bert4rs::models::load_encoder;
 
@@ -43,7 +43,11 @@ fn main() -> bert4rs::Result<()> {
     let seq: usize = arg(&args, "--seq", "128").parse().unwrap_or(128);
     let warmup: usize = arg(&args, "--warmup", "3").parse().unwrap_or(3);
     let iters: usize = arg(&args, "--iters", "10").parse().unwrap_or(10);
-    let model = load_encoder(&dir, &Device::Cpu, false)?.model;
+    let mut model = load_encoder(&dir, &Device::Cpu, false)?.model;
+    let int8 = args.iter().any(|a| a == "--int8");
+    if int8 {
+        model.quantize_int8()?;
+    }
     let cfg = model.config().clone();
     let mut state = 0x2545F4914F6CDD1Du64;
     let ids: Vec<u32> = (0..batch * seq)
@@ -80,7 +84,8 @@ fn main() -> bert4rs::Result<()> {
     // context 2TH; ×2 flops per multiply-add.
     let flops = batch as f64 * t * l * 2.0 * (4.0 * h * h + 2.0 * h * i + 2.0 * t * h);
     println!(
-        "{{\"impl\": \"bert4rs\", \"batch\": {batch}, \"seq\": {seq}, \"threads\": {threads}, \"ms\": {ms:.3}, \"tokens_per_s\": {:.1}, \"gflops\": {:.1}}}",
+        "{{\"impl\": \"{}\", \"batch\": {batch}, \"seq\": {seq}, \"threads\": {threads}, \"ms\": {ms:.3}, \"tokens_per_s\": {:.1}, \"gflops\": {:.1}}}",
+        if int8 { "bert4rs-int8" } else { "bert4rs" },
         (batch * seq) as f64 / (ms / 1e3),
         flops / (ms / 1e3) / 1e9
     );

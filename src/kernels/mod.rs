@@ -17,6 +17,7 @@ mod int8;
 mod kv_attention;
 mod layer_norm;
 mod linear;
+pub mod qgemm;
 mod rnn;
 pub mod simd;
 mod softmax;

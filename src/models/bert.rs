@@ -354,6 +354,55 @@ impl BertModel {
         })
     }
 
+    /// Switches every linear layer of the blocks and the pooler to dynamically quantised
+    /// int8 ([`Linear::quantize_int8_dynamic`]: int8 weights per output channel, each
+    /// token's activations quantised at run time, exact integer sums); inference only.
+    /// Checked for every layer before any changes.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        for (name, l) in self.linears_mut() {
+            l.check_int8(&name)?;
+        }
+        for (name, l) in self.linears_mut() {
+            l.quantize_int8_dynamic(&name)?;
+        }
+        Ok(())
+    }
+
+    /// True once [`Self::quantize_int8`] ran.
+    pub fn is_int8(&self) -> bool {
+        self.layers
+            .first()
+            .is_some_and(|l| l.intermediate.dense.int8().is_some())
+    }
+
+    /// Every linear layer with its HF name (Q, K and V as one when they are fused).
+    fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut all = Vec::with_capacity(6 * self.layers.len() + 1);
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let name = |n: &str| format!("encoder.layer.{i}.{n}");
+            match &mut l.attention.projections {
+                QkvProjections::Fused(qkv) => {
+                    all.push((name("attention.self.{query,key,value}"), qkv))
+                }
+                QkvProjections::Separate(q, k, v) => {
+                    all.push((name("attention.self.query"), q));
+                    all.push((name("attention.self.key"), k));
+                    all.push((name("attention.self.value"), v));
+                }
+            }
+            all.push((
+                name("attention.output.dense"),
+                &mut l.attention_output.dense,
+            ));
+            all.push((name("intermediate.dense"), &mut l.intermediate.dense));
+            all.push((name("output.dense"), &mut l.output.dense));
+        }
+        if let Some(p) = &mut self.pooler {
+            all.push(("pooler.dense".into(), &mut p.dense));
+        }
+        all
+    }
+
     /// The config the model was built from.
     pub fn config(&self) -> &BertConfig {
         &self.config

@@ -88,6 +88,19 @@ impl Linear {
         Ok(())
     }
 
+    /// Switches inference to dynamically quantised int8 (W8A8): the weight as in
+    /// [`Self::quantize_int8`], and each row of the input quantised at run time to 7-bit
+    /// codes with its own scale, summed exactly in integers ([`kernels::qgemm`]). For
+    /// compute-bound passes (encoders over many tokens); a row's output does not depend on
+    /// the other rows.
+    pub fn quantize_int8_dynamic(&mut self, name: &str) -> Result<()> {
+        self.quantize_int8(name)?;
+        if let Some(q) = self.int8.take() {
+            self.int8 = Some(Arc::new(Arc::unwrap_or_clone(q).with_dynamic_activations()));
+        }
+        Ok(())
+    }
+
     /// Whether [`Self::quantize_int8`] can run: an error naming `name` if not.
     pub fn check_int8(&self, name: &str) -> Result<()> {
         let w = &self.weight;

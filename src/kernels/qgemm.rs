@@ -1,0 +1,348 @@
+//! Integer GEMM for dynamically quantised inference (W8A8): `y = x · Wᵀ + b` with the
+//! weight int8 per output channel (symmetric) and each row of `x` quantised at run time,
+//! products summed exactly in i32 and scaled back to f32 once per output.
+//!
+//! Activations are quantised per row (per token) to **7 bits, asymmetric**: `x ≈ s·(q − z)`
+//! with `q` in [0, 127] over the row's range [min(x, 0), max(x, 0)]. Why 7 bits: AVX2's
+//! `vpmaddubsw` multiplies u8 by s8 and adds pairs into a *saturating* i16, and with 8-bit
+//! activations a pair can reach 2·255·127 > 32767 (ONNX Runtime's U8S8 path accepts that
+//! risk and offers `reduce_range` to avoid it). With `q ≤ 127` a pair is at most
+//! 2·127·127 = 32258, so no sum ever saturates and every product is exact. The asymmetric
+//! range keeps a one-sided row (after GELU) at full resolution, which a symmetric 8-bit
+//! scale would halve, so the 7-bit grid is as fine as symmetric 8 bits on such rows.
+//!
+//! Because the sums are exact integers, every tile, thread split and batch composition
+//! gives bit-identical outputs: a row's result never depends on the other rows.
+
+use super::common::OutPtr;
+use rayon::prelude::*;
+
+/// Columns of a packed weight panel (two AVX2 vectors of 8 i32 sums).
+const NR: usize = 16;
+/// Rows of a register tile.
+const MR: usize = 6;
+/// Largest activation code: 7 bits (see the module docs).
+const QMAX: f32 = 127.0;
+
+/// A `[n, k]` int8 weight packed for [`gemm`]: 16-column panels, depth in groups of 4
+/// (`[k/4][16][4]` bytes per panel), zero-padded to whole panels and groups.
+#[derive(Clone, Debug)]
+pub struct PackedI8 {
+    panels: Vec<i8>,
+    /// Σ_k q[o][k] per output: the zero point's correction.
+    colsum: Vec<i32>,
+    n: usize,
+    k: usize,
+}
+
+impl PackedI8 {
+    /// Packs row-major int8 weights `q [n, k]`.
+    pub fn pack(q: &[i8], n: usize, k: usize) -> Self {
+        let kp = k.div_ceil(4) * 4;
+        let np = n.div_ceil(NR);
+        let mut panels = vec![0i8; np * NR * kp];
+        panels
+            .par_chunks_mut(NR * kp)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                for c in 0..NR.min(n - p * NR) {
+                    let row = &q[(p * NR + c) * k..][..k];
+                    for (i, v) in row.iter().enumerate() {
+                        panel[(i / 4) * NR * 4 + c * 4 + i % 4] = *v;
+                    }
+                }
+            });
+        let colsum = q
+            .chunks_exact(k.max(1))
+            .map(|r| r.iter().map(|v| *v as i32).sum())
+            .collect();
+        PackedI8 {
+            panels,
+            colsum,
+            n,
+            k,
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.panels.len() + 4 * self.colsum.len()
+    }
+
+    fn kp(&self) -> usize {
+        self.k.div_ceil(4) * 4
+    }
+}
+
+/// Rows of activations quantised per row to 7-bit codes (see the module docs), padded to
+/// whole register tiles and depth groups of 4.
+pub struct QuantRows {
+    q: Vec<u8>,
+    scale: Vec<f32>,
+    zero: Vec<i32>,
+    rows: usize,
+    kp: usize,
+}
+
+/// Quantises `x [rows, k]` row by row: `s = (max − min) / 127` over the row and 0,
+/// `z = round(−min / s)`, `q = clamp(round(x / s) + z, 0, 127)`. A row of zeros gets
+/// `s = 1, z = 0`.
+pub fn quantize_rows(x: &[f32], rows: usize, k: usize) -> QuantRows {
+    let kp = k.div_ceil(4) * 4;
+    let padded = rows.div_ceil(MR) * MR;
+    let mut q = vec![0u8; padded * kp];
+    let mut scale = vec![1f32; padded];
+    let mut zero = vec![0i32; padded];
+    q.par_chunks_mut(kp)
+        .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
+        .take(rows)
+        .enumerate()
+        .for_each(|(r, (qr, (s, z)))| {
+            let xr = &x[r * k..][..k];
+            #[cfg(target_arch = "x86_64")]
+            if crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+                // SAFETY: AVX2 + FMA are present.
+                return unsafe { quantize_row_avx2(xr, qr, s, z) };
+            }
+            quantize_row(xr, qr, s, z)
+        });
+    QuantRows {
+        q,
+        scale,
+        zero,
+        rows,
+        kp,
+    }
+}
+
+/// [`quantize_row`] compiled with AVX2 (a vector rounding instruction instead of a call
+/// per value).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_row_avx2(x: &[f32], q: &mut [u8], s: &mut f32, z: &mut i32) {
+    quantize_row(x, q, s, z)
+}
+
+#[inline(always)]
+fn quantize_row(x: &[f32], q: &mut [u8], s: &mut f32, z: &mut i32) {
+    let (lo, hi) = x
+        .iter()
+        .fold((0f32, 0f32), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let range = hi - lo;
+    if range <= 0.0 || !range.is_finite() {
+        return; // all zeros (or non-finite: the output is garbage either way)
+    }
+    *s = range / QMAX;
+    let zf = (-lo / *s).round_ties_even();
+    *z = zf as i32;
+    let inv = 1.0 / *s;
+    for (d, v) in q.iter_mut().zip(x) {
+        *d = (v * inv + zf).round_ties_even().clamp(0.0, QMAX) as u8;
+    }
+}
+
+/// `out [rows, n] = x · Wᵀ · diag(wscale) + bias` from quantised rows and a packed weight.
+pub fn gemm(a: &QuantRows, w: &PackedI8, wscale: &[f32], bias: &[f32], out: &mut [f32]) {
+    let (rows, n) = (a.rows, w.n);
+    assert!(
+        a.kp == w.kp() && wscale.len() == n && bias.len() == n && out.len() == rows * n,
+        "qgemm::gemm shapes"
+    ); // ok: Int8Weight checks shapes before calling
+    let tiles = rows.div_ceil(MR);
+    let panels = n.div_ceil(NR);
+    // Tasks: a block of row tiles × a block of panels, small enough that two threads
+    // share the work evenly, big enough that a panel is reused across many row tiles.
+    let tile_block = 16usize.min(tiles).max(1);
+    let panel_block = 4usize;
+    let row_blocks = tiles.div_ceil(tile_block);
+    let col_blocks = panels.div_ceil(panel_block);
+    let dst = OutPtr(out.as_mut_ptr());
+    let avx2 = crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
+    (0..row_blocks * col_blocks)
+        .into_par_iter()
+        .for_each(|task| {
+            let (rb, cb) = (task % row_blocks, task / row_blocks);
+            for p in cb * panel_block..((cb + 1) * panel_block).min(panels) {
+                for t in rb * tile_block..((rb + 1) * tile_block).min(tiles) {
+                    let mut acc = [[0i32; NR]; MR];
+                    let ap = &a.q[t * MR * a.kp..][..MR * a.kp];
+                    let bp = &w.panels[p * NR * a.kp..][..NR * a.kp];
+                    tile(ap, bp, a.kp, &mut acc, avx2);
+                    store(a, w, wscale, bias, (t * MR, p * NR), &acc, dst);
+                }
+            }
+        });
+}
+
+/// Scales one tile's exact sums back to f32 and writes the rows and columns that exist.
+fn store(
+    a: &QuantRows,
+    w: &PackedI8,
+    wscale: &[f32],
+    bias: &[f32],
+    (r0, c0): (usize, usize),
+    acc: &[[i32; NR]; MR],
+    dst: OutPtr,
+) {
+    let n = w.n;
+    let cols = NR.min(n - c0);
+    for (i, row) in acc
+        .iter()
+        .enumerate()
+        .take(a.rows.saturating_sub(r0).min(MR))
+    {
+        let r = r0 + i;
+        let (s, z) = (a.scale[r], a.zero[r]);
+        // SAFETY: each task writes only its own tiles' outputs, inside `out`.
+        let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(r * n + c0), cols) };
+        for (j, d) in o.iter_mut().enumerate() {
+            let sum = row[j] - z * w.colsum[c0 + j];
+            *d = sum as f32 * (s * wscale[c0 + j]) + bias[c0 + j];
+        }
+    }
+}
+
+/// One tile's sums: the AVX2 tile where `avx2` is asked for and present.
+fn tile(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR], avx2: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+        // SAFETY: AVX2 is present; both slices hold whole tiles of `kp` depth.
+        return unsafe { tile_avx2(a, b, kp, acc) };
+    }
+    let _ = avx2;
+    tile_scalar(a, b, kp, acc)
+}
+
+/// Reference tile: the same exact integer sums as the SIMD tile.
+fn tile_scalar(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR]) {
+    for g in 0..kp / 4 {
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = &a[r * kp + g * 4..][..4];
+            for (c, v) in row.iter_mut().enumerate() {
+                let bv = &b[g * NR * 4 + c * 4..][..4];
+                *v += (0..4).map(|i| av[i] as i32 * bv[i] as i32).sum::<i32>();
+            }
+        }
+    }
+}
+
+/// 6 × 16 tile: per group of 4 depths, `vpmaddubsw` (u8 × s8 → pairs in i16, never
+/// saturating with 7-bit activations), `vpmaddwd` by ones (→ i32 sums of 4) and an add.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn tile_avx2(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR]) {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut c = [[_mm256_setzero_si256(); 2]; MR];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..kp / 4 {
+        let b0 = _mm256_loadu_si256(bp.add(g * 64) as *const __m256i);
+        let b1 = _mm256_loadu_si256(bp.add(g * 64 + 32) as *const __m256i);
+        for (r, cr) in c.iter_mut().enumerate() {
+            let av = _mm256_set1_epi32((ap.add(r * kp + g * 4) as *const i32).read_unaligned());
+            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones);
+            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones);
+            cr[0] = _mm256_add_epi32(cr[0], p0);
+            cr[1] = _mm256_add_epi32(cr[1], p1);
+        }
+    }
+    for (cr, out) in c.iter().zip(acc.iter_mut()) {
+        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, cr[0]);
+        _mm256_storeu_si256(out.as_mut_ptr().add(8) as *mut __m256i, cr[1]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f32 / 506.0 - 1.0) * 0.5)
+            .collect()
+    }
+
+    fn weights(n: usize, k: usize) -> Vec<i8> {
+        (0..n * k)
+            .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
+            .collect()
+    }
+
+    #[test]
+    fn sums_are_the_exact_integer_products_for_any_shape() {
+        for (rows, n, k) in [(1, 1, 1), (5, 17, 7), (13, 33, 64), (7, 16, 130)] {
+            let x = values(rows * k, rows + n);
+            let wq = weights(n, k);
+            let a = quantize_rows(&x, rows, k);
+            let w = PackedI8::pack(&wq, n, k);
+            let (ws, b) = (vec![1f32; n], vec![0f32; n]);
+            let mut out = vec![0f32; rows * n];
+            gemm(&a, &w, &ws, &b, &mut out);
+            for r in 0..rows {
+                for o in 0..n {
+                    let exact: i64 = (0..k)
+                        .map(|i| {
+                            (a.q[r * a.kp + i] as i64 - a.zero[r] as i64) * wq[o * k + i] as i64
+                        })
+                        .sum();
+                    let want = exact as f32 * a.scale[r];
+                    let got = out[r * n + o];
+                    assert!(
+                        (got - want).abs() <= want.abs() * 1e-6 + 1e-6,
+                        "[{rows},{n},{k}] ({r},{o}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_simd_tile_equals_the_scalar_tile() {
+        let kp = 40;
+        let a: Vec<u8> = (0..MR * kp).map(|i| (i * 31 % 128) as u8).collect();
+        let b = weights(NR, kp);
+        let (mut simd, mut scalar) = ([[0i32; NR]; MR], [[0i32; NR]; MR]);
+        tile(&a, &b, kp, &mut simd, true);
+        tile_scalar(&a, &b, kp, &mut scalar);
+        assert_eq!(simd, scalar);
+    }
+
+    #[test]
+    fn row_codes_are_seven_bit_and_within_half_a_step() {
+        let k = 50;
+        let mut x = values(3 * k, 9);
+        x[k..2 * k].iter_mut().for_each(|v| *v = v.abs() + 0.1); // one-sided row
+        x[2 * k..].fill(0.0);
+        let a = quantize_rows(&x, 3, k);
+        for r in 0..3 {
+            for i in 0..k {
+                let q = a.q[r * a.kp + i];
+                assert!(q <= 127);
+                let back = a.scale[r] * (q as f32 - a.zero[r] as f32);
+                assert!((back - x[r * k + i]).abs() <= a.scale[r] * 0.5 + 1e-6);
+            }
+        }
+        assert_eq!((a.scale[2], a.zero[2]), (1.0, 0));
+    }
+
+    #[test]
+    fn a_row_gives_the_same_bits_alone_and_in_a_batch() {
+        let (rows, n, k) = (11, 40, 96);
+        let x = values(rows * k, 3);
+        let w = PackedI8::pack(&weights(n, k), n, k);
+        let (ws, b) = (values(n, 4), values(n, 5));
+        let mut all = vec![0f32; rows * n];
+        gemm(&quantize_rows(&x, rows, k), &w, &ws, &b, &mut all);
+        for r in 0..rows {
+            let mut one = vec![0f32; n];
+            gemm(
+                &quantize_rows(&x[r * k..][..k], 1, k),
+                &w,
+                &ws,
+                &b,
+                &mut one,
+            );
+            assert_eq!(one, all[r * n..][..n]);
+        }
+    }
+}

@@ -98,17 +98,10 @@ impl Int8Weight {
             x.len() == rows * k && b.len() == n,
             "Int8Weight::linear shapes"
         ); // ok: the layer checks shapes before calling
-        let mut out = vec![0f32; rows * n];
         if let Some(packed) = &self.dynamic {
-            qgemm::gemm(
-                &qgemm::quantize_rows(x, rows, k),
-                packed,
-                &self.scale,
-                b,
-                &mut out,
-            );
-            return out;
+            return qgemm::gemm(&qgemm::quantize_rows(x, rows, k), packed, &self.scale, b);
         }
+        let mut out = vec![0f32; rows * n];
         for r0 in (0..rows).step_by(MAX_ROWS) {
             let take = (rows - r0).min(MAX_ROWS);
             let xs = &x[r0 * k..(r0 + take) * k];

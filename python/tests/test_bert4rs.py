@@ -199,6 +199,26 @@ def test_encode_equals_the_cli_embed(minilm, tmp_path):
     assert np.abs(cli - ours).max() <= 1e-6
 
 
+def test_int8_encode_equals_the_cli_embed_int8_and_stays_near_f32(minilm, tmp_path):
+    import subprocess
+    from conftest import _binary
+    texts = ["A man is eating food.", "我爱北京天安门", "ok"]
+    inp = tmp_path / "in.txt"
+    inp.write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out.jsonl"
+    subprocess.run([_binary(), "embed", "--model", minilm, "--input", str(inp),
+                    "--output", str(out), "--int8"], check=True, capture_output=True)
+    cli = np.array([json.loads(l)["embedding"] for l in out.read_text().splitlines()])
+    q = bert4rs.SentenceEncoder(minilm, int8=True)
+    ours = q.encode(texts)
+    assert np.abs(cli - ours).max() <= 1e-6
+    plain = bert4rs.SentenceEncoder(minilm)
+    assert cosines(ours, plain.encode(texts)).min() >= 0.99
+    # a pooling override builds a second encoder: it must be int8 too
+    q_cls, f_cls = q.encode(texts, pooling="cls"), plain.encode(texts, pooling="cls")
+    assert np.abs(q_cls - f_cls).max() > 1e-4 and cosines(q_cls, f_cls).min() >= 0.98
+
+
 def test_non_strings_in_the_list_raise(minilm):
     enc = bert4rs.SentenceEncoder(minilm)
     for bad in (["a", None], ["a", 3], None):

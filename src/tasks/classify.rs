@@ -255,6 +255,12 @@ impl SequenceClassifier {
         &self.encoder
     }
 
+    /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]); the
+    /// head stays f32. Inference only.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.encoder.quantize_int8()
+    }
+
     /// Problem, labels and pooling.
     pub fn spec(&self) -> &HeadSpec {
         &self.spec

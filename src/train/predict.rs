@@ -52,6 +52,12 @@ impl TextClassifier {
         &self.model.spec().labels
     }
 
+    /// Runs the encoder on dynamically quantised int8 (see
+    /// [`crate::models::BertModel::quantize_int8`]).
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.model.quantize_int8()
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer

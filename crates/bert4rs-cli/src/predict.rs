@@ -18,11 +18,23 @@ pub struct Args {
     /// regression: {"score"}) per input line.
     #[arg(long)]
     output: PathBuf,
+    /// Run the encoder on dynamically quantised int8 (weights per output channel, each
+    /// token's activations at run time): about 1.8x faster on AVX2.
+    #[arg(long)]
+    int8: bool,
     #[command(flatten)]
     fields: DataArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let tagger = bert4rs::tasks::relation::is_relation_model(&a.model)
+        || bert4rs::tasks::token_classify::is_token_model(&a.model);
+    if a.int8 && tagger {
+        return Err(bert4rs::Error::Invalid(format!(
+            "--int8: {} is a token or relation model; int8 runs sequence classifiers so far",
+            a.model.display()
+        )));
+    }
     if bert4rs::tasks::relation::is_relation_model(&a.model) {
         let n = super::relation::predict(&a.model, &a.input, &a.output, &a.fields)?;
         eprintln!("{n} predictions → {}", a.output.display());
@@ -33,7 +45,10 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("{n} predictions → {}", a.output.display());
         return Ok(());
     }
-    let classifier = TextClassifier::from_dir(&a.model)?;
+    let mut classifier = TextClassifier::from_dir(&a.model)?;
+    if a.int8 {
+        classifier.quantize_int8()?;
+    }
     let ex = bert4rs::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
     let predictions = classifier.predict(&a.input, ex, a.fields.max_length, a.fields.batch_size)?;
     let mut out = String::new();

@@ -194,6 +194,9 @@ def loss_fixtures(out):
         "focal_binary": lambda x: focal_binary(x, multi, 2.0, 0.25),
         "dice": lambda x: dice(x, labels, 1.0),
         "rdrop_kl": lambda x: rdrop_kl(x, logits2),
+        # DistilBERT's soft-label loss, teacher = logits2, T = 2
+        "distill_kl": lambda x: F.kl_div(F.log_softmax(x / 2, -1), F.softmax(logits2 / 2, -1),
+                                         reduction="batchmean") * 4,
         "mse": lambda s: F.mse_loss(s, target),
         "mse_corr": lambda s: mse_corr(s, target, 0.5),
         "hinge": lambda s: torch.clamp(1 - signs * s, min=0).mean(),

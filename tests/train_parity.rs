@@ -193,6 +193,7 @@ fn every_loss_and_its_gradient_matches_torch() {
             "focal_binary" => losses::focal_binary(xt, multi, 2.0, 0.25),
             "dice" => losses::dice(xt, &y, 1.0),
             "rdrop_kl" => losses::rdrop_kl(xt, logits2),
+            "distill_kl" => losses::distill_kl(xt, logits2, 2.0),
             "mse" => losses::mse(xt, target),
             "mse_corr" => losses::mse_corr(xt, target, 0.5),
             "hinge" => MarginLoss::Hinge.loss(xt, signs),
@@ -222,7 +223,7 @@ fn every_loss_and_its_gradient_matches_torch() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 19, "every loss of the fixture is checked");
+    assert_eq!(checked, 20, "every loss of the fixture is checked");
 }
 
 #[test]

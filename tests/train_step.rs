@@ -60,7 +60,7 @@ fn one_training_step_matches_torch() {
     );
     let logits = trainer.task().model().forward(&batch.input, true).unwrap();
     common::assert_close(&logits, &g["logits"], 1e-5, "logits before the step");
-    let stats = trainer.step(&[batch]).unwrap();
+    let stats = trainer.step(&[batch.into()]).unwrap();
     let want_loss = meta["loss"].as_f64().unwrap();
     assert!(
         (stats.loss - want_loss).abs() < 1e-5,

@@ -170,6 +170,18 @@ pub fn rdrop_kl(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok((kl.sum(D::Minus1)?.mean_all()? * 0.5)?)
 }
 
+/// Knowledge distillation's soft-label loss (Hinton et al.; DistilBERT's
+/// `KLDivLoss(reduction="batchmean")(log_softmax(s/T), softmax(t/T)) · T²`):
+/// `T² · KL(softmax(teacher/T) ‖ softmax(student/T))`, summed over classes, mean over rows.
+/// The `T²` keeps its gradient on the hard loss's scale. No gradient reaches the teacher.
+pub fn distill_kl(student: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor> {
+    check_same(student, teacher)?;
+    let ls = log_softmax(&(student / temperature)?)?;
+    let lt = log_softmax(&(teacher.detach() / temperature)?)?;
+    let kl = lt.exp()?.mul(&lt.sub(&ls)?)?;
+    Ok((kl.sum(D::Minus1)?.mean_all()? * (temperature * temperature))?)
+}
+
 /// The classic binary losses on a score `f` and a sign label `y ∈ {−1, +1}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MarginLoss {

@@ -134,6 +134,18 @@ pub struct TaskConfig {
     /// Classification of long texts by sliding windows (`[task.windows]`: `stride`,
     /// `max_windows`, `pool` = mean | max | attention); windows are `data.max_length` long.
     pub windows: Option<WindowSpec>,
+    /// Classification: distil from this fine-tuned classifier directory (the teacher, with
+    /// the same labels). The loss becomes `(1 − α)·hard + α·T²·KL(teacher ‖ student)` on
+    /// softmaxes at temperature T; the teacher's logits are computed once, before training.
+    pub distill_from: Option<String>,
+    /// Distillation temperature T.
+    pub distill_temperature: f64,
+    /// Weight α of the teacher's soft labels (1 − α goes to the gold labels).
+    pub distill_alpha: f64,
+    /// Classification: the student keeps only these encoder layers of `model`, in this
+    /// order (`[1, 3, 5]`: a 3-layer student of a 6-layer model, initialised from every
+    /// other layer, as DistilBERT).
+    pub student_layers: Option<Vec<usize>>,
 }
 
 impl TaskConfig {
@@ -176,6 +188,10 @@ impl Default for TaskConfig {
             next_sentence: PairObjective::None,
             short_seq_probability: 0.1,
             windows: None,
+            distill_from: None,
+            distill_temperature: 2.0,
+            distill_alpha: 0.5,
+            student_layers: None,
         }
     }
 }
@@ -340,6 +356,42 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// The distillation settings (`task.distill_*`, `task.student_layers`).
+    fn validate_distill(&self) -> std::result::Result<(), String> {
+        let t = &self.task;
+        let used = t.distill_from.is_some() || t.student_layers.is_some();
+        if used && t.kind != TaskKind::Classify {
+            return Err(format!(
+                "task.distill_from and task.student_layers apply to kind = \"classify\" (this \
+                 run is {:?})",
+                t.kind
+            ));
+        }
+        if !(t.distill_temperature > 0.0 && t.distill_temperature.is_finite()) {
+            return Err(format!(
+                "task.distill_temperature must be > 0, got {}",
+                t.distill_temperature
+            ));
+        }
+        if !(0.0..=1.0).contains(&t.distill_alpha) {
+            return Err(format!(
+                "task.distill_alpha must be in [0, 1], got {}",
+                t.distill_alpha
+            ));
+        }
+        if let Some(layers) = &t.student_layers {
+            let mut seen = layers.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            if layers.is_empty() || seen.len() != layers.len() {
+                return Err(format!(
+                    "task.student_layers must name at least one layer, each once: {layers:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let t = &self.train;
@@ -399,6 +451,7 @@ impl RunConfig {
                 ));
             }
         }
+        self.validate_distill()?;
         if self.task.rnn.is_some() {
             if self.task.kind != TaskKind::Classify {
                 return Err(format!(

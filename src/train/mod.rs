@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod distill;
 mod engine;
 pub mod entity_metrics;
 pub mod evaluation;

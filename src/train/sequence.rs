@@ -4,6 +4,7 @@
 //! metrics by text length.
 
 use super::config::{BestMetric, RunConfig};
+use super::distill::{student_init, Teacher};
 use super::evaluation::Evaluation;
 use super::metrics;
 use super::task::{Split, StepOutput, Task};
@@ -30,6 +31,26 @@ pub struct SequenceTask {
     model_name: String,
     device: Device,
     pad_id: u32,
+    /// `task.distill_from`: the teacher's soft labels for the training set.
+    teacher: Option<Teacher>,
+}
+
+/// A micro-batch with, when distilling, the teacher's logits of its examples.
+pub struct SequenceBatch {
+    /// Inputs and gold answers.
+    pub batch: Batch,
+    /// `[batch, labels]` teacher logits (`task.distill_from`).
+    pub teacher: Option<Tensor>,
+}
+
+impl From<Batch> for SequenceBatch {
+    /// A batch without a teacher's logits.
+    fn from(batch: Batch) -> Self {
+        SequenceBatch {
+            batch,
+            teacher: None,
+        }
+    }
 }
 
 impl SequenceTask {
@@ -45,7 +66,10 @@ impl SequenceTask {
             }
         }
         rng::seed_init(cfg.seed);
-        let base = crate::assets::resolve_dir(&cfg.model)?;
+        let mut base = crate::assets::resolve_dir(&cfg.model)?;
+        if let Some(layers) = &cfg.task.student_layers {
+            base = student_init(&base, layers, &cfg.output_dir.join("student-init"))?;
+        }
         let model = SequenceClassifier::from_dir(&base, &device, true, Some(spec))?;
         let tokenizer = Tokenizer::from_dir(&base)?;
         let max_len = cfg
@@ -68,7 +92,24 @@ impl SequenceTask {
             let ds = Dataset::new(&path, ex, &tokenizer, labels, max_len)?;
             windowed(ds, &model, &tokenizer)
         };
+        let teacher_data = cfg
+            .task
+            .distill_from
+            .as_ref()
+            .map(|d| (d, splits.train.0.clone(), splits.train.1.clone()));
         let train = mk(splits.train)?;
+        let teacher = match teacher_data {
+            Some((dir, path, examples)) => Some(Teacher::new(
+                &crate::assets::resolve_dir(dir)?,
+                (&path, examples),
+                labels,
+                max_len,
+                cfg.train.eval_batch_size,
+                (cfg.task.distill_temperature, cfg.task.distill_alpha),
+                &device,
+            )?),
+            None => None,
+        };
         let dev = splits.dev.map(mk).transpose()?;
         let test = splits.test.map(mk).transpose()?;
         Ok(SequenceTask {
@@ -81,6 +122,7 @@ impl SequenceTask {
             loss: cfg.loss.clone(),
             model_name: cfg.model.clone(),
             device,
+            teacher,
         })
     }
 
@@ -113,13 +155,17 @@ impl SequenceTask {
 }
 
 impl Task for SequenceTask {
-    type Batch = Batch;
+    type Batch = SequenceBatch;
 
     fn describe(&self) -> String {
         let spec = self.model.spec();
         let n = |d: &Option<Dataset>| d.as_ref().map_or(0, Dataset::len);
+        let distill = self
+            .teacher
+            .as_ref()
+            .map_or(String::new(), |t| format!(" · {}", t.describe()));
         format!(
-            "model {} · {} · {} labels {:?} · pooling {}\ndata: {} train / {} dev / {} test examples",
+            "model {}{distill} · {} · {} labels {:?} · pooling {}\ndata: {} train / {} dev / {} test examples",
             self.model_name,
             spec.problem.hf_name(),
             spec.labels.len(),
@@ -149,13 +195,21 @@ impl Task for SequenceTask {
         dataset::bucketed_batches(&self.train.token_lengths(), batch_size, seed)
     }
 
-    fn batch(&self, idx: &[usize]) -> Result<Batch> {
-        self.train.batch(idx, self.pad_id, &self.device)
+    fn batch(&self, idx: &[usize]) -> Result<SequenceBatch> {
+        Ok(SequenceBatch {
+            batch: self.train.batch(idx, self.pad_id, &self.device)?,
+            teacher: (self.teacher.as_ref())
+                .map(|t| t.rows(idx, &self.device))
+                .transpose()?,
+        })
     }
 
-    fn forward(&self, batch: &Batch, train: bool) -> Result<StepOutput> {
-        let logits = self.model.forward_batch(batch, train)?;
-        let loss = self.model.loss(&logits, &batch.targets, &self.loss)?;
+    fn forward(&self, b: &SequenceBatch, train: bool) -> Result<StepOutput> {
+        let logits = self.model.forward_batch(&b.batch, train)?;
+        let mut loss = self.model.loss(&logits, &b.batch.targets, &self.loss)?;
+        if let (Some(t), Some(soft)) = (&self.teacher, &b.teacher) {
+            loss = t.loss(&loss, &logits, soft)?;
+        }
         Ok(StepOutput {
             loss,
             logits: Some(logits),

@@ -18,6 +18,9 @@ pub struct Int8Weight {
     k: usize,
     /// Set by [`Self::with_dynamic_activations`]: the weight packed for the integer GEMM.
     dynamic: Option<PackedI8>,
+    /// Per input channel, `1 / s_j` that inputs are multiplied by before they are quantised
+    /// (the weight's column `j` was multiplied by `s_j`: [`Self::quantize_smoothed`]).
+    inv_smooth: Option<Vec<f32>>,
 }
 
 impl Int8Weight {
@@ -49,12 +52,47 @@ impl Int8Weight {
             scale,
             k,
             dynamic: None,
+            inv_smooth: None,
         }
+    }
+
+    /// SmoothQuant's migration of activation outliers into the weight (Xiao et al., 2023):
+    /// `x·Wᵀ = (x / s)·(W·diag(s))ᵀ` with `s_j = sqrt(a_j / max_o |W[o][j]|)`, where `a_j` is
+    /// the typical magnitude of input channel `j` (`act_scale`). A few input channels of a
+    /// BERT layer (LayerNorm outputs with large γ) dominate each token's range; dividing them
+    /// down before the per-token grid keeps the other channels' resolution. Exact in real
+    /// arithmetic; only the rounding moves.
+    pub fn quantize_smoothed(w: &[f32], n: usize, k: usize, act_scale: &[f32]) -> Self {
+        let mut wmax = vec![0f32; k];
+        for row in w.chunks_exact(k.max(1)) {
+            for (m, v) in wmax.iter_mut().zip(row) {
+                *m = m.max(v.abs());
+            }
+        }
+        let s: Vec<f32> = act_scale
+            .iter()
+            .zip(&wmax)
+            .map(|(a, m)| {
+                let s = (a / m).sqrt();
+                if s.is_finite() && s > 0.0 {
+                    s
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let scaled: Vec<f32> = w
+            .chunks_exact(k.max(1))
+            .flat_map(|row| row.iter().zip(&s).map(|(v, s)| v * s))
+            .collect();
+        let mut q = Self::quantize(&scaled, n, k);
+        q.inv_smooth = Some(s.iter().map(|s| 1.0 / s).collect());
+        q
     }
 
     /// Makes [`Self::linear`] quantise its input rows too (W8A8, [`qgemm`]): every product
     /// is then an exact integer one, about twice the f32 rate on AVX2, at the cost of
-    /// rounding each activation to its row's 7-bit grid. For many rows (an encoder pass);
+    /// rounding each activation to its row's 8-bit grid. For many rows (an encoder pass);
     /// decoding a few rows at a time is memory-bound and keeps f32 activations.
     pub fn with_dynamic_activations(mut self) -> Self {
         self.dynamic = Some(PackedI8::pack(&self.q, self.rows(), self.k));
@@ -99,7 +137,11 @@ impl Int8Weight {
             "Int8Weight::linear shapes"
         ); // ok: the layer checks shapes before calling
         if let Some(packed) = &self.dynamic {
-            return qgemm::gemm(&qgemm::quantize_rows(x, rows, k), packed, &self.scale, b);
+            let a = match &self.inv_smooth {
+                Some(inv) => qgemm::quantize_rows_scaled(x, rows, k, inv),
+                None => qgemm::quantize_rows(x, rows, k),
+            };
+            return qgemm::gemm(&a, packed, &self.scale, b);
         }
         let mut out = vec![0f32; rows * n];
         for r0 in (0..rows).step_by(MAX_ROWS) {

@@ -362,8 +362,31 @@ impl BertModel {
         for (name, l) in self.linears_mut() {
             l.check_int8(&name)?;
         }
-        for (name, l) in self.linears_mut() {
-            l.quantize_int8_dynamic(&name)?;
+        // The inputs of Q/K/V and the FFN's first layer are LayerNorm outputs, whose scale
+        // per channel smooths their outlier channels (see `Int8Weight::quantize_smoothed`).
+        let mut ln_in = self.embeddings.layer_norm.output_scale()?;
+        for l in &mut self.layers {
+            let ln_mid = l.attention_output.layer_norm.output_scale()?;
+            let ln_out = l.output.layer_norm.output_scale()?;
+            match &mut l.attention.projections {
+                QkvProjections::Fused(qkv) => qkv.quantize_int8_dynamic("qkv", Some(&ln_in))?,
+                QkvProjections::Separate(q, k, v) => {
+                    for p in [q, k, v] {
+                        p.quantize_int8_dynamic("qkv", Some(&ln_in))?;
+                    }
+                }
+            }
+            l.attention_output
+                .dense
+                .quantize_int8_dynamic("attention.output", None)?;
+            l.intermediate
+                .dense
+                .quantize_int8_dynamic("intermediate", Some(&ln_mid))?;
+            l.output.dense.quantize_int8_dynamic("output", None)?;
+            ln_in = ln_out;
+        }
+        if let Some(p) = &mut self.pooler {
+            p.dense.quantize_int8_dynamic("pooler.dense", None)?;
         }
         Ok(())
     }

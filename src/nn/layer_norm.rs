@@ -32,6 +32,20 @@ impl LayerNorm {
         })
     }
 
+    /// `|γ_j| + |β_j|` per channel: the typical magnitude of output channel `j` (the
+    /// normalised input is about unit-scale), for int8 smoothing.
+    pub fn output_scale(&self) -> Result<Vec<f32>> {
+        let g = self
+            .weight
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        let b = self
+            .bias
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        Ok(g.iter().zip(&b).map(|(g, b)| g.abs() + b.abs()).collect())
+    }
+
     /// `LayerNorm(x + residual)`, fused when no gradient is needed (post-norm blocks).
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         Ok(kernels::add_layer_norm(

@@ -89,15 +89,30 @@ impl Linear {
     }
 
     /// Switches inference to dynamically quantised int8 (W8A8): the weight as in
-    /// [`Self::quantize_int8`], and each row of the input quantised at run time to 7-bit
+    /// [`Self::quantize_int8`], and each row of the input quantised at run time to 8-bit
     /// codes with its own scale, summed exactly in integers ([`kernels::qgemm`]). For
     /// compute-bound passes (encoders over many tokens); a row's output does not depend on
     /// the other rows.
-    pub fn quantize_int8_dynamic(&mut self, name: &str) -> Result<()> {
-        self.quantize_int8(name)?;
-        if let Some(q) = self.int8.take() {
-            self.int8 = Some(Arc::new(Arc::unwrap_or_clone(q).with_dynamic_activations()));
+    /// `act_scale`: the typical magnitude of each input channel, to smooth outlier
+    /// channels into the weight ([`Int8Weight::quantize_smoothed`]).
+    pub fn quantize_int8_dynamic(&mut self, name: &str, act_scale: Option<&[f32]>) -> Result<()> {
+        self.check_int8(name)?;
+        let w = &self.weight;
+        let (n, k) = w.dims2()?;
+        if act_scale.is_some_and(|a| a.len() != k) {
+            return Err(Error::Invalid(format!(
+                "{name}: {} activation scales for {k} inputs",
+                act_scale.map_or(0, <[f32]>::len)
+            )));
         }
+        let q = kernels::with_f32(&w.contiguous()?, |wv| {
+            Ok(match act_scale {
+                Some(a) => Int8Weight::quantize_smoothed(wv, n, k, a),
+                None => Int8Weight::quantize(wv, n, k),
+            })
+        })?;
+        self.int8 = Some(Arc::new(q.with_dynamic_activations()));
+        self.weight_t = None;
         Ok(())
     }
 

@@ -122,6 +122,12 @@ impl RelationClassifier {
         &self.spec
     }
 
+    /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]); the
+    /// head stays f32.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.encoder.quantize_int8()
+    }
+
     /// The encoder.
     pub fn encoder(&self) -> &BertModel {
         &self.encoder

@@ -241,7 +241,20 @@ impl TokenClassifier {
         &self.spec
     }
 
-    /// The encoder, when there is one.
+    /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]); the
+    /// head stays f32. An error for an encoder-free tagger.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        match &mut self.body {
+            Body::Encoder(m) => m.quantize_int8(),
+            Body::Scratch(_) => Err(Error::Invalid(
+                "int8 quantises a pre-trained encoder; this model has none (an encoder-free \
+                 tagger): run it without --int8"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The encoder (`None` for an encoder-free tagger).
     pub fn encoder(&self) -> Option<&BertModel> {
         match &self.body {
             Body::Encoder(m) => Some(m),

@@ -144,6 +144,12 @@ impl EntityTagger {
         Ok(EntityTagger { model, vocab })
     }
 
+    /// Runs the encoder on dynamically quantised int8 (an error for an encoder-free
+    /// tagger).
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.model.quantize_int8()
+    }
+
     /// The entity labels (`PER`, `LOC`, ...) the model tags, in first-seen tag order.
     pub fn labels(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

@@ -15,8 +15,12 @@ fn dataset(
     data: &Path,
     labelled: bool,
     fields: &DataArgs,
+    int8: bool,
 ) -> Result<(RelationClassifier, RelationDataset, Vec<Vec<f32>>)> {
-    let (model, tok) = RelationClassifier::from_dir(dir, &Device::Cpu, false, None)?;
+    let (mut model, tok) = RelationClassifier::from_dir(dir, &Device::Cpu, false, None)?;
+    if int8 {
+        model.quantize_int8()?;
+    }
     let ex = read_relations(data, labelled)?;
     let ds = RelationDataset::new(data, ex, &tok, model.spec(), fields.max_length)?;
     let logits = predict_logits(&model, &ds, tok.pad_id(), fields.batch_size, &Device::Cpu)?;
@@ -24,8 +28,14 @@ fn dataset(
 }
 
 /// Writes `{"label", "probabilities"}` per input pair.
-pub fn predict(dir: &Path, input: &Path, output: &Path, fields: &DataArgs) -> Result<usize> {
-    let (model, _, logits) = dataset(dir, input, false, fields)?;
+pub fn predict(
+    dir: &Path,
+    input: &Path,
+    output: &Path,
+    fields: &DataArgs,
+    int8: bool,
+) -> Result<usize> {
+    let (model, _, logits) = dataset(dir, input, false, fields, int8)?;
     let labels = &model.spec().labels;
     let mut out = String::new();
     for row in &logits {
@@ -46,7 +56,7 @@ pub fn predict(dir: &Path, input: &Path, output: &Path, fields: &DataArgs) -> Re
 }
 
 /// Loss, accuracy and relation F1 on a labelled file.
-pub fn evaluate(dir: &Path, data: &Path, fields: &DataArgs) -> Result<Evaluation> {
-    let (model, ds, logits) = dataset(dir, data, true, fields)?;
+pub fn evaluate(dir: &Path, data: &Path, fields: &DataArgs, int8: bool) -> Result<Evaluation> {
+    let (model, ds, logits) = dataset(dir, data, true, fields, int8)?;
     evaluate_logits(&model, &ds, &logits, &data.display().to_string(), 0)
 }

@@ -38,6 +38,10 @@ pub struct Args {
     /// Truncate over-long inputs unless a request says "truncate": false.
     #[arg(long)]
     auto_truncate: bool,
+    /// Serve every model on int8: encoders dynamically quantised (int8 weights, each token's
+    /// activations at run time), GPT-2 on int8 weights.
+    #[arg(long)]
+    int8: bool,
     /// Compute threads (default: one per core).
     #[arg(long, value_parser = super::at_least_one())]
     threads: Option<usize>,
@@ -56,6 +60,7 @@ pub fn run(a: Args) -> Result<()> {
         max_client_batch_size: a.max_client_batch_size,
         payload_limit: a.payload_limit,
         auto_truncate: a.auto_truncate,
+        int8: a.int8,
     };
     opts.validate()?;
     if let Some(n) = a.threads {

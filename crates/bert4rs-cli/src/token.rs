@@ -13,8 +13,11 @@ use bert4rs::train::Evaluation;
 use candle_core::Device;
 use std::path::Path;
 
-fn load(dir: &Path) -> Result<(TokenClassifier, TokenVocab)> {
-    let model = TokenClassifier::from_dir(dir, &Device::Cpu, false, None)?;
+fn load(dir: &Path, int8: bool) -> Result<(TokenClassifier, TokenVocab)> {
+    let mut model = TokenClassifier::from_dir(dir, &Device::Cpu, false, None)?;
+    if int8 {
+        model.quantize_int8()?;
+    }
     let vocab = TokenVocab::from_dir(dir, &model)?;
     Ok((model, vocab))
 }
@@ -29,8 +32,12 @@ pub fn predict_entities(
     input: &Path,
     output: &Path,
     fields: &DataArgs,
+    int8: bool,
 ) -> Result<usize> {
-    let tagger = EntityTagger::from_dir(dir)?;
+    let mut tagger = EntityTagger::from_dir(dir)?;
+    if int8 {
+        tagger.quantize_int8()?;
+    }
     let ex = bert4rs::data::dataset::read_labelled(input, &fields.config(), false)?;
     let all = tagger.tag(input, ex, fields.max_length, fields.batch_size)?;
     let mut out = String::new();
@@ -44,8 +51,8 @@ pub fn predict_entities(
 }
 
 /// Entity metrics of the model on a tagged file (CoNLL or JSONL).
-pub fn evaluate(dir: &Path, data: &Path, fields: &DataArgs) -> Result<Evaluation> {
-    let (model, vocab) = load(dir)?;
+pub fn evaluate(dir: &Path, data: &Path, fields: &DataArgs, int8: bool) -> Result<Evaluation> {
+    let (model, vocab) = load(dir, int8)?;
     let spec = model.spec();
     let fmt = TaggedFormat {
         scheme: spec.scheme,

@@ -139,6 +139,23 @@ fn every_head_learns_the_toy_entities_from_conll_and_jsonl() {
             (ev["entities"]["micro_f1"].as_f64().unwrap() - f1).abs() < 1e-9,
             "{head}: eval differs"
         );
+        // int8: the encoder's taggers keep their entities; an encoder-free one says why not.
+        let args = [
+            "eval",
+            "--model",
+            best.to_str().unwrap(),
+            "--data",
+            dev.to_str().unwrap(),
+        ];
+        let q = bin(&[&args[..], &["--int8"]].concat());
+        if extra.contains(&"task.from_scratch=true") {
+            let err = String::from_utf8_lossy(&q.stderr);
+            assert!(!q.status.success() && err.contains("--int8"), "{err}");
+        } else {
+            let q: serde_json::Value = serde_json::from_slice(&summary_ok(q)).unwrap();
+            let qf1 = q["entities"]["micro_f1"].as_f64().unwrap();
+            assert!(qf1 > 0.9, "{head}: int8 dev entity F1 {qf1}");
+        }
     }
 }
 

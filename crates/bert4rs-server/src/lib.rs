@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub payload_limit: usize,
     /// Truncate over-long inputs unless a request says `"truncate": false`.
     pub auto_truncate: bool,
+    /// Run every model on int8: encoders dynamically quantised, GPT-2 on int8 weights.
+    pub int8: bool,
 }
 
 impl Default for ServeOptions {
@@ -57,6 +59,7 @@ impl Default for ServeOptions {
             max_client_batch_size: 32,
             payload_limit: 2_000_000,
             auto_truncate: false,
+            int8: false,
         }
     }
 }
@@ -114,7 +117,7 @@ impl AppState {
         };
         let mut models = Vec::new();
         for spec in &opts.models {
-            let served = models::load(spec, opts.pooling, limits, &metrics)?;
+            let served = models::load(spec, (opts.pooling, opts.int8), limits, &metrics)?;
             check_budget(&served, opts.max_batch_tokens)?;
             log::info!(
                 "{}: {} model from {}",

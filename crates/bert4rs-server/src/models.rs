@@ -162,10 +162,11 @@ fn has_architecture(cfg: &serde_json::Value, suffix: &str) -> bool {
 }
 
 /// Loads `spec` as the kind its `config.json` declares: a GPT-2 generates, a token model
-/// tags, a `*ForSequenceClassification` classifies, any other encoder embeds.
+/// tags, a `*ForSequenceClassification` classifies, any other encoder embeds; with `int8`
+/// on int8 weights (encoders: dynamically quantised).
 pub fn load(
     spec: &ModelSpec,
-    pooling: Option<Pooling>,
+    (pooling, int8): (Option<Pooling>, bool),
     limits: BatchLimits,
     metrics: &Arc<Metrics>,
 ) -> Result<Served> {
@@ -179,7 +180,10 @@ pub fn load(
     let cfg = config_json(dir)?;
     let m = metrics.clone();
     let kind = if cfg.get("model_type").and_then(|t| t.as_str()) == Some("gpt2") {
-        let g = TextGenerator::from_dir(dir, None)?;
+        let mut g = TextGenerator::from_dir(dir, None)?;
+        if int8 {
+            g.quantize_int8()?;
+        }
         if !g.has_tokenizer() {
             return Err(Error::config(
                 dir,
@@ -193,9 +197,12 @@ pub fn load(
             "relation models are not served yet; use `bert4rs predict`",
         ));
     } else if bert4rs::tasks::token_classify::is_token_model(dir) {
-        Kind::Tagger(Queue::start(tag_backend(dir)?, limits, m, "tag"))
+        Kind::Tagger(Queue::start(tag_backend(dir, int8)?, limits, m, "tag"))
     } else if has_architecture(&cfg, "ForSequenceClassification") {
-        let classifier = TextClassifier::from_dir(dir)?;
+        let mut classifier = TextClassifier::from_dir(dir)?;
+        if int8 {
+            classifier.quantize_int8()?;
+        }
         let max_input_length = match classifier.reads_long_texts() {
             true => usize::MAX,
             false => classifier.max_sequence_length(),
@@ -207,7 +214,7 @@ pub fn load(
         Kind::Classifier(Queue::start(b, limits, m, "predict"))
     } else {
         Kind::Embedding(Queue::start(
-            embed_backend(dir, pooling)?,
+            embed_backend(dir, pooling, int8)?,
             limits,
             m,
             "embed",
@@ -220,13 +227,16 @@ pub fn load(
     })
 }
 
-fn embed_backend(dir: &Path, pooling: Option<Pooling>) -> Result<EmbedBackend> {
+fn embed_backend(dir: &Path, pooling: Option<Pooling>, int8: bool) -> Result<EmbedBackend> {
     let st = bert4rs::tasks::embed::read_st_config(dir)?;
     let pooling = pooling
         .or(st.as_ref().map(|s| s.pooling))
         .unwrap_or(Pooling::Mean);
     let mut encoder = SentenceEncoder::with_pooling(dir, pooling, &candle_core::Device::Cpu)?;
     encoder.batch_size = SUB_BATCH;
+    if int8 {
+        encoder.model.quantize_int8()?;
+    }
     let capacity = encoder.model.config().max_sequence_length();
     let max_input_length = st
         .and_then(|s| s.max_seq_length)
@@ -239,8 +249,11 @@ fn embed_backend(dir: &Path, pooling: Option<Pooling>) -> Result<EmbedBackend> {
     })
 }
 
-fn tag_backend(dir: &Path) -> Result<TagBackend> {
-    let tagger = EntityTagger::from_dir(dir)?;
+fn tag_backend(dir: &Path, int8: bool) -> Result<TagBackend> {
+    let mut tagger = EntityTagger::from_dir(dir)?;
+    if int8 {
+        tagger.quantize_int8()?;
+    }
     let has_tokenizer = ["tokenizer.json", "vocab.txt"]
         .iter()
         .any(|f| dir.join(f).is_file());

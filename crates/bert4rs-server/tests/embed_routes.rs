@@ -50,6 +50,35 @@ async fn embed_matches_sentence_transformers_and_batch_equals_single() {
     server.stop().await;
 }
 
+/// `--int8`: `/embed` answers from the quantised encoder, within cosine 0.99 of
+/// sentence-transformers, and a batch still equals each text alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int8_embed_stays_near_f32_and_batch_equals_single() {
+    let minilm = asset("minilm");
+    let mut opts = options(&[("minilm", &minilm)]);
+    opts.int8 = true;
+    let server = TestServer::start(opts).await;
+    let fx = json("parity/minilm.json");
+    let sentences: Vec<String> = serde_json::from_value(fx["sentences"].clone()).unwrap();
+    let golden = golden("parity/minilm.safetensors")["st.embeddings"]
+        .to_vec2::<f32>()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let (status, body) = post(&client, &server.at("/embed"), &json!({"inputs": sentences})).await;
+    assert_eq!(status, 200, "{body}");
+    let batch = rows(&body);
+    for (i, (q, f)) in batch.iter().zip(&golden).enumerate() {
+        // Both are unit vectors: the dot product is the cosine.
+        let cos: f32 = q.iter().zip(f).map(|(a, b)| a * b).sum();
+        assert!((0.99..1.0).contains(&cos), "sentence {i}: cosine {cos}");
+    }
+    for (i, s) in sentences.iter().enumerate().take(3) {
+        let (_, one) = post(&client, &server.at("/embed"), &json!({"inputs": s})).await;
+        assert!(max_diff(&rows(&one), &batch[i..i + 1]) < 1e-6, "row {i}");
+    }
+    server.stop().await;
+}
+
 /// OpenAI's route: the same unit vectors, as floats or little-endian base64, in input
 /// order, with token usage; any model name reaches the only embedding model.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

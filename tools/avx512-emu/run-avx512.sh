@@ -41,7 +41,8 @@ TIMEOUT="${EMU_TIMEOUT:-1200}"
 CPU="${EMU_CPU:-tigerlake}"
 IPS="${EMU_IPS:-20000000}"
 MEM="${EMU_MEM:-1024}"
-KERNEL="${EMU_KERNEL:-$EMU_DIR/kernel/vmlinuz-6.1.0-50-cloud-amd64}"
+# The newest kernel setup.sh fetched (the mirror keeps only recent ABI numbers).
+KERNEL="${EMU_KERNEL:-$(ls "$EMU_DIR"/kernel/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1)}"
 CWD="${EMU_CWD:-/}"
 COMPRESS="${EMU_COMPRESS:-none}"
 

@@ -21,17 +21,29 @@ enum Classifies {
 
 #[pymethods]
 impl Classifier {
+    /// `int8=True` runs the encoder dynamically quantised (as `bert4rs predict --int8`).
     #[new]
-    fn new(py: Python<'_>, path: &str) -> PyResult<Self> {
+    #[pyo3(signature = (path, int8=false))]
+    fn new(py: Python<'_>, path: &str, int8: bool) -> PyResult<Self> {
         let dir = existing_dir(path)?;
         let inner = py
             .detach(|| -> bert4rs::Result<Classifies> {
-                match bert4rs::tasks::token_classify::is_token_model(&dir) {
-                    true => Ok(Classifies::Tokens(Box::new(EntityTagger::from_dir(&dir)?))),
-                    false => Ok(Classifies::Sequences(Box::new(TextClassifier::from_dir(
-                        &dir,
-                    )?))),
-                }
+                Ok(match bert4rs::tasks::token_classify::is_token_model(&dir) {
+                    true => {
+                        let mut t = EntityTagger::from_dir(&dir)?;
+                        if int8 {
+                            t.quantize_int8()?;
+                        }
+                        Classifies::Tokens(Box::new(t))
+                    }
+                    false => {
+                        let mut c = TextClassifier::from_dir(&dir)?;
+                        if int8 {
+                            c.quantize_int8()?;
+                        }
+                        Classifies::Sequences(Box::new(c))
+                    }
+                })
             })
             .map_err(py_err)?;
         Ok(Classifier { inner })
@@ -132,10 +144,21 @@ pub(crate) struct Tagger {
 
 #[pymethods]
 impl Tagger {
+    /// `int8=True` runs the encoder dynamically quantised (an error for an encoder-free
+    /// tagger).
     #[new]
-    fn new(py: Python<'_>, path: &str) -> PyResult<Self> {
+    #[pyo3(signature = (path, int8=false))]
+    fn new(py: Python<'_>, path: &str, int8: bool) -> PyResult<Self> {
         let dir = existing_dir(path)?;
-        let inner = py.detach(|| EntityTagger::from_dir(&dir)).map_err(py_err)?;
+        let inner = py
+            .detach(|| -> bert4rs::Result<EntityTagger> {
+                let mut t = EntityTagger::from_dir(&dir)?;
+                if int8 {
+                    t.quantize_int8()?;
+                }
+                Ok(t)
+            })
+            .map_err(py_err)?;
         Ok(Tagger { inner })
     }
 

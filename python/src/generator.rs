@@ -13,13 +13,20 @@ pub(crate) struct Generator {
 
 #[pymethods]
 impl Generator {
+    /// `int8=True` decodes on int8 weights (as `bert4rs generate --int8`).
     #[new]
-    #[pyo3(signature = (path, tokenizer=None))]
-    fn new(py: Python<'_>, path: &str, tokenizer: Option<&str>) -> PyResult<Self> {
+    #[pyo3(signature = (path, tokenizer=None, int8=false))]
+    fn new(py: Python<'_>, path: &str, tokenizer: Option<&str>, int8: bool) -> PyResult<Self> {
         let dir = existing_dir(path)?;
         let tok = tokenizer.map(existing_dir).transpose()?;
         let inner = py
-            .detach(|| TextGenerator::from_dir(&dir, tok.as_deref()))
+            .detach(|| -> bert4rs::Result<TextGenerator> {
+                let mut g = TextGenerator::from_dir(&dir, tok.as_deref())?;
+                if int8 {
+                    g.quantize_int8()?;
+                }
+                Ok(g)
+            })
             .map_err(py_err)?;
         Ok(Generator { inner })
     }

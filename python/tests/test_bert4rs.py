@@ -113,6 +113,11 @@ def test_train_then_classify(tmp_path):
         assert math.isclose(sum(p["probabilities"].values()), 1.0, abs_tol=1e-5)
     with pytest.raises(ValueError, match="use .predict"):
         clf.tag(texts)
+    # int8: probabilities near f32's, not equal to them (the encoder really is quantised)
+    q = bert4rs.Classifier(summary["best_dir"], int8=True).predict(texts)
+    diffs = [abs(a["probabilities"][k] - b["probabilities"][k])
+             for a, b in zip(q, batch) for k in a["probabilities"]]
+    assert 0 < max(diffs) < 0.05
 
 
 def test_train_and_generate_with_gpt2(tmp_path):
@@ -137,6 +142,8 @@ def test_train_and_generate_with_gpt2(tmp_path):
     assert isinstance(sampled, list) and len(sampled) == 2
     assert sampled == gen.generate("nesha", max_new_tokens=6, do_sample=True, seed=3,
                                    num_return_sequences=2)
+    q = bert4rs.Generator(summary["best_dir"], int8=True).generate("nesha", max_new_tokens=6)
+    assert isinstance(q, str) and q.split()[0] == a.split()[0]  # the same decoded prompt
 
 
 def test_bad_arguments_raise_python_exceptions(minilm, tmp_path):

@@ -2,7 +2,7 @@
 # Generation benchmark: bert4rs vs HF `generate` and CTranslate2 in one run, same machine,
 # same threads, same weights and prompts: greedy, KV cache, 128 new tokens from 32-token
 # prompts, GPT-2-small shape (12 layers, 768, 50257 vocab, random weights), batch 1 and 8.
-# f32 rows against HF and CTranslate2's float32; bert4rs --int8 (weight-only int8) against
+# f32 rows against HF and CTranslate2's float32; bert4rs --int8 (int8 weights, dynamically quantised activations) against
 # CTranslate2's int8_float32. Also checks that the f32 sides produce the same first tokens.
 #   bash bench/generate.sh [THREADS] [ITERS]
 set -euo pipefail

@@ -1,11 +1,11 @@
-//! Int8 decoding (weight-only, per output channel) on the tiny GPT-2 fixtures: the int8
-//! model computes exactly what an f32 model with the dequantised weights computes (so the
-//! kernels add no error beyond the weights' rounding), its logits stay close to the f32
-//! model's, a batch decodes as each prompt alone, and training refuses it.
+//! Int8 decoding (weights per output channel, each row's activations quantised at run time)
+//! on the tiny GPT-2 fixtures: its logits stay close to the f32 model's and to an f32 model
+//! with the dequantised weights (from which they differ only by the activations' rounding,
+//! which must be there), a batch decodes as each prompt alone, and training refuses it.
 //!
-//! Tolerances: int8 vs f32-with-dequantised-weights 1e-4 absolute on logits of order 10
-//! (two f32 summation orders, as gpt2_parity); int8 vs the original f32 model: within 5 % of
-//! the largest logit (the rounding of 127-level weights, measured ~1 %).
+//! Tolerances: int8 vs the original f32 model within 5 % of the largest logit (the rounding
+//! of 127-level weights and activations); int8 vs f32-with-dequantised-weights: above 0 (the
+//! activations really are quantised) and within 5 % as well.
 
 mod common;
 
@@ -86,7 +86,7 @@ fn max_abs(v: &[f32]) -> f32 {
 }
 
 #[test]
-fn int8_model_equals_f32_arithmetic_on_its_dequantized_weights() {
+fn int8_model_stays_near_f32_and_its_dequantized_twin() {
     for name in ["gpt2-a", "gpt2-b"] {
         let dir = gpt2_fixture_dir(name);
         let twin_dir = tempfile::tempdir().unwrap();
@@ -101,8 +101,12 @@ fn int8_model_equals_f32_arithmetic_on_its_dequantized_weights() {
                 .iter()
                 .zip(&t)
                 .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            eprintln!(
+                "{name} {p:?}: int8 vs dequantised f32 {exact} (largest {})",
+                max_abs(&t)
+            );
             assert!(
-                exact < 1e-4,
+                exact > 0.0 && exact < 0.05 * max_abs(&t),
                 "{name} {p:?}: int8 vs dequantised f32 {exact}"
             );
             let rounding = q

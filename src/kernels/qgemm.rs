@@ -25,8 +25,22 @@ use rayon::prelude::*;
 
 /// Columns of a packed weight panel (two AVX2 vectors of 8 i32 sums).
 const NR: usize = 16;
-/// Rows of a register tile.
+/// Rows of a register tile (the most; see [`tile_rows`]).
 const MR: usize = 6;
+/// Rows of the short tile, for a few rows (decoding): 8 rows take two 4-row tiles instead
+/// of two 6-row tiles that compute 4 padding rows.
+const MR_SHORT: usize = 4;
+
+/// Rows per tile for a GEMM of `rows` rows: the short tile where it computes fewer padding
+/// rows and the rows are few (the full tile uses the registers better).
+fn tile_rows(rows: usize) -> usize {
+    let padded = |r: usize| rows.div_ceil(r) * r;
+    if rows <= 16 && padded(MR_SHORT) < padded(MR) {
+        MR_SHORT
+    } else {
+        MR
+    }
+}
 /// Largest activation code: 7 bits (see the module docs).
 const QMAX: f32 = 127.0;
 
@@ -121,7 +135,8 @@ fn quantize_rows_with(
     };
     let avx2 = avx2 && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
     let kp = k.div_ceil(4) * 4;
-    let padded = rows.div_ceil(MR) * MR;
+    // Whole tiles of either height (12 = both heights' multiple).
+    let padded = rows.div_ceil(12) * 12;
     let mut q = vec![0u8; padded * kp];
     let mut scale = vec![1f32; padded];
     let mut zero = vec![0i32; padded];
@@ -240,7 +255,8 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, wscale: &[f32], bias: &[f32], avx2: bo
        // Not zeroed first (a page-sized memset per layer showed in profiles): the tiles
        // below cover every row < rows and column < n, each written exactly once.
     let mut out = Vec::<f32>::with_capacity(rows * n);
-    let tiles = rows.div_ceil(MR);
+    let mr = tile_rows(rows);
+    let tiles = rows.div_ceil(mr);
     let panels = n.div_ceil(NR);
     // Tasks: a block of row tiles × a block of panels, small enough that two threads
     // share the work evenly, big enough that a panel is reused across many row tiles.
@@ -260,10 +276,10 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, wscale: &[f32], bias: &[f32], avx2: bo
             for p in cb * panel_block..((cb + 1) * panel_block).min(panels) {
                 for t in rb * tile_block..((rb + 1) * tile_block).min(tiles) {
                     let mut acc = [[0i32; NR]; MR];
-                    let ap = &a.q[t * MR * a.kp..][..MR * a.kp];
+                    let ap = &a.q[t * mr * a.kp..][..mr * a.kp];
                     let bp = &w.panels[p * NR * a.kp..][..NR * a.kp];
-                    tile(ap, bp, a.kp, &mut acc, avx2);
-                    store(a, w, wscale, bias, (t * MR, p * NR), &acc, dst, avx2);
+                    tile(ap, bp, a.kp, &mut acc[..mr], avx2);
+                    store(a, w, wscale, bias, (t * mr, p * NR), &acc[..mr], dst, avx2);
                 }
             }
         });
@@ -280,7 +296,7 @@ fn store(
     wscale: &[f32],
     bias: &[f32],
     at: (usize, usize),
-    acc: &[[i32; NR]; MR],
+    acc: &[[i32; NR]],
     dst: OutPtr,
     avx2: bool,
 ) {
@@ -303,7 +319,7 @@ unsafe fn store_avx2(
     wscale: &[f32],
     bias: &[f32],
     at: (usize, usize),
-    acc: &[[i32; NR]; MR],
+    acc: &[[i32; NR]],
     dst: OutPtr,
 ) {
     store_rows(a, w, wscale, bias, at, acc, dst)
@@ -316,7 +332,7 @@ fn store_rows(
     wscale: &[f32],
     bias: &[f32],
     (r0, c0): (usize, usize),
-    acc: &[[i32; NR]; MR],
+    acc: &[[i32; NR]],
     dst: OutPtr,
 ) {
     let n = w.n;
@@ -325,7 +341,7 @@ fn store_rows(
     cs[..cols].copy_from_slice(&w.colsum[c0..c0 + cols]);
     ws[..cols].copy_from_slice(&wscale[c0..c0 + cols]);
     bs[..cols].copy_from_slice(&bias[c0..c0 + cols]);
-    let valid = a.rows.saturating_sub(r0).min(MR);
+    let valid = a.rows.saturating_sub(r0).min(acc.len());
     for (i, row) in acc.iter().enumerate().take(valid) {
         let r = r0 + i;
         let (s, z) = (a.scale[r], a.zero[r]);
@@ -351,29 +367,43 @@ fn has_vnni() -> bool {
 }
 
 /// One tile's sums: the AVX-512 VNNI or AVX2 tile where `simd` is asked for and present.
-fn tile(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR], simd: bool) {
+/// A SIMD tile of one height.
+#[cfg(target_arch = "x86_64")]
+type TileFn = unsafe fn(&[u8], &[i8], usize, &mut [[i32; NR]]);
+
+/// `acc` has [`MR`] or [`MR_SHORT`] rows (the tile's height), `a` that many rows of `kp`.
+fn tile(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]], simd: bool) {
     #[cfg(target_arch = "x86_64")]
-    if simd && has_vnni() {
-        // SAFETY: AVX-512 F + VNNI are present; both slices hold whole tiles of `kp` depth.
-        return unsafe { tile_vnni(a, b, kp, acc) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
-        // SAFETY: AVX2 is present; both slices hold whole tiles of `kp` depth.
-        return unsafe { tile_avx2(a, b, kp, acc) };
+    {
+        let mut x86 = |f6: TileFn, f4: TileFn| {
+            // SAFETY: the caller checked the instruction set; both slices hold whole tiles
+            // of `kp` depth.
+            unsafe {
+                match acc.len() {
+                    MR => f6(a, b, kp, acc),
+                    _ => f4(a, b, kp, acc),
+                }
+            }
+        };
+        if simd && has_vnni() {
+            return x86(tile_vnni::<MR>, tile_vnni::<MR_SHORT>);
+        }
+        if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+            return x86(tile_avx2::<MR>, tile_avx2::<MR_SHORT>);
+        }
     }
     let _ = simd;
     tile_scalar(a, b, kp, acc)
 }
 
-/// 6 × 16 tile on AVX-512 VNNI: a group of 4 depths of a panel is one zmm (16 columns × 4
+/// `R` × 16 tile on AVX-512 VNNI: a group of 4 depths of a panel is one zmm (16 columns × 4
 /// bytes), and `vpdpbusd` multiplies u8 by s8, sums the 4 products into i32 and accumulates
 /// in one instruction (the AVX2 tile needs three): the same exact integers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn tile_vnni(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR]) {
+unsafe fn tile_vnni<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
     use std::arch::x86_64::*;
-    let mut c = [_mm512_setzero_si512(); MR];
+    let mut c = [_mm512_setzero_si512(); R];
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     for g in 0..kp / 4 {
         let bv = _mm512_loadu_si512(bp.add(g * 64) as *const __m512i);
@@ -388,7 +418,7 @@ unsafe fn tile_vnni(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR]) {
 }
 
 /// Reference tile: the same exact integer sums as the SIMD tile.
-fn tile_scalar(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR]) {
+fn tile_scalar(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
     for g in 0..kp / 4 {
         for (r, row) in acc.iter_mut().enumerate() {
             let av = &a[r * kp + g * 4..][..4];
@@ -400,14 +430,14 @@ fn tile_scalar(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR]) {
     }
 }
 
-/// 6 × 16 tile: per group of 4 depths, `vpmaddubsw` (u8 × s8 → pairs in i16, never
+/// `R` × 16 tile: per group of 4 depths, `vpmaddubsw` (u8 × s8 → pairs in i16, never
 /// saturating with 7-bit activations), `vpmaddwd` by ones (→ i32 sums of 4) and an add.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_avx2(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]; MR]) {
+unsafe fn tile_avx2<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
     use std::arch::x86_64::*;
     let ones = _mm256_set1_epi16(1);
-    let mut c = [[_mm256_setzero_si256(); 2]; MR];
+    let mut c = [[_mm256_setzero_si256(); 2]; R];
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     for g in 0..kp / 4 {
         let b0 = _mm256_loadu_si256(bp.add(g * 64) as *const __m256i);
@@ -476,10 +506,12 @@ mod tests {
         // The largest pair sums: 127 × ±127 twice over (2 · 127² = 32258 < i16::MAX).
         a[..kp].fill(127);
         let b = weights(NR, kp);
-        let (mut simd, mut scalar) = ([[0i32; NR]; MR], [[0i32; NR]; MR]);
-        tile(&a, &b, kp, &mut simd, true);
-        tile_scalar(&a, &b, kp, &mut scalar);
-        assert_eq!(simd, scalar);
+        for r in [MR, MR_SHORT] {
+            let (mut simd, mut scalar) = ([[0i32; NR]; MR], [[0i32; NR]; MR]);
+            tile(&a, &b, kp, &mut simd[..r], true);
+            tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
+            assert_eq!(simd, scalar, "{r}-row tile");
+        }
     }
 
     #[test]

@@ -20,8 +20,9 @@ pub struct ModelArgs {
     /// Threads for the forward passes (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Run on int8 weights (per output channel, activations f32): about a quarter of the
-    /// weight traffic that bounds decoding; the tokens may differ from f32's.
+    /// Run on int8 (weights per output channel, each row's activations quantised at run
+    /// time, integer sums): a quarter of the weight traffic that bounds decoding; the
+    /// tokens may differ from f32's.
     #[arg(long)]
     int8: bool,
 }

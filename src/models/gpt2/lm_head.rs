@@ -198,16 +198,18 @@ impl Gpt2LMHeadModel {
         self.transformer.forward_cached(ids, mask, cache)
     }
 
-    /// Switches the blocks and the LM head to int8 weights (per-output-channel symmetric,
-    /// f32 activations: [`crate::kernels::Int8Weight`]) for decoding: a quarter of the weight
-    /// traffic that bounds token-by-token generation. Inference only; the f32 weights stay
-    /// in [`Self::params`] (saving writes them).
+    /// Switches the blocks and the LM head to int8 (per-output-channel symmetric weights,
+    /// each row's activations quantised at run time, exact integer sums:
+    /// [`Linear::quantize_int8_dynamic`]) for decoding: a quarter of the weight traffic that
+    /// bounds batch-1 steps, and integer multiplies for the compute of larger batches (as
+    /// CTranslate2's `int8_float32`). Inference only; the f32 weights stay in
+    /// [`Self::params`] (saving writes them).
     pub fn quantize_int8(&mut self) -> Result<()> {
         // Every layer is checked first, so an error leaves the model as it was.
         self.transformer.check_int8()?;
         self.lm_head.check_int8("lm_head")?;
         self.transformer.quantize_int8()?;
-        self.lm_head.quantize_int8("lm_head")?;
+        self.lm_head.quantize_int8_dynamic("lm_head", None)?;
         // The bf16 screen reads the f32 head; the int8 head's argmax is its own.
         self.greedy = OnceLock::new();
         Ok(())

@@ -214,11 +214,11 @@ impl Gpt2Model {
         })
     }
 
-    /// Switches every linear layer of the blocks to int8 weights (see
-    /// [`Linear::quantize_int8`]); inference only.
+    /// Switches every linear layer of the blocks to dynamically quantised int8 (see
+    /// [`Linear::quantize_int8_dynamic`]); inference only.
     pub fn quantize_int8(&mut self) -> Result<()> {
         for (name, l) in self.linears_mut() {
-            l.quantize_int8(&name)?;
+            l.quantize_int8_dynamic(&name, None)?;
         }
         Ok(())
     }

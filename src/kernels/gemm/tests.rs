@@ -150,7 +150,7 @@ fn row_blocks_cover_each_row_once_in_balanced_whole_tiles() {
     ] {
         let blocks = row_blocks(m, height, threads);
         assert_eq!(blocks[0].0, 0, "{m} rows");
-        assert_eq!(blocks.last().unwrap().1, m, "{m} rows");
+        assert_eq!(blocks.last().unwrap().1, m, "{m} rows"); // ok: test code
         assert!(
             blocks.windows(2).all(|w| w[0].1 == w[1].0),
             "{m} rows: {blocks:?}"
@@ -162,7 +162,7 @@ fn row_blocks_cover_each_row_once_in_balanced_whole_tiles() {
             .iter()
             .map(|&(a, b)| (b - a).div_ceil(height))
             .collect();
-        let (lo, hi) = (tiles.iter().min().unwrap(), tiles.iter().max().unwrap());
+        let (lo, hi) = (tiles.iter().min().unwrap(), tiles.iter().max().unwrap()); // ok: test code
         assert!(
             hi - lo <= 1 && *lo > 0,
             "{m} rows: tiles per block {tiles:?}"

@@ -70,6 +70,20 @@ fn renumber(name: &str, layers: &[usize]) -> Option<String> {
     Some(format!("{}{KEY}{j}.{tail}", &name[..at]))
 }
 
+/// `task.distill_from` resolved (`asset:` names too) and checked to hold a model, before
+/// any data is read.
+pub fn teacher_dir(given: &str) -> Result<PathBuf> {
+    let dir = crate::assets::resolve_dir(given)?;
+    if !dir.join("config.json").is_file() {
+        return Err(Error::config(
+            &dir,
+            "task.distill_from: no config.json here; give a fine-tuned classifier directory \
+             (e.g. runs/NAME/best)",
+        ));
+    }
+    Ok(dir)
+}
+
 /// A fine-tuned teacher's logits on the training set (computed once, in eval mode) and
 /// the mixing of its soft labels into the student's loss.
 pub struct Teacher {

@@ -58,6 +58,9 @@ impl SequenceTask {
     /// training data or `data.labels`); dev / test labels are checked before any work.
     pub fn new(cfg: &RunConfig) -> Result<Self> {
         let device = Device::Cpu;
+        let teacher_dir = (cfg.task.distill_from.as_ref())
+            .map(|d| super::distill::teacher_dir(d))
+            .transpose()?;
         let splits = read_splits(&cfg.data, &cfg.output_dir)?;
         let spec = head_spec(cfg, &splits.train)?;
         if spec.problem != Problem::Regression {
@@ -92,15 +95,11 @@ impl SequenceTask {
             let ds = Dataset::new(&path, ex, &tokenizer, labels, max_len)?;
             windowed(ds, &model, &tokenizer)
         };
-        let teacher_data = cfg
-            .task
-            .distill_from
-            .as_ref()
-            .map(|d| (d, splits.train.0.clone(), splits.train.1.clone()));
+        let teacher_data = teacher_dir.map(|d| (d, splits.train.0.clone(), splits.train.1.clone()));
         let train = mk(splits.train)?;
         let teacher = match teacher_data {
             Some((dir, path, examples)) => Some(Teacher::new(
-                &crate::assets::resolve_dir(dir)?,
+                &dir,
                 (&path, examples),
                 labels,
                 max_len,

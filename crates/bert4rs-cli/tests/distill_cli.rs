@@ -83,7 +83,7 @@ fn a_student_of_chosen_layers_learns_from_the_teacher_and_keeps_its_depth() {
 fn bad_distillation_settings_fail_before_training() {
     let teacher = fixture("train/tiny-cls");
     let from = format!("task.distill_from={:?}", teacher.to_str().unwrap());
-    let cases: [(&[&str], Vec<String>, &str); 4] = [
+    let cases: [(&[&str], Vec<String>, &str); 5] = [
         (
             &["neg", "pos"],
             vec!["task.student_layers=[5]".into()],
@@ -100,6 +100,11 @@ fn bad_distillation_settings_fail_before_training() {
             "each once",
         ),
         (&["bad", "good"], vec![from], "teacher's labels"),
+        (
+            &["neg", "pos"],
+            vec!["task.distill_from=\"/no/such/teacher\"".into()],
+            "task.distill_from",
+        ),
     ];
     for (labels, sets, needle) in cases {
         let tmp = tempfile::tempdir().unwrap();

@@ -1,10 +1,11 @@
-//! Weight-only int8 linear layers (W8A32) for memory-bound inference: token-by-token
-//! decoding streams every weight once per step for a few rows, so the time is the time to
-//! read the weights, and int8 reads a quarter of f32's bytes. Weights are quantised
-//! symmetrically per output channel (`w ≈ scale[o] · q[o][i]`, `q` in [-127, 127]);
-//! activations stay f32 and every product is an f32 FMA of the converted weight, so the
-//! only error is the weights' rounding (at most `scale[o] / 2` each) and results equal an
-//! f32 layer with the dequantised weights up to summation order.
+//! Int8 linear layers. Weights are quantised symmetrically per output channel
+//! (`w ≈ scale[o] · q[o][i]`, `q` in [-127, 127]). Two ways to run them:
+//! - weight-only (W8A32): activations stay f32 and every product is an f32 FMA of the
+//!   converted weight, so the only error is the weights' rounding and results equal an f32
+//!   layer with the dequantised weights up to summation order;
+//! - dynamic (W8A8, [`Int8Weight::with_dynamic_activations`]): each input row is quantised
+//!   at run time and the products are exact integers ([`qgemm`]) — what the encoders and
+//!   GPT-2 decoding use.
 
 use super::gemm::skinny::{self, MAX_ROWS, TASK_OUTPUTS};
 use super::qgemm::{self, PackedI8};
@@ -92,8 +93,7 @@ impl Int8Weight {
 
     /// Makes [`Self::linear`] quantise its input rows too (W8A8, [`qgemm`]): every product
     /// is then an exact integer one, about twice the f32 rate on AVX2, at the cost of
-    /// rounding each activation to its row's 8-bit grid. For many rows (an encoder pass);
-    /// decoding a few rows at a time is memory-bound and keeps f32 activations.
+    /// rounding each activation to its row's 7-bit grid.
     pub fn with_dynamic_activations(mut self) -> Self {
         self.dynamic = Some(PackedI8::pack(&self.q, self.rows(), self.k));
         self

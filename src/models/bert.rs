@@ -365,24 +365,25 @@ impl BertModel {
         // The inputs of Q/K/V and the FFN's first layer are LayerNorm outputs, whose scale
         // per channel smooths their outlier channels (see `Int8Weight::quantize_smoothed`).
         let mut ln_in = self.embeddings.layer_norm.output_scale()?;
-        for l in &mut self.layers {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let name = |n: &str| format!("encoder.layer.{i}.{n}");
             let ln_mid = l.attention_output.layer_norm.output_scale()?;
             let ln_out = l.output.layer_norm.output_scale()?;
+            let qkv = name("attention.self");
             match &mut l.attention.projections {
-                QkvProjections::Fused(qkv) => qkv.quantize_int8_dynamic("qkv", Some(&ln_in))?,
+                QkvProjections::Fused(p) => p.quantize_int8_dynamic(&qkv, Some(&ln_in))?,
                 QkvProjections::Separate(q, k, v) => {
                     for p in [q, k, v] {
-                        p.quantize_int8_dynamic("qkv", Some(&ln_in))?;
+                        p.quantize_int8_dynamic(&qkv, Some(&ln_in))?;
                     }
                 }
             }
-            l.attention_output
-                .dense
-                .quantize_int8_dynamic("attention.output", None)?;
-            l.intermediate
-                .dense
-                .quantize_int8_dynamic("intermediate", Some(&ln_mid))?;
-            l.output.dense.quantize_int8_dynamic("output", None)?;
+            let dense = &mut l.attention_output.dense;
+            dense.quantize_int8_dynamic(&name("attention.output.dense"), None)?;
+            let dense = &mut l.intermediate.dense;
+            dense.quantize_int8_dynamic(&name("intermediate.dense"), Some(&ln_mid))?;
+            let dense = &mut l.output.dense;
+            dense.quantize_int8_dynamic(&name("output.dense"), None)?;
             ln_in = ln_out;
         }
         if let Some(p) = &mut self.pooler {

@@ -79,41 +79,45 @@ impl Linear {
     /// f32 activations), dropping the f32 GEMM copy. Only for frozen CPU f32 weights: a
     /// trainable layer is an error naming it.
     pub fn quantize_int8(&mut self, name: &str) -> Result<()> {
+        self.quantize_with(name, Int8Weight::quantize)
+    }
+
+    /// Replaces the f32 GEMM copy with `quantize(weight, out, in)` after [`Self::check_int8`].
+    fn quantize_with(
+        &mut self,
+        name: &str,
+        quantize: impl FnOnce(&[f32], usize, usize) -> Int8Weight,
+    ) -> Result<()> {
         self.check_int8(name)?;
         let w = &self.weight;
         let (n, k) = w.dims2()?;
-        let q = kernels::with_f32(&w.contiguous()?, |wv| Ok(Int8Weight::quantize(wv, n, k)))?;
+        let q = kernels::with_f32(&w.contiguous()?, |wv| Ok(quantize(wv, n, k)))?;
         self.int8 = Some(Arc::new(q));
         self.weight_t = None;
         Ok(())
     }
 
     /// Switches inference to dynamically quantised int8 (W8A8): the weight as in
-    /// [`Self::quantize_int8`], and each row of the input quantised at run time to 8-bit
-    /// codes with its own scale, summed exactly in integers ([`kernels::qgemm`]). For
-    /// compute-bound passes (encoders over many tokens); a row's output does not depend on
-    /// the other rows.
-    /// `act_scale`: the typical magnitude of each input channel, to smooth outlier
-    /// channels into the weight ([`Int8Weight::quantize_smoothed`]).
+    /// [`Self::quantize_int8`], and each row of the input quantised at run time to 7-bit
+    /// codes with its own scale, summed exactly in integers ([`kernels::qgemm`]); a row's
+    /// output does not depend on the other rows. `act_scale`: the typical magnitude of
+    /// each input channel, to smooth outlier channels into the weight
+    /// ([`Int8Weight::quantize_smoothed`]).
     pub fn quantize_int8_dynamic(&mut self, name: &str, act_scale: Option<&[f32]>) -> Result<()> {
-        self.check_int8(name)?;
-        let w = &self.weight;
-        let (n, k) = w.dims2()?;
-        if act_scale.is_some_and(|a| a.len() != k) {
+        let k = self.weight.dim(1)?;
+        if let Some(a) = act_scale.filter(|a| a.len() != k) {
             return Err(Error::Invalid(format!(
                 "{name}: {} activation scales for {k} inputs",
-                act_scale.map_or(0, <[f32]>::len)
+                a.len()
             )));
         }
-        let q = kernels::with_f32(&w.contiguous()?, |wv| {
-            Ok(match act_scale {
-                Some(a) => Int8Weight::quantize_smoothed(wv, n, k, a),
-                None => Int8Weight::quantize(wv, n, k),
-            })
-        })?;
-        self.int8 = Some(Arc::new(q.with_dynamic_activations()));
-        self.weight_t = None;
-        Ok(())
+        self.quantize_with(name, |w, n, k| {
+            match act_scale {
+                Some(a) => Int8Weight::quantize_smoothed(w, n, k, a),
+                None => Int8Weight::quantize(w, n, k),
+            }
+            .with_dynamic_activations()
+        })
     }
 
     /// Whether [`Self::quantize_int8`] can run: an error naming `name` if not.

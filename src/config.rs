@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Encoder families this crate can load.
@@ -95,6 +96,11 @@ pub struct BertConfig {
     /// Only `absolute` positions are supported.
     #[serde(default = "default_position_type")]
     pub position_embedding_type: String,
+    /// Heads removed from each layer, by layer index, numbered as in the unpruned model
+    /// (HF's `pruned_heads`, written by `prune_heads`): those layers' Q/K/V have fewer rows
+    /// and their attention output fewer columns.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pruned_heads: BTreeMap<usize, Vec<usize>>,
     /// Every other field of the file, written back unchanged on save.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -187,7 +193,45 @@ impl BertConfig {
                 return Err(format!("{name} must be > 0"));
             }
         }
+        self.validate_pruned_heads()
+    }
+
+    /// `pruned_heads`: layers and heads that exist, none repeated, one head left per layer.
+    fn validate_pruned_heads(&self) -> std::result::Result<(), String> {
+        let heads = self.num_attention_heads;
+        for (&layer, pruned) in &self.pruned_heads {
+            if layer >= self.num_hidden_layers {
+                return Err(format!(
+                    "pruned_heads names layer {layer}, but the model has {} layers",
+                    self.num_hidden_layers
+                ));
+            }
+            let mut seen = vec![false; heads];
+            for &h in pruned {
+                if h >= heads {
+                    return Err(format!(
+                        "pruned_heads[{layer}] names head {h}, but layers have {heads} heads"
+                    ));
+                }
+                if std::mem::replace(&mut seen[h], true) {
+                    return Err(format!("pruned_heads[{layer}] lists head {h} twice"));
+                }
+            }
+            if pruned.len() == heads {
+                return Err(format!(
+                    "pruned_heads[{layer}] removes all {heads} heads; keep at least one per layer"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The heads layer `layer` still has, numbered as in the unpruned model, in order.
+    pub fn kept_heads(&self, layer: usize) -> Vec<usize> {
+        let pruned = self.pruned_heads.get(&layer);
+        (0..self.num_attention_heads)
+            .filter(|h| !pruned.is_some_and(|p| p.contains(h)))
+            .collect()
     }
 
     /// True when the position table is the fixed sinusoidal one (config

@@ -114,13 +114,15 @@ pub struct BertSelfAttention {
 }
 
 impl BertSelfAttention {
-    fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
+    /// `heads`: this layer's heads (fewer than the config's after pruning).
+    fn load(p: &Params, cfg: &BertConfig, heads: usize) -> Result<Self> {
         let h = cfg.hidden_size;
+        let width = heads * cfg.head_dim();
         // Raw tensors, not `Linear::load`: a fused layer would throw away each layer's
         // pre-transposed copy.
         let load = |name: &str| -> Result<(Tensor, Tensor)> {
             let lp = p.pp(name);
-            Ok((lp.get((h, h), "weight")?, lp.get(h, "bias")?))
+            Ok((lp.get((width, h), "weight")?, lp.get(width, "bias")?))
         };
         let [(wq, bq), (wk, bk), (wv, bv)] = [load("query")?, load("key")?, load("value")?];
         let projections = if wq.is_variable() {
@@ -136,7 +138,7 @@ impl BertSelfAttention {
         Ok(BertSelfAttention {
             projections,
             dropout: Dropout::new(cfg.attention_probs_dropout_prob),
-            num_heads: cfg.num_attention_heads,
+            num_heads: heads,
             head_dim: cfg.head_dim(),
         })
     }
@@ -162,7 +164,7 @@ impl BertSelfAttention {
         })
     }
 
-    /// `[batch, seq, hidden]` → `[batch, heads, seq, head_dim]`.
+    /// `[batch, seq, heads · head_dim]` → `[batch, heads, seq, head_dim]`.
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         Ok(x.reshape((b, t, self.num_heads, self.head_dim))?
@@ -178,7 +180,8 @@ impl BertSelfAttention {
         relative: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
+        let (b, t, _) = x.dims3()?;
+        let h = self.num_heads * self.head_dim;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         if let Some(a) = relative {
             let (q, k, v) = self.heads(x)?;
@@ -275,27 +278,39 @@ pub struct BertLayer {
 }
 
 impl BertLayer {
-    fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
+    fn load(p: &Params, cfg: &BertConfig, index: usize) -> Result<Self> {
+        let heads = cfg.kept_heads(index).len();
         Ok(BertLayer {
-            attention: BertSelfAttention::load(&p.pp("attention.self"), cfg)?,
+            attention: BertSelfAttention::load(&p.pp("attention.self"), cfg, heads)?,
             attention_output: BertResidualOutput::load(
                 &p.pp("attention.output"),
                 cfg,
-                cfg.hidden_size,
+                heads * cfg.head_dim(),
             )?,
             intermediate: BertIntermediate::load(&p.pp("intermediate"), cfg)?,
             output: BertResidualOutput::load(&p.pp("output"), cfg, cfg.intermediate_size)?,
         })
     }
 
+    /// `gate`: one factor per head multiplying that head's output (see
+    /// [`BertModel::set_head_gates`]).
     fn forward(
         &self,
         x: &Tensor,
         key_mask: &Tensor,
         relative: Option<&Tensor>,
         train: bool,
+        gate: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let a = self.attention.forward(x, key_mask, relative, train)?;
+        let mut a = self.attention.forward(x, key_mask, relative, train)?;
+        if let Some(g) = gate {
+            let (b, t, w) = a.dims3()?;
+            let heads = self.attention.num_heads;
+            a = a
+                .reshape((b, t, heads, w / heads))?
+                .broadcast_mul(&g.reshape((1, 1, heads, 1))?)?
+                .reshape((b, t, w))?;
+        }
         let a = self.attention_output.forward(&a, x, train)?;
         let f = self.intermediate.forward(&a)?;
         self.output.forward(&f, &a, train)
@@ -323,6 +338,9 @@ pub struct BertModel {
     pooler: Option<BertPooler>,
     /// NEZHA's relative position encodings.
     relative: Option<nezha::RelativePositions>,
+    /// Per layer, a factor for each head's output (HF's `head_mask`), to measure head
+    /// importance as the gradient of a loss with respect to it.
+    head_gates: Option<Vec<Tensor>>,
     config: BertConfig,
 }
 
@@ -332,7 +350,7 @@ impl BertModel {
     pub fn load(p: &Params, cfg: &BertConfig) -> Result<Self> {
         let embeddings = BertEmbeddings::load(&p.pp("embeddings"), cfg)?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| BertLayer::load(&p.pp(&format!("encoder.layer.{i}")), cfg))
+            .map(|i| BertLayer::load(&p.pp(&format!("encoder.layer.{i}")), cfg, i))
             .collect::<Result<Vec<_>>>()?;
         let pooler = if p.pp("pooler.dense").contains("weight") {
             Some(BertPooler {
@@ -350,8 +368,31 @@ impl BertModel {
             layers,
             pooler,
             relative,
+            head_gates: None,
             config: cfg.clone(),
         })
+    }
+
+    /// Heads of every layer (the config's count less any pruned ones).
+    pub fn heads_per_layer(&self) -> Vec<usize> {
+        self.layers.iter().map(|l| l.attention.num_heads).collect()
+    }
+
+    /// Multiplies the output of head `h` of layer `l` by `gates[l][h]` in every later forward
+    /// pass (HF's `head_mask`; the gradient of a loss with respect to such a gate of ones is
+    /// Michel et al.'s head importance); `None` removes them. One `[heads]` tensor per layer.
+    pub fn set_head_gates(&mut self, gates: Option<Vec<Tensor>>) -> Result<()> {
+        if let Some(g) = &gates {
+            let want = self.heads_per_layer();
+            let got: Vec<usize> = g.iter().map(|t| t.elem_count()).collect();
+            if got != want {
+                return Err(Error::Invalid(format!(
+                    "head gates of sizes {got:?} for a model with {want:?} heads per layer"
+                )));
+            }
+        }
+        self.head_gates = gates;
+        Ok(())
     }
 
     /// Switches every linear layer of the blocks and the pooler to dynamically quantised
@@ -523,8 +564,9 @@ impl BertModel {
         };
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
         hidden_states.push(h.clone());
-        for layer in &self.layers {
-            h = layer.forward(&h, &key_mask, relative.as_ref(), train)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let gate = self.head_gates.as_ref().map(|g| &g[i]);
+            h = layer.forward(&h, &key_mask, relative.as_ref(), train, gate)?;
             hidden_states.push(h.clone());
         }
         let pooler_output = match &self.pooler {

@@ -130,3 +130,45 @@ pub fn load_into(
     }
     Ok(())
 }
+
+/// True when `a` and `b` name the same existing directory.
+pub fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Copies the tokenizer and any other file of `src` (not the weights or config) into `out`;
+/// with `max_len`, `model_max_length` in `tokenizer_config.json` is raised to it so HF does
+/// not truncate below a model's new limit.
+pub fn copy_side_files(src: &Path, out: &Path, max_len: Option<usize>) -> Result<()> {
+    let entries = std::fs::read_dir(src).map_err(|e| Error::io(src, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(src, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let skip = name == "config.json" || WEIGHT_FILES.contains(&name.as_ref());
+        if skip || !entry.path().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        let bytes = match max_len {
+            Some(max_len) if name == "tokenizer_config.json" => {
+                raise_model_max_length(&bytes, max_len).unwrap_or(bytes)
+            }
+            _ => bytes,
+        };
+        crate::util::write_atomic(&out.join(name.as_ref()), &bytes)?;
+    }
+    Ok(())
+}
+
+fn raise_model_max_length(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let old = v.get("model_max_length")?.as_u64()?;
+    if (old as usize) < max_len {
+        v["model_max_length"] = max_len.into();
+    }
+    serde_json::to_vec_pretty(&v).ok()
+}

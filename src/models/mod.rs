@@ -6,6 +6,7 @@ pub mod gpt2;
 pub mod hub;
 pub mod nezha;
 pub mod positions;
+pub mod pruning;
 pub mod roberta;
 
 use crate::config::{BertConfig, ModelType};

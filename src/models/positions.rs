@@ -37,7 +37,7 @@ pub fn extend_positions(
     let mut cfg = BertConfig::from_file(&config_path)?;
     let offset = cfg.position_offset();
     let from = cfg.max_position_embeddings;
-    if same_dir(src, out) {
+    if hub::same_dir(src, out) {
         return Err(Error::Invalid(format!(
             "--output {} is the model directory itself; write the extended model elsewhere",
             out.display()
@@ -77,7 +77,7 @@ pub fn extend_positions(
     let mut named: Vec<(String, Tensor)> = tensors.into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     hub::save_pretrained(out, &cfg.to_json()?, &named)?;
-    copy_side_files(src, out, to - offset)?;
+    hub::copy_side_files(src, out, Some(to - offset))?;
     Ok(ExtendSummary {
         tensor,
         from,
@@ -127,13 +127,6 @@ fn grow_table(
     Ok(name)
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
 /// The one `…embeddings.position_embeddings.weight` of the checkpoint.
 fn position_table_name(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<String> {
     let mut names: Vec<&String> = tensors
@@ -153,36 +146,4 @@ fn position_table_name(tensors: &HashMap<String, Tensor>, path: &Path) -> Result
             format!("several position tables ({many:?}); extend one model at a time"),
         )),
     }
-}
-
-/// Copies the tokenizer and any other file of `src` (not the weights or config), raising
-/// `model_max_length` in `tokenizer_config.json` to the new limit so HF does not truncate.
-fn copy_side_files(src: &Path, out: &Path, max_len: usize) -> Result<()> {
-    let entries = std::fs::read_dir(src).map_err(|e| Error::io(src, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(src, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let skip = name == "config.json" || hub::WEIGHT_FILES.contains(&name.as_ref());
-        if skip || !entry.path().is_file() {
-            continue;
-        }
-        let bytes = std::fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-        let bytes = if name == "tokenizer_config.json" {
-            raise_model_max_length(&bytes, max_len).unwrap_or(bytes)
-        } else {
-            bytes
-        };
-        crate::util::write_atomic(&out.join(name.as_ref()), &bytes)?;
-    }
-    Ok(())
-}
-
-fn raise_model_max_length(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
-    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    let old = v.get("model_max_length")?.as_u64()?;
-    if (old as usize) < max_len {
-        v["model_max_length"] = max_len.into();
-    }
-    serde_json::to_vec_pretty(&v).ok()
 }

@@ -261,6 +261,11 @@ impl SequenceClassifier {
         self.encoder.quantize_int8()
     }
 
+    /// Gates on the encoder's heads ([`BertModel::set_head_gates`]), for head importance.
+    pub fn set_head_gates(&mut self, gates: Option<Vec<Tensor>>) -> Result<()> {
+        self.encoder.set_head_gates(gates)
+    }
+
     /// Problem, labels and pooling.
     pub fn spec(&self) -> &HeadSpec {
         &self.spec

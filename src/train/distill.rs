@@ -40,6 +40,15 @@ pub fn student_init(base: &Path, layers: &[usize], out: &Path) -> Result<PathBuf
     }
     kept.sort_by(|a, b| a.0.cmp(&b.0));
     cfg["num_hidden_layers"] = layers.len().into();
+    if let Some(pruned) = cfg.get("pruned_heads").cloned() {
+        // A pruned teacher: each kept layer keeps its own pruned heads, under its new number.
+        let renumbered: serde_json::Map<String, serde_json::Value> = layers
+            .iter()
+            .enumerate()
+            .filter_map(|(new, old)| Some((new.to_string(), pruned.get(old.to_string())?.clone())))
+            .collect();
+        cfg["pruned_heads"] = renumbered.into();
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     for entry in std::fs::read_dir(base).map_err(|e| Error::io(base, e))? {
         let path = entry.map_err(|e| Error::io(base, e))?.path();

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mlm;
 pub mod optim;
 pub mod predict;
+pub mod pruning;
 pub mod relation;
 pub mod report;
 pub mod schedule;

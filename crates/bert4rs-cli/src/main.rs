@@ -14,6 +14,7 @@ mod index;
 mod inspect;
 mod predict;
 mod prepare;
+mod prune_heads;
 mod relation;
 mod serve;
 mod token;
@@ -63,6 +64,8 @@ enum Command {
     TrainTokenizer(train_tokenizer::Args),
     /// Lengthen a model's position table (copy or hierarchical decomposition).
     ExtendPositions(extend_positions::Args),
+    /// Remove the least important attention heads (or the ones named) into a new directory.
+    PruneHeads(prune_heads::Args),
     /// Serve models over HTTP: text-embeddings-inference's routes with dynamic batching.
     Serve(serve::Args),
     /// Two-tower retrieval: embed a corpus into an index once, then search it by query.
@@ -97,6 +100,7 @@ fn run() -> i32 {
         Command::Pretrain(a) => train::run_pretrain(a),
         Command::FillMask(a) => fill_mask::run(a),
         Command::ExtendPositions(a) => extend_positions::run(a),
+        Command::PruneHeads(a) => prune_heads::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Index(a) => index::run(a),
     };

@@ -3,6 +3,7 @@
 pub mod crf;
 mod dropout;
 mod embedding;
+pub mod exit_ramps;
 mod layer_norm;
 mod linear;
 pub mod losses;
@@ -16,6 +17,7 @@ pub mod window_pooling;
 pub use crf::{Constraints, Crf, Reduction};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use exit_ramps::ExitRamps;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use params::{Init, Params};

@@ -22,10 +22,10 @@ use crate::data::labelled::Batch;
 pub use crate::data::labelled::{Problem, Targets};
 use crate::data::windows::WindowOptions;
 use crate::error::{Error, Result};
-use crate::models::bert::{BertModel, EncoderInput};
+use crate::models::bert::{BertModel, EncoderInput, EncoderOutput};
 use crate::models::{hub, load_encoder};
 use crate::nn::rnn::{Rnn, RnnConfig, RnnMode};
-use crate::nn::{Dropout, Linear, Params, Pooler, Pooling, WindowPool, WindowPooler};
+use crate::nn::{Dropout, ExitRamps, Linear, Params, Pooler, Pooling, WindowPool, WindowPooler};
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -137,6 +137,9 @@ pub struct SequenceClassifier {
     windows: Option<WindowPooler>,
     dropout: Dropout,
     head: Head,
+    /// DeeBERT's off-ramps after every layer but the last (early exit), when the checkpoint
+    /// has them or [`Self::add_exit_ramps`] made them.
+    ramps: Option<ExitRamps>,
     spec: HeadSpec,
     params: Params,
     prefix: String,
@@ -237,17 +240,72 @@ impl SequenceClassifier {
             .get("classifier_dropout")
             .and_then(|v| v.as_f64())
             .unwrap_or(cfg.hidden_dropout_prob);
-        Ok(SequenceClassifier {
+        let mut model = SequenceClassifier {
             encoder: loaded.model,
             rnn,
             pooler,
             windows,
             dropout: Dropout::new(p_drop),
             head,
+            ramps: None,
             spec,
             params: loaded.params,
             prefix: loaded.prefix,
-        })
+        };
+        model.ramps = model.exit_ramps_with(|p, (layers, hidden, n_out, cls, drop)| {
+            ExitRamps::load_if_present(p, layers, hidden, n_out, cls, drop)
+        })?;
+        Ok(model)
+    }
+
+    /// Gives the model DeeBERT's off-ramps (the checkpoint's, else new ones initialised as
+    /// HF initialises a linear layer), to train them. A single-label classifier without an
+    /// RNN or windows only: an error says why otherwise.
+    pub fn add_exit_ramps(&mut self) -> Result<()> {
+        let why = match (&self.spec.problem, &self.spec.rnn, &self.spec.windows) {
+            (Problem::SingleLabel, None, None) => None,
+            (Problem::SingleLabel, Some(_), _) => Some("a classifier with task.rnn"),
+            (Problem::SingleLabel, _, Some(_)) => Some("a classifier with task.windows"),
+            (p, _, _) => Some(p.hf_name()),
+        };
+        if let Some(what) = why {
+            return Err(Error::Invalid(format!(
+                "task.early_exit: early exit is for single-label classifiers on the encoder's \
+                 layers, not {what}"
+            )));
+        }
+        if self.ramps.is_none() {
+            let std = self.encoder.config().initializer_range;
+            self.ramps = self.exit_ramps_with(|p, (layers, hidden, n_out, cls, drop)| {
+                ExitRamps::load_or_init(p, layers, hidden, n_out, cls, drop, std).map(Some)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Builds the ramps in the encoder's parameter scope from (layers, hidden, labels,
+    /// pool `[CLS]`, dropout).
+    fn exit_ramps_with(
+        &self,
+        make: impl FnOnce(&Params, (usize, usize, usize, bool, f64)) -> Result<Option<ExitRamps>>,
+    ) -> Result<Option<ExitRamps>> {
+        let cfg = self.encoder.config();
+        let scope = match self.prefix.is_empty() {
+            true => self.params.clone(),
+            false => self.params.pp(&self.prefix),
+        };
+        let cls = matches!(self.spec.pooling, Pooling::Cls | Pooling::Pooler);
+        let n_out = self.spec.labels.len();
+        let drop = f64::from(self.dropout.p());
+        make(
+            &scope,
+            (cfg.num_hidden_layers, cfg.hidden_size, n_out, cls, drop),
+        )
+    }
+
+    /// The off-ramps, when the model has them.
+    pub fn exit_ramps(&self) -> Option<&ExitRamps> {
+        self.ramps.as_ref()
     }
 
     /// The encoder.
@@ -309,27 +367,29 @@ impl SequenceClassifier {
     /// The pooled vector of every row.
     fn pooled(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
         let out = self.encoder.forward(input, train)?;
+        self.pool_states(&out, &input.attention_mask, train)
+    }
+
+    /// The pooled vector of every row from the encoder's output (`mask` `[batch, seq]`).
+    pub fn pool_states(&self, out: &EncoderOutput, mask: &Tensor, train: bool) -> Result<Tensor> {
         let pooled = match &self.rnn {
-            None => self.pooler.forward(
-                &out.hidden_states,
-                out.pooler_output.as_ref(),
-                &input.attention_mask,
-            )?,
+            None => self
+                .pooler
+                .forward(&out.hidden_states, out.pooler_output.as_ref(), mask)?,
             Some(rnn) => {
                 let last = out
                     .hidden_states
                     .last()
                     .ok_or_else(|| Error::Invalid("the encoder returned no states".into()))?;
-                let states = rnn.forward(last, &input.attention_mask, train)?.output;
-                self.pooler
-                    .forward(&[states], None, &input.attention_mask)?
+                let states = rnn.forward(last, mask, train)?.output;
+                self.pooler.forward(&[states], None, mask)?
             }
         };
         Ok(pooled)
     }
 
     /// Dropout and the classification layer(s).
-    fn head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
         let x = self.dropout.forward(pooled, train)?;
         match &self.head {
             Head::Linear(classifier) => classifier.forward(&x),

@@ -2,6 +2,7 @@
 
 pub mod classify;
 mod classify_loss;
+pub mod early_exit;
 pub mod embed;
 pub mod masked_lm;
 pub mod relation;

@@ -146,6 +146,21 @@ pub struct TaskConfig {
     /// order (`[1, 3, 5]`: a 3-layer student of a 6-layer model, initialised from every
     /// other layer, as DistilBERT).
     pub student_layers: Option<Vec<usize>>,
+    /// Classification: off-ramp classifiers after every layer but the last, for early exit
+    /// at inference (DeeBERT; `predict --early-exit-entropy`). `frozen`: only the ramps train,
+    /// the encoder and head stay as they are (DeeBERT's second stage, on a fine-tuned
+    /// model); `joint`: everything trains on the sum of every exit's loss.
+    pub early_exit: Option<EarlyExit>,
+}
+
+/// How the off-ramps of `task.early_exit` are trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EarlyExit {
+    /// With the whole model, on the sum of the final and every ramp's loss.
+    Joint,
+    /// Alone, on the sum of the ramps' losses; the encoder and the head are not updated.
+    Frozen,
 }
 
 impl TaskConfig {
@@ -192,6 +207,7 @@ impl Default for TaskConfig {
             distill_temperature: 2.0,
             distill_alpha: 0.5,
             student_layers: None,
+            early_exit: None,
         }
     }
 }
@@ -392,6 +408,43 @@ impl RunConfig {
         Ok(())
     }
 
+    /// `task.early_exit`: a single-label classifier read from the encoder's layers, not
+    /// distilled.
+    fn validate_early_exit(&self) -> std::result::Result<(), String> {
+        let t = &self.task;
+        if t.early_exit.is_none() {
+            return Ok(());
+        }
+        let metric = self.train.metric.unwrap_or(BestMetric::Loss);
+        if t.early_exit == Some(EarlyExit::Frozen) && metric != BestMetric::Loss {
+            return Err(format!(
+                "task.early_exit = \"frozen\" leaves the head as it is, so train.metric = \
+                 {metric:?} cannot tell the steps apart: set train.metric = \"loss\" (the ramps' \
+                 summed dev loss) or leave it unset"
+            ));
+        }
+        let clash = if t.kind != TaskKind::Classify {
+            Some(format!("kind = {:?}", t.kind))
+        } else if t.problem != Problem::SingleLabel {
+            Some(format!("problem = {:?}", t.problem.hf_name()))
+        } else if t.rnn.is_some() {
+            Some("task.rnn".to_string())
+        } else if t.windows.is_some() {
+            Some("task.windows".to_string())
+        } else if t.distill_from.is_some() {
+            Some("task.distill_from".to_string())
+        } else {
+            None
+        };
+        match clash {
+            Some(what) => Err(format!(
+                "task.early_exit is for single-label classifiers (kind = \"classify\") without \
+                 task.rnn, task.windows or task.distill_from; this run has {what}"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let t = &self.train;
@@ -452,6 +505,7 @@ impl RunConfig {
             }
         }
         self.validate_distill()?;
+        self.validate_early_exit()?;
         if self.task.rnn.is_some() {
             if self.task.kind != TaskKind::Classify {
                 return Err(format!(

@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod distill;
+pub mod early_exit;
 mod engine;
 pub mod entity_metrics;
 pub mod evaluation;

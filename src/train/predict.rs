@@ -2,6 +2,7 @@
 //! package): a fine-tuned sequence classifier (texts in, labels and probabilities out, with
 //! the model's own long-text windows when it was trained with them) and an entity tagger.
 
+use super::early_exit::predict_with_exits;
 use super::sequence::{predict_logits, windowed};
 use crate::data::dataset::Example;
 use crate::data::labelled::{Dataset, Problem};
@@ -83,13 +84,35 @@ impl TextClassifier {
         max_length: usize,
         batch_size: usize,
     ) -> Result<Vec<Prediction>> {
-        let spec = self.model.spec();
-        let labels = (spec.labels.as_slice(), spec.problem);
-        let ds = Dataset::unlabelled(source, examples, &self.tokenizer, labels, max_length)?;
-        let ds = windowed(ds, &self.model, &self.tokenizer)?;
+        let ds = self.dataset(source, examples, max_length)?;
         let pad = self.tokenizer.pad_id();
         let logits = predict_logits(&self.model, &ds, batch_size, pad, &Device::Cpu)?;
         Ok(logits.iter().map(|row| self.prediction(row)).collect())
+    }
+
+    /// [`Self::predict`] with early exit (DeeBERT: a model trained with `task.early_exit`):
+    /// each text stops at the first layer whose off-ramp's softmax entropy is below
+    /// `max_entropy`. Also returns the layers each text ran.
+    pub fn predict_early_exit(
+        &self,
+        source: &Path,
+        examples: Vec<Example>,
+        max_length: usize,
+        batch_size: usize,
+        max_entropy: f32,
+    ) -> Result<(Vec<Prediction>, Vec<usize>)> {
+        let ds = self.dataset(source, examples, max_length)?;
+        let pad = self.tokenizer.pad_id();
+        let out = predict_with_exits(&self.model, &ds, batch_size, pad, max_entropy)?;
+        let preds = out.logits.iter().map(|row| self.prediction(row)).collect();
+        Ok((preds, out.layers))
+    }
+
+    fn dataset(&self, source: &Path, examples: Vec<Example>, max_length: usize) -> Result<Dataset> {
+        let spec = self.model.spec();
+        let labels = (spec.labels.as_slice(), spec.problem);
+        let ds = Dataset::unlabelled(source, examples, &self.tokenizer, labels, max_length)?;
+        windowed(ds, &self.model, &self.tokenizer)
     }
 
     /// Predictions for plain texts.

@@ -3,8 +3,10 @@
 //! length-bucketed batches, accuracy / P / R / F1 / confusion (or Pearson / Spearman) and
 //! metrics by text length.
 
+use super::config::EarlyExit;
 use super::config::{BestMetric, RunConfig};
 use super::distill::{student_init, Teacher};
+use super::early_exit::{evaluate_exits, exit_step};
 use super::evaluation::Evaluation;
 use super::metrics;
 use super::task::{Split, StepOutput, Task};
@@ -12,6 +14,7 @@ use crate::data::dataset::{self, Example};
 use crate::data::labelled::{read_splits, Batch, Dataset, Problem, Targets};
 use crate::error::{Error, Result};
 use crate::models::hub;
+use crate::nn::exit_ramps::is_ramp_param;
 use crate::rng;
 use crate::tasks::classify::{
     argmax, is_head_param, HeadSpec, LossConfig, RnnSpec, SequenceClassifier,
@@ -33,6 +36,8 @@ pub struct SequenceTask {
     pad_id: u32,
     /// `task.distill_from`: the teacher's soft labels for the training set.
     teacher: Option<Teacher>,
+    /// `task.early_exit`: off-ramps trained after every layer.
+    early_exit: Option<EarlyExit>,
 }
 
 /// A micro-batch with, when distilling, the teacher's logits of its examples.
@@ -73,7 +78,10 @@ impl SequenceTask {
         if let Some(layers) = &cfg.task.student_layers {
             base = student_init(&base, layers, &cfg.output_dir.join("student-init"))?;
         }
-        let model = SequenceClassifier::from_dir(&base, &device, true, Some(spec))?;
+        let mut model = SequenceClassifier::from_dir(&base, &device, true, Some(spec))?;
+        if cfg.task.early_exit.is_some() {
+            model.add_exit_ramps()?;
+        }
         let tokenizer = Tokenizer::from_dir(&base)?;
         let max_len = cfg
             .data
@@ -122,6 +130,7 @@ impl SequenceTask {
             model_name: cfg.model.clone(),
             device,
             teacher,
+            early_exit: cfg.task.early_exit,
         })
     }
 
@@ -163,6 +172,10 @@ impl Task for SequenceTask {
             .teacher
             .as_ref()
             .map_or(String::new(), |t| format!(" · {}", t.describe()));
+        let distill = match self.early_exit {
+            Some(mode) => format!("{distill} · early-exit ramps ({mode:?})"),
+            None => distill,
+        };
         format!(
             "model {}{distill} · {} · {} labels {:?} · pooling {}\ndata: {} train / {} dev / {} test examples",
             self.model_name,
@@ -177,7 +190,11 @@ impl Task for SequenceTask {
     }
 
     fn params(&self) -> Vec<(String, Var)> {
-        self.model.vars()
+        let mut vars = self.model.vars();
+        if self.early_exit == Some(EarlyExit::Frozen) {
+            vars.retain(|(name, _)| is_ramp_param(name));
+        }
+        vars
     }
 
     fn layer_layout(&self) -> (String, usize) {
@@ -204,6 +221,9 @@ impl Task for SequenceTask {
     }
 
     fn forward(&self, b: &SequenceBatch, train: bool) -> Result<StepOutput> {
+        if let Some(mode) = self.early_exit {
+            return exit_step(&self.model, &b.batch, mode, train, &self.loss);
+        }
         let logits = self.model.forward_batch(&b.batch, train)?;
         let mut loss = self.model.loss(&logits, &b.batch.targets, &self.loss)?;
         if let (Some(t), Some(soft)) = (&self.teacher, &b.teacher) {
@@ -219,11 +239,29 @@ impl Task for SequenceTask {
         let Some(ds) = self.held_out(split) else {
             return Ok(None);
         };
+        if let Some(mode) = self.early_exit {
+            let (name, pad) = (split.name(), self.pad_id);
+            let ev = evaluate_exits(
+                &self.model,
+                ds,
+                batch_size,
+                pad,
+                mode,
+                &self.loss,
+                name,
+                step,
+            );
+            return ev.map(Some);
+        }
         let logits = predict_logits(&self.model, ds, batch_size, self.pad_id, &self.device)?;
         evaluate_logits(&self.model, ds, &logits, split.name(), step, &self.loss).map(Some)
     }
 
     fn default_metric(&self) -> BestMetric {
+        if self.early_exit == Some(EarlyExit::Frozen) {
+            // The head does not change: the ramps' summed dev loss picks the best step.
+            return BestMetric::Loss;
+        }
         match self.model.spec().problem {
             Problem::Regression => BestMetric::Pearson,
             _ => BestMetric::Accuracy,

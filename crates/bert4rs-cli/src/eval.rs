@@ -4,6 +4,7 @@ use super::DataArgs;
 use bert4rs::data::labelled::Dataset;
 use bert4rs::error::Result;
 use bert4rs::tasks::classify::SequenceClassifier;
+use bert4rs::train::early_exit::{add_exit_scores, predict_with_exits};
 use bert4rs::train::sequence::{evaluate_logits, predict_logits};
 use bert4rs::Tokenizer;
 use candle_core::Device;
@@ -26,11 +27,25 @@ pub struct Args {
     /// pre-trained encoder (classifiers, taggers, relation models).
     #[arg(long)]
     int8: bool,
+    /// Early exit (a classifier trained with task.early_exit): each text stops at the first
+    /// layer whose off-ramp's prediction entropy (nats) is below this; the metrics are of
+    /// those answers, with "average_layers" under "scores".
+    #[arg(long)]
+    early_exit_entropy: Option<f32>,
     #[command(flatten)]
     fields: DataArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let token_or_relation = bert4rs::tasks::relation::is_relation_model(&a.model)
+        || bert4rs::tasks::token_classify::is_token_model(&a.model);
+    if a.early_exit_entropy.is_some() && token_or_relation {
+        return Err(bert4rs::Error::Invalid(format!(
+            "--early-exit-entropy: {} is a token or relation model; early exit is for \
+             sequence classifiers trained with task.early_exit",
+            a.model.display()
+        )));
+    }
     let ev = if bert4rs::tasks::relation::is_relation_model(&a.model) {
         super::relation::evaluate(&a.model, &a.data, &a.fields, a.int8)?
     } else if bert4rs::tasks::token_classify::is_token_model(&a.model) {
@@ -59,13 +74,14 @@ fn evaluate_classifier(a: &Args) -> Result<bert4rs::train::Evaluation> {
     let ds = Dataset::new(&a.data, ex, &tokenizer, labels, a.fields.max_length)?;
     let ds = bert4rs::train::sequence::windowed(ds, &model, &tokenizer)?;
     let pad = tokenizer.pad_id();
-    let logits = predict_logits(&model, &ds, a.fields.batch_size, pad, &Device::Cpu)?;
-    evaluate_logits(
-        &model,
-        &ds,
-        &logits,
-        &a.data.display().to_string(),
-        0,
-        &Default::default(),
-    )
+    let batch = a.fields.batch_size;
+    let name = a.data.display().to_string();
+    let Some(e) = a.early_exit_entropy else {
+        let logits = predict_logits(&model, &ds, batch, pad, &Device::Cpu)?;
+        return evaluate_logits(&model, &ds, &logits, &name, 0, &Default::default());
+    };
+    let out = predict_with_exits(&model, &ds, batch, pad, e)?;
+    let mut ev = evaluate_logits(&model, &ds, &out.logits, &name, 0, &Default::default())?;
+    add_exit_scores(&mut ev, &out.layers, e);
+    Ok(ev)
 }

@@ -23,11 +23,24 @@ pub struct Args {
     /// pre-trained encoder (classifiers, taggers, relation models).
     #[arg(long)]
     int8: bool,
+    /// Early exit (a model trained with task.early_exit): each text stops at the first layer
+    /// whose off-ramp's prediction entropy (nats) is below this; its line gets "exit_layer".
+    #[arg(long)]
+    early_exit_entropy: Option<f32>,
     #[command(flatten)]
     fields: DataArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let token_or_relation = bert4rs::tasks::relation::is_relation_model(&a.model)
+        || bert4rs::tasks::token_classify::is_token_model(&a.model);
+    if a.early_exit_entropy.is_some() && token_or_relation {
+        return Err(bert4rs::Error::Invalid(format!(
+            "--early-exit-entropy: {} is a token or relation model; early exit is for \
+             sequence classifiers trained with task.early_exit",
+            a.model.display()
+        )));
+    }
     if bert4rs::tasks::relation::is_relation_model(&a.model) {
         let n = super::relation::predict(&a.model, &a.input, &a.output, &a.fields, a.int8)?;
         eprintln!("{n} predictions → {}", a.output.display());
@@ -43,9 +56,16 @@ pub fn run(a: Args) -> Result<()> {
         classifier.quantize_int8()?;
     }
     let ex = bert4rs::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
-    let predictions = classifier.predict(&a.input, ex, a.fields.max_length, a.fields.batch_size)?;
+    let (max_len, batch) = (a.fields.max_length, a.fields.batch_size);
+    let (predictions, layers) = match a.early_exit_entropy {
+        None => (classifier.predict(&a.input, ex, max_len, batch)?, None),
+        Some(e) => {
+            let (p, l) = classifier.predict_early_exit(&a.input, ex, max_len, batch, e)?;
+            (p, Some(l))
+        }
+    };
     let mut out = String::new();
-    for p in &predictions {
+    for (i, p) in predictions.iter().enumerate() {
         let line = match p {
             Prediction::Label {
                 label,
@@ -56,6 +76,13 @@ pub fn run(a: Args) -> Result<()> {
                 probabilities,
             } => json!({"labels": labels, "probabilities": as_map(probabilities)}),
             Prediction::Score(s) => json!({"score": s}),
+        };
+        let line = match (&layers, line) {
+            (Some(l), serde_json::Value::Object(mut m)) => {
+                m.insert("exit_layer".into(), json!(l[i]));
+                serde_json::Value::Object(m)
+            }
+            (_, line) => line,
         };
         out.push_str(&line.to_string());
         out.push('\n');

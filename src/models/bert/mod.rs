@@ -9,6 +9,8 @@ use crate::models::{nezha, roberta};
 use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
 use candle_core::{DType, Tensor};
 
+mod int8;
+
 pub use crate::data::batch::EncoderInput;
 
 /// Everything the encoder returns.
@@ -395,79 +397,6 @@ impl BertModel {
         Ok(())
     }
 
-    /// Switches every linear layer of the blocks and the pooler to dynamically quantised
-    /// int8 ([`Linear::quantize_int8_dynamic`]: int8 weights per output channel, each
-    /// token's activations quantised at run time, exact integer sums); inference only.
-    /// Checked for every layer before any changes.
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        for (name, l) in self.linears_mut() {
-            l.check_int8(&name)?;
-        }
-        // The inputs of Q/K/V and the FFN's first layer are LayerNorm outputs, whose scale
-        // per channel smooths their outlier channels (see `Int8Weight::quantize_smoothed`).
-        let mut ln_in = self.embeddings.layer_norm.output_scale()?;
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            let name = |n: &str| format!("encoder.layer.{i}.{n}");
-            let ln_mid = l.attention_output.layer_norm.output_scale()?;
-            let ln_out = l.output.layer_norm.output_scale()?;
-            let qkv = name("attention.self");
-            match &mut l.attention.projections {
-                QkvProjections::Fused(p) => p.quantize_int8_dynamic(&qkv, Some(&ln_in))?,
-                QkvProjections::Separate(q, k, v) => {
-                    for p in [q, k, v] {
-                        p.quantize_int8_dynamic(&qkv, Some(&ln_in))?;
-                    }
-                }
-            }
-            let dense = &mut l.attention_output.dense;
-            dense.quantize_int8_dynamic(&name("attention.output.dense"), None)?;
-            let dense = &mut l.intermediate.dense;
-            dense.quantize_int8_dynamic(&name("intermediate.dense"), Some(&ln_mid))?;
-            let dense = &mut l.output.dense;
-            dense.quantize_int8_dynamic(&name("output.dense"), None)?;
-            ln_in = ln_out;
-        }
-        if let Some(p) = &mut self.pooler {
-            p.dense.quantize_int8_dynamic("pooler.dense", None)?;
-        }
-        Ok(())
-    }
-
-    /// True once [`Self::quantize_int8`] ran.
-    pub fn is_int8(&self) -> bool {
-        self.layers
-            .first()
-            .is_some_and(|l| l.intermediate.dense.int8().is_some())
-    }
-
-    /// Every linear layer with its HF name (Q, K and V as one when they are fused).
-    fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
-        let mut all = Vec::with_capacity(6 * self.layers.len() + 1);
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            let name = |n: &str| format!("encoder.layer.{i}.{n}");
-            match &mut l.attention.projections {
-                QkvProjections::Fused(qkv) => {
-                    all.push((name("attention.self.{query,key,value}"), qkv))
-                }
-                QkvProjections::Separate(q, k, v) => {
-                    all.push((name("attention.self.query"), q));
-                    all.push((name("attention.self.key"), k));
-                    all.push((name("attention.self.value"), v));
-                }
-            }
-            all.push((
-                name("attention.output.dense"),
-                &mut l.attention_output.dense,
-            ));
-            all.push((name("intermediate.dense"), &mut l.intermediate.dense));
-            all.push((name("output.dense"), &mut l.output.dense));
-        }
-        if let Some(p) = &mut self.pooler {
-            all.push(("pooler.dense".into(), &mut p.dense));
-        }
-        all
-    }
-
     /// The config the model was built from.
     pub fn config(&self) -> &BertConfig {
         &self.config
@@ -546,7 +475,9 @@ impl BertModel {
         }
     }
 
-    fn forward_here(&self, input: &EncoderInput, train: bool) -> Result<EncoderOutput> {
+    /// The embedding output (the first hidden state) after checking the length: the start
+    /// of a pass run layer by layer ([`Self::run_layer`]; early exit).
+    pub fn embed(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
         let (_, t) = input.input_ids.dims2()?;
         let max = self.config.max_sequence_length();
         if t > max {
@@ -556,8 +487,40 @@ impl BertModel {
                 self.config.max_position_embeddings
             )));
         }
+        self.embeddings.forward(input, train)
+    }
+
+    /// Block `i` on the hidden state `h` `[batch, seq, hidden]`, with `key_mask` `[batch,
+    /// seq]` (1 = token): one step of [`Self::forward`] for callers that stop early.
+    pub fn run_layer(
+        &self,
+        i: usize,
+        h: &Tensor,
+        key_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let layer = self.layers.get(i).ok_or_else(|| {
+            Error::Invalid(format!("layer {i} of a {}-layer model", self.layers.len()))
+        })?;
+        let relative = match &self.relative {
+            Some(r) => Some(r.matrix(h.dim(1)?)?),
+            None => None,
+        };
+        let gate = self.head_gates.as_ref().map(|g| &g[i]);
+        let key_mask = key_mask.to_dtype(DType::F32)?;
+        layer.forward(h, &key_mask, relative.as_ref(), train, gate)
+    }
+
+    /// The pooler's `tanh(dense(h[:, 0]))` of a last hidden state, when the checkpoint has a
+    /// pooler.
+    pub fn pooler_output(&self, last: &Tensor) -> Result<Option<Tensor>> {
+        self.pooler.as_ref().map(|p| p.forward(last)).transpose()
+    }
+
+    fn forward_here(&self, input: &EncoderInput, train: bool) -> Result<EncoderOutput> {
+        let mut h = self.embed(input, train)?;
+        let t = h.dim(1)?;
         let key_mask = input.attention_mask.to_dtype(DType::F32)?;
-        let mut h = self.embeddings.forward(input, train)?;
         let relative = match &self.relative {
             Some(r) => Some(r.matrix(t)?),
             None => None,
@@ -569,10 +532,7 @@ impl BertModel {
             h = layer.forward(&h, &key_mask, relative.as_ref(), train, gate)?;
             hidden_states.push(h.clone());
         }
-        let pooler_output = match &self.pooler {
-            Some(p) => Some(p.forward(&h)?),
-            None => None,
-        };
+        let pooler_output = self.pooler_output(&h)?;
         Ok(EncoderOutput {
             last_hidden_state: h,
             hidden_states,

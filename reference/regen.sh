@@ -19,3 +19,4 @@ bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/make_position_fixtures.py
 "$py" reference/make_nezha_fixtures.py
 "$py" reference/make_pruning_fixtures.py --out tests/fixtures/pruning
+"$py" reference/make_norm_fixtures.py --out tests/fixtures/norm/norm.safetensors

@@ -7,6 +7,7 @@ pub mod exit_ramps;
 mod layer_norm;
 mod linear;
 pub mod losses;
+pub mod norm;
 pub mod params;
 pub mod pooling;
 pub mod positions;

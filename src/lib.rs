@@ -28,6 +28,7 @@ pub mod tasks;
 pub mod tokenize;
 pub mod train;
 pub mod util;
+pub mod word2vec;
 
 pub use config::BertConfig;
 pub use error::{Error, Result};

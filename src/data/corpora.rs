@@ -68,17 +68,18 @@ fn email_text(raw: &str) -> String {
 }
 
 /// People's Daily 1998 (`bert4rs fetch peoples-daily`, `199801.txt`, `word/TAG` tokens) as
-/// plain sentences, one per line: tags dropped, words joined without spaces (Chinese is
-/// written unsegmented). Returns the number of lines.
-pub fn peoples_daily(asset_dir: &Path, out: &mut String) -> Result<usize> {
+/// plain sentences, one per line: tags dropped, words joined by `sep` (`""`: as Chinese is
+/// written; `" "`: word-segmented, for word vectors). Returns the number of lines.
+pub fn peoples_daily(asset_dir: &Path, out: &mut String, sep: &str) -> Result<usize> {
     let path = asset_dir.join("199801.txt");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let mut n = 0;
     for line in text.lines() {
-        let words: String = line
+        let words = line
             .split_whitespace()
             .filter_map(|tok| tok.rsplit_once('/').map(|(w, _)| w))
-            .collect();
+            .collect::<Vec<_>>()
+            .join(sep);
         if !words.is_empty() {
             out.push_str(&words);
             out.push('\n');

@@ -21,6 +21,7 @@ mod token;
 mod tokenize;
 mod train;
 mod train_tokenizer;
+mod word2vec;
 
 use clap::{Parser, Subcommand};
 
@@ -68,6 +69,8 @@ enum Command {
     PruneHeads(prune_heads::Args),
     /// Serve models over HTTP: text-embeddings-inference's routes with dynamic batching.
     Serve(serve::Args),
+    /// Word vectors: train word2vec (skip-gram / CBOW), nearest words, analogies.
+    Word2vec(word2vec::Args),
     /// Two-tower retrieval: embed a corpus into an index once, then search it by query.
     Index(index::Args),
 }
@@ -103,6 +106,7 @@ fn run() -> i32 {
         Command::PruneHeads(a) => prune_heads::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Index(a) => index::run(a),
+        Command::Word2vec(a) => word2vec::run(a),
     };
     match result {
         Ok(()) => 0,

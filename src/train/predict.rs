@@ -200,12 +200,50 @@ impl EntityTagger {
         max_length: usize,
         batch_size: usize,
     ) -> Result<Vec<Vec<super::token::Entity>>> {
+        let split = crate::data::tagged::split_words;
+        self.tag_words(source, examples, max_length, batch_size, split)
+    }
+
+    /// Word segmentation with a model trained on `prepare zh-seg` data (each word an entity,
+    /// every character a token): each text's words, in order; a character the model leaves
+    /// outside every word is a word of its own, whitespace is dropped.
+    pub fn segment(
+        &self,
+        source: &Path,
+        examples: Vec<Example>,
+        max_length: usize,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<String>>> {
+        let chars = |t: &str| -> Vec<(usize, usize)> {
+            (t.chars().enumerate())
+                .filter(|(_, c)| !c.is_whitespace())
+                .map(|(i, _)| (i, i + 1))
+                .collect()
+        };
+        let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+        let tagged = self.tag_words(source, examples, max_length, batch_size, chars)?;
+        Ok(texts
+            .iter()
+            .zip(tagged)
+            .map(|(text, entities)| words_of(text, &entities))
+            .collect())
+    }
+
+    /// [`Self::tag`] with the words of each text given by `split` (character spans).
+    fn tag_words(
+        &self,
+        source: &Path,
+        examples: Vec<Example>,
+        max_length: usize,
+        batch_size: usize,
+        split: impl Fn(&str) -> Vec<(usize, usize)>,
+    ) -> Result<Vec<Vec<super::token::Entity>>> {
         use crate::data::aligned::TokenDataset;
-        use crate::data::tagged::{split_words, TaggedSentence};
+        use crate::data::tagged::TaggedSentence;
         let sentences: Vec<TaggedSentence> = examples
             .into_iter()
             .map(|e| TaggedSentence {
-                words: split_words(&e.text),
+                words: split(&e.text),
                 text: e.text,
                 tags: None,
                 line: e.line,
@@ -240,6 +278,33 @@ impl EntityTagger {
     }
 }
 
+/// The words of `text` from segmentation entities (character spans): each entity a word, each
+/// other non-space character a word of its own.
+fn words_of(text: &str, entities: &[super::token::Entity]) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut words = Vec::new();
+    let mut next = entities.iter().peekable();
+    let mut i = 0;
+    while i < chars.len() {
+        while next.peek().is_some_and(|e| e.start < i) {
+            next.next();
+        }
+        match next.peek() {
+            Some(e) if e.start == i && e.end > i => {
+                words.push(chars[i..e.end.min(chars.len())].iter().collect());
+                i = e.end;
+            }
+            _ => {
+                if !chars[i].is_whitespace() {
+                    words.push(chars[i].to_string());
+                }
+                i += 1;
+            }
+        }
+    }
+    words
+}
+
 /// Unlabelled examples of plain texts, numbered from 1.
 fn examples_of<S: AsRef<str>>(texts: &[S]) -> Vec<Example> {
     texts
@@ -252,4 +317,30 @@ fn examples_of<S: AsRef<str>>(texts: &[S]) -> Vec<Example> {
             line: i + 1,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::token::Entity;
+    use super::words_of;
+
+    fn word(start: usize, end: usize) -> Entity {
+        Entity {
+            start,
+            end,
+            label: "W".into(),
+            text: String::new(),
+            score: 1.0,
+        }
+    }
+
+    #[test]
+    fn segmentation_keeps_every_character_once_and_drops_spaces() {
+        let text = "中国人民 很好！";
+        // 中国 | 人民 | (space) | 很 untagged | 好！ ; the untagged 很 is a word of its own.
+        let words = words_of(text, &[word(0, 2), word(2, 4), word(6, 8)]);
+        assert_eq!(words, vec!["中国", "人民", "很", "好！"]);
+        assert_eq!(words.concat(), text.replace(' ', ""));
+        assert_eq!(words_of("ab", &[]), vec!["a", "b"]);
+    }
 }

@@ -16,6 +16,7 @@ mod predict;
 mod prepare;
 mod prune_heads;
 mod relation;
+mod segment;
 mod serve;
 mod token;
 mod tokenize;
@@ -67,6 +68,8 @@ enum Command {
     ExtendPositions(extend_positions::Args),
     /// Remove the least important attention heads (or the ones named) into a new directory.
     PruneHeads(prune_heads::Args),
+    /// Chinese word segmentation with a character-tagging model (`prepare zh-seg`).
+    Segment(segment::Args),
     /// Serve models over HTTP: text-embeddings-inference's routes with dynamic batching.
     Serve(serve::Args),
     /// Word vectors: train word2vec (skip-gram / CBOW), nearest words, analogies.
@@ -104,6 +107,7 @@ fn run() -> i32 {
         Command::FillMask(a) => fill_mask::run(a),
         Command::ExtendPositions(a) => extend_positions::run(a),
         Command::PruneHeads(a) => prune_heads::run(a),
+        Command::Segment(a) => segment::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Index(a) => index::run(a),
         Command::Word2vec(a) => word2vec::run(a),

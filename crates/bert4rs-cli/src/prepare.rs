@@ -7,7 +7,8 @@ use std::path::PathBuf;
 pub struct Args {
     /// The corpus: spam-assassin (labelled JSONL), zh-lm (People's Daily + Chinese
     /// reviews as plain text, one sentence per line, for causal-LM training), zh-words
-    /// (People's Daily word-segmented: words separated by spaces, for word2vec), duie
+    /// (People's Daily word-segmented: words separated by spaces, for word2vec), zh-seg
+    /// (People's Daily as BIOES character tags for word segmentation, DIR/{train,dev,test}.jsonl), duie
     /// (relation rows, written as DIR/{train,dev,test}.jsonl), zh-sentiment (the reviews
     /// de-duplicated, conflicting texts removed, DIR/{train,dev,test}.jsonl) or zh-mlm
     /// (pre-training text: People's Daily, MSRA training sentences and the zh-sentiment
@@ -20,7 +21,7 @@ pub struct Args {
     /// duie: `no_relation` pairs per positive (sampled from each sentence's entity pairs).
     #[arg(long, default_value_t = 1.0)]
     negatives: f64,
-    /// duie, zh-sentiment, zh-mlm: seed of the 80/10/10 split by sentence (and of duie's
+    /// duie, zh-seg, zh-sentiment, zh-mlm: seed of the 80/10/10 split by sentence (and of duie's
     /// negative sampling).
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -52,6 +53,16 @@ pub fn run(a: Args) -> Result<()> {
             let n = bert4rs::data::corpora::peoples_daily(&dir, &mut text, " ")?;
             bert4rs::util::write_atomic(&a.output, text.as_bytes())?;
             eprintln!("{n} word-segmented People's Daily sentences → {}", a.output.display());
+            Ok(())
+        }
+        "zh-seg" => {
+            let dir = bert4rs::assets::fetch(bert4rs::assets::find("peoples-daily")?)?;
+            let rows = bert4rs::data::corpora::peoples_daily_segmentation(&dir)?;
+            let counts = write_split(&a.output, rows, a.seed)?;
+            eprintln!(
+                "{} / {} / {} train / dev / test sentences (characters tagged BIOES, words as entities `W`) → {}/",
+                counts[0], counts[1], counts[2], a.output.display()
+            );
             Ok(())
         }
         "duie" => {
@@ -100,7 +111,7 @@ pub fn run(a: Args) -> Result<()> {
             Ok(())
         }
         other => Err(Error::Invalid(format!(
-            "unknown corpus `{other}` (known: spam-assassin, zh-lm, zh-words, duie, zh-sentiment, zh-mlm; polarity-en is a CSV the trainer reads directly)"
+            "unknown corpus `{other}` (known: spam-assassin, zh-lm, zh-words, zh-seg, duie, zh-sentiment, zh-mlm; polarity-en is a CSV the trainer reads directly)"
         ))),
     }
 }

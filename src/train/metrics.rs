@@ -183,6 +183,12 @@ fn ranks(v: &[f64]) -> Vec<f64> {
     r
 }
 
+/// Spearman's rank correlation (Pearson of the ranks, ties sharing their mean rank, as
+/// `scipy.stats.spearmanr`).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    pearson(&ranks(a), &ranks(b))
+}
+
 /// MSE, Pearson and Spearman of predictions vs gold scores.
 pub fn regression(gold: &[f64], pred: &[f64]) -> RegressionMetrics {
     let n = gold.len().max(1) as f64;
@@ -194,7 +200,7 @@ pub fn regression(gold: &[f64], pred: &[f64]) -> RegressionMetrics {
             .sum::<f64>()
             / n,
         pearson: pearson(gold, pred),
-        spearman: pearson(&ranks(gold), &ranks(pred)),
+        spearman: spearman(gold, pred),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod distill;
 pub mod early_exit;
+pub mod embedding_metrics;
 mod engine;
 pub mod entity_metrics;
 pub mod evaluation;

@@ -6,6 +6,7 @@
 mod embed;
 mod encode;
 mod eval;
+mod eval_embeddings;
 mod extend_positions;
 mod fetch;
 mod fill_mask;
@@ -50,6 +51,8 @@ enum Command {
     Train(train::Args),
     /// Metrics of a fine-tuned model on a labelled file.
     Eval(eval::Args),
+    /// Alignment, uniformity and STS Spearman of a model's sentence embeddings on text pairs.
+    EvalEmbeddings(eval_embeddings::Args),
     /// Labels and probabilities for every input line.
     Predict(predict::Args),
     /// Write a fetched corpus as training files (spam-assassin, zh-lm).
@@ -98,6 +101,7 @@ fn run() -> i32 {
         Command::Fetch(a) => fetch::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::EvalEmbeddings(a) => eval_embeddings::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Prepare(a) => prepare::run(a),
         Command::Generate(a) => generate::run(a),

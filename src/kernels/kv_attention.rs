@@ -10,7 +10,7 @@
 //! training runs the differentiable tensor-op attention.
 
 use super::common::OutPtr;
-use super::simd::{dispatch, LANES};
+use super::simd::{dispatch, dot};
 use super::softmax::{softmax_row_in_place, softmax_rows_in_place_best};
 use super::sparse_attention::{leading_padding, sparse_positions};
 use rayon::prelude::*;
@@ -232,22 +232,3 @@ fn attend(
 }
 
 dispatch!(fn attend_best(q: &[f32], keys: &[f32], values: &[f32], mask: &[f32], scores: &mut [f32], scale: f32, ctx: &mut [f32]) => attend);
-
-/// Dot product with lane-parallel accumulators (vectorisable).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let rest: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + rest
-}

@@ -76,6 +76,26 @@ pub(crate) use dispatch;
 /// Lanes per accumulator array: 16 f32 fills one AVX-512 register, two AVX2 ones.
 pub const LANES: usize = 16;
 
+/// Dot product with lane-parallel accumulators (vectorisable; products and sums rounded
+/// separately, no fused multiply-add). Inline it into a [`dispatch`]ed kernel.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
 /// Sum of a slice with lane-parallel accumulators (vectorisable, unlike a plain fold).
 #[inline(always)]
 pub fn sum(xs: &[f32]) -> f32 {

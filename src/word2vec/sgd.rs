@@ -8,7 +8,7 @@
 //! rows are reached through raw pointers ([`Hogwild`]) for that reason; a thread only ever
 //! reads and writes whole `f32`s.
 
-use crate::kernels::simd::LANES;
+use crate::kernels::simd::dot;
 
 /// Largest |x| the sigmoid table covers.
 pub const MAX_EXP: f32 = 6.0;
@@ -78,21 +78,6 @@ impl Hogwild {
     pub fn into_inner(self) -> Vec<f32> {
         self.data
     }
-}
-
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = (ca.remainder().iter().zip(cb.remainder()))
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// `y += a · x`.

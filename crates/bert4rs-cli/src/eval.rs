@@ -37,15 +37,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let token_or_relation = bert4rs::tasks::relation::is_relation_model(&a.model)
-        || bert4rs::tasks::token_classify::is_token_model(&a.model);
-    if a.early_exit_entropy.is_some() && token_or_relation {
-        return Err(bert4rs::Error::Invalid(format!(
-            "--early-exit-entropy: {} is a token or relation model; early exit is for \
-             sequence classifiers trained with task.early_exit",
-            a.model.display()
-        )));
-    }
+    super::check_early_exit(&a.model, a.early_exit_entropy)?;
     let ev = if bert4rs::tasks::relation::is_relation_model(&a.model) {
         super::relation::evaluate(&a.model, &a.data, &a.fields, a.int8)?
     } else if bert4rs::tasks::token_classify::is_token_model(&a.model) {

@@ -223,6 +223,21 @@ fn progress_bar(len: usize, min: usize) -> indicatif::ProgressBar {
         .clone()
 }
 
+/// `--early-exit-entropy` (eval / predict) only for sequence classifiers: an error naming
+/// the model when it is a token or relation model.
+fn check_early_exit(model: &std::path::Path, entropy: Option<f32>) -> bert4rs::error::Result<()> {
+    let token_or_relation = bert4rs::tasks::relation::is_relation_model(model)
+        || bert4rs::tasks::token_classify::is_token_model(model);
+    if entropy.is_some() && token_or_relation {
+        return Err(bert4rs::Error::Invalid(format!(
+            "--early-exit-entropy: {} is a token or relation model; early exit is for \
+             sequence classifiers trained with task.early_exit",
+            model.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Which fields of a data file hold what (eval / predict).
 #[derive(clap::Args, Debug, Clone)]
 struct DataArgs {

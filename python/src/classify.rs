@@ -77,13 +77,14 @@ impl Classifier {
 
     /// One dict per text: `{"label", "probabilities"}` (multi-label: `{"labels",
     /// "probabilities"}`; regression: `{"score"}`), as `bert4rs predict` writes them.
-    #[pyo3(signature = (texts, max_length=128, batch_size=64))]
+    #[pyo3(signature = (texts, max_length=128, batch_size=64, early_exit_entropy=None))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
         max_length: usize,
         batch_size: usize,
+        early_exit_entropy: Option<f32>,
     ) -> PyResult<Bound<'py, PyAny>> {
         if batch_size == 0 || max_length < 2 {
             return Err(PyValueError::new_err(
@@ -96,12 +97,27 @@ impl Classifier {
             ));
         };
         let (texts, single) = texts_of(texts, "texts")?;
-        let preds = py
-            .detach(|| inner.predict_texts(&texts, max_length, batch_size))
-            .map_err(py_err)?;
-        let dicts = preds
-            .iter()
-            .map(|p| prediction_dict(py, p))
+        let (preds, layers) = match early_exit_entropy {
+            None => (
+                py.detach(|| inner.predict_texts(&texts, max_length, batch_size))
+                    .map_err(py_err)?,
+                None,
+            ),
+            Some(e) => {
+                let (p, l) = py
+                    .detach(|| inner.predict_texts_early_exit(&texts, max_length, batch_size, e))
+                    .map_err(py_err)?;
+                (p, Some(l))
+            }
+        };
+        let dicts = (preds.iter().enumerate())
+            .map(|(i, p)| {
+                let d = prediction_dict(py, p)?;
+                if let Some(l) = &layers {
+                    d.set_item("exit_layer", l[i])?;
+                }
+                Ok(d)
+            })
             .collect::<PyResult<Vec<_>>>()?;
         one_or_list(py, dicts, single)
     }

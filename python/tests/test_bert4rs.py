@@ -120,6 +120,29 @@ def test_train_then_classify(tmp_path):
     assert 0 < max(diffs) < 0.05
 
 
+def test_early_exit_predictions_carry_their_exit_layer(tmp_path):
+    summary = tiny_classification_run(tmp_path)
+    ramps = bert4rs.train(overrides={
+        "model": summary["best_dir"], "output_dir": str(tmp_path / "ramps"),
+        "data.train": str(tmp_path / "train.jsonl"), "data.dev": str(tmp_path / "train.jsonl"),
+        "train.epochs": 1, "train.batch_size": 8, "data.max_length": 16,
+        "task.pooling": "cls", "task.early_exit": "frozen", "train.metric": "loss",
+    })
+    clf = bert4rs.Classifier(ramps["best_dir"])
+    texts = ["good good 3", "bad bad 7"]
+    full = clf.predict(texts)
+    never = clf.predict(texts, early_exit_entropy=0.0)
+    assert [p["exit_layer"] for p in never] == [2, 2]
+    for a, b in zip(full, never):
+        for k in a["probabilities"]:
+            assert math.isclose(a["probabilities"][k], b["probabilities"][k], abs_tol=1e-5)
+    assert [p["exit_layer"] for p in clf.predict(texts, early_exit_entropy=5.0)] == [1, 1]
+    with pytest.raises(ValueError, match="≥ 0"):
+        clf.predict(texts, early_exit_entropy=-1.0)
+    with pytest.raises(ValueError, match="no early-exit ramps"):
+        bert4rs.Classifier(summary["best_dir"]).predict(texts, early_exit_entropy=0.5)
+
+
 def test_train_and_generate_with_gpt2(tmp_path):
     model = tmp_path / "gpt2"
     model.mkdir()

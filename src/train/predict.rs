@@ -115,6 +115,24 @@ impl TextClassifier {
         windowed(ds, &self.model, &self.tokenizer)
     }
 
+    /// [`Self::predict_early_exit`] for plain texts.
+    pub fn predict_texts_early_exit<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        max_length: usize,
+        batch_size: usize,
+        max_entropy: f32,
+    ) -> Result<(Vec<Prediction>, Vec<usize>)> {
+        let ex = examples_of(texts);
+        self.predict_early_exit(
+            Path::new("<texts>"),
+            ex,
+            max_length,
+            batch_size,
+            max_entropy,
+        )
+    }
+
     /// Predictions for plain texts.
     pub fn predict_texts<S: AsRef<str>>(
         &self,

@@ -102,6 +102,16 @@ fn normalised(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x / norm).collect()
 }
 
+/// An error unless `fraction` (of all heads, to remove) is in [0, 1).
+pub fn check_fraction(fraction: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(Error::Invalid(format!(
+            "--fraction {fraction} must be in [0, 1): the share of all heads to remove"
+        )));
+    }
+    Ok(())
+}
+
 /// The least important heads to prune so that `fraction` of the unpruned model's heads
 /// (`layers × heads`, heads pruned before included) are gone: lowest score first, never the
 /// last head of a layer. Returned by layer, in the unpruned model's numbering.
@@ -110,11 +120,7 @@ pub fn heads_to_prune(
     heads_per_layer: usize,
     fraction: f64,
 ) -> Result<BTreeMap<usize, Vec<usize>>> {
-    if !(0.0..1.0).contains(&fraction) {
-        return Err(Error::Invalid(format!(
-            "--fraction {fraction} must be in [0, 1): the share of all heads to remove"
-        )));
-    }
+    check_fraction(fraction)?;
     let total = heads_per_layer * imp.heads.len();
     let remaining: usize = imp.heads.iter().map(Vec::len).sum();
     let target = (fraction * total as f64).round() as usize;

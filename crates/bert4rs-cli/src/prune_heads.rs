@@ -5,10 +5,9 @@
 use super::DataArgs;
 use bert4rs::data::labelled::Dataset;
 use bert4rs::error::{Error, Result};
-use bert4rs::models::hub;
-use bert4rs::models::pruning::prune_heads;
+use bert4rs::models::pruning::{check_output, prune_heads};
 use bert4rs::tasks::classify::SequenceClassifier;
-use bert4rs::train::pruning::{head_importance, heads_to_prune};
+use bert4rs::train::pruning::{check_fraction, head_importance, heads_to_prune};
 use bert4rs::Tokenizer;
 use candle_core::Device;
 use std::collections::BTreeMap;
@@ -38,12 +37,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if hub::same_dir(&a.model, &a.output) {
-        return Err(Error::Invalid(format!(
-            "--output {} is the model directory itself; write the pruned model elsewhere",
-            a.output.display()
-        )));
-    }
+    check_output(&a.model, &a.output)?;
     let (heads, importance) = match (&a.heads, a.fraction) {
         (Some(json), _) => (parse_heads(json)?, None),
         (None, Some(fraction)) => {
@@ -103,11 +97,7 @@ fn score(
     data: &std::path::Path,
     fraction: f64,
 ) -> Result<bert4rs::train::pruning::HeadImportance> {
-    if !(0.0..1.0).contains(&fraction) {
-        return Err(Error::Invalid(format!(
-            "--fraction {fraction} must be in [0, 1): the share of all heads to remove"
-        )));
-    }
+    check_fraction(fraction)?;
     let mut model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, true, None)?;
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let ex = bert4rs::data::dataset::read_labelled(data, &a.fields.config(), true)?;

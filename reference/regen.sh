@@ -21,3 +21,4 @@ bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/make_pruning_fixtures.py --out tests/fixtures/pruning
 "$py" reference/make_norm_fixtures.py --out tests/fixtures/norm/norm.safetensors
 "$py" reference/word2vec_step.py > tests/fixtures/word2vec/steps.json
+"$py" reference/make_simcse_fixtures.py --out tests/fixtures/simcse

@@ -1,5 +1,6 @@
 //! Reusable layers shared by models, task heads and the trainer.
 
+pub mod contrastive;
 pub mod crf;
 mod dropout;
 mod embedding;

@@ -2,12 +2,12 @@
 //! read from a sentence-transformers layout (`modules.json`, `1_Pooling/config.json`,
 //! `sentence_bert_config.json`) when the directory has one.
 
-use crate::data::batch::{length_sorted_batches, to_encoder_input};
+use crate::data::batch::{length_sorted_batches, to_encoder_input, EncoderInput};
 use crate::error::{Error, Result};
 use crate::models::{bert::BertModel, load_encoder};
-use crate::nn::{Pooler, Pooling};
+use crate::nn::{Params, Pooler, Pooling};
 use crate::tokenize::{EncodeOptions, Padding, TextInput, Tokenizer, Truncation};
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Tensor, Var, D};
 use serde_json::Value;
 use std::path::Path;
 
@@ -87,13 +87,18 @@ fn pooling_from_st(path: &Path) -> Result<Pooling> {
     }
 }
 
-/// Tokenizer + encoder + pooler: text in, vectors out.
+/// Tokenizer + encoder + pooler: text in, vectors out (and, loaded for training, the
+/// model SimCSE fine-tunes).
 pub struct SentenceEncoder {
     /// The tokenizer.
     pub tokenizer: Tokenizer,
     /// The encoder.
     pub model: BertModel,
     pooler: Pooler,
+    /// Every encoder parameter by its checkpoint name (for training and saving).
+    params: Params,
+    /// The prefix the checkpoint stores the encoder under (`""`, `"bert"`, ...).
+    prefix: String,
     /// L2-normalise each vector.
     pub normalize: bool,
     /// Truncate inputs to this many tokens (`None`: error when a text is too long).
@@ -119,8 +124,23 @@ impl SentenceEncoder {
 
     /// Loads a model directory with an explicit pooling mode.
     pub fn with_pooling(dir: &Path, pooling: Pooling, device: &Device) -> Result<Self> {
+        Self::load(dir, pooling, device, false)
+    }
+
+    /// Loads a model directory to fine-tune (SimCSE) with `pooling`, keeping its
+    /// sentence-transformers normalisation and `max_seq_length` for the saved model.
+    pub fn for_training(dir: &Path, pooling: Pooling, device: &Device) -> Result<Self> {
+        let mut enc = Self::load(dir, pooling, device, true)?;
+        if let Some(st) = read_st_config(dir)? {
+            enc.normalize = st.normalize;
+            enc.max_length = st.max_seq_length;
+        }
+        Ok(enc)
+    }
+
+    fn load(dir: &Path, pooling: Pooling, device: &Device, trainable: bool) -> Result<Self> {
         let tokenizer = Tokenizer::from_dir(dir)?;
-        let loaded = load_encoder(dir, device, false)?;
+        let loaded = load_encoder(dir, device, trainable)?;
         let cfg = loaded.model.config().clone();
         let pooler = Pooler::new(
             pooling,
@@ -139,6 +159,8 @@ impl SentenceEncoder {
             tokenizer,
             model: loaded.model,
             pooler,
+            params: loaded.params,
+            prefix: loaded.prefix,
             normalize: false,
             max_length: None,
             batch_size: 32,
@@ -207,17 +229,95 @@ impl SentenceEncoder {
     /// Embeds already padded encodings.
     pub fn embed_encodings(&self, encs: &[crate::tokenize::Encoding]) -> Result<Vec<Vec<f32>>> {
         let input = to_encoder_input(encs, &self.device)?;
-        let out = self.model.forward(&input, false)?;
-        let mut pooled = self.pooler.forward(
-            &out.hidden_states,
-            out.pooler_output.as_ref(),
-            &input.attention_mask,
-        )?;
+        let mut pooled = self.pool(&input, false)?;
         if self.normalize {
             pooled = l2_normalize(&pooled)?;
         }
         Ok(pooled.to_vec2::<f32>()?)
     }
+
+    /// The pooled (not normalised) vector of every row, `[batch, hidden]`; dropout only
+    /// when `train`.
+    pub fn pool(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
+        let out = self.model.forward(input, train)?;
+        self.pooler.forward(
+            &out.hidden_states,
+            out.pooler_output.as_ref(),
+            &input.attention_mask,
+        )
+    }
+
+    /// The prefix the checkpoint stores the encoder under (`""`, `"bert"`, ...).
+    pub fn encoder_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The trainable parameters with their checkpoint names.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.params.vars()
+    }
+
+    /// Writes the model as a sentence-transformers directory that HF `AutoModel` also
+    /// loads: `config.json` and `model.safetensors` (the checkpoint's own tensor names),
+    /// the tokenizer, and `modules.json` + `1_Pooling/config.json` (+ `2_Normalize` and
+    /// `sentence_bert_config.json` when the model had them) saying how to pool, so `embed`,
+    /// `serve` and sentence-transformers read it back the same way.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        let mut cfg = self.model.config().clone();
+        let arch = format!("{}Model", cfg.model_type.class_stem());
+        cfg.extra
+            .insert("architectures".into(), serde_json::json!([arch]));
+        crate::models::hub::save_pretrained(dir, &cfg.to_json()?, &self.params.named_tensors())?;
+        self.tokenizer.save(dir)?;
+        self.write_st_config(dir)
+    }
+
+    fn write_st_config(&self, dir: &Path) -> Result<()> {
+        let mode = |p: Pooling| self.pooling() == p;
+        let pooling = serde_json::json!({
+            "word_embedding_dimension": self.model.config().hidden_size,
+            "pooling_mode_cls_token": mode(Pooling::Cls),
+            "pooling_mode_mean_tokens": mode(Pooling::Mean),
+            "pooling_mode_max_tokens": mode(Pooling::Max),
+            "pooling_mode_mean_sqrt_len_tokens": false,
+        });
+        let mut modules = vec![
+            module(0, "", "Transformer"),
+            module(1, "1_Pooling", "Pooling"),
+        ];
+        if self.normalize {
+            modules.push(module(2, "2_Normalize", "Normalize"));
+            let norm = dir.join("2_Normalize");
+            std::fs::create_dir_all(&norm).map_err(|e| Error::io(&norm, e))?;
+        }
+        write_json(&dir.join("modules.json"), &serde_json::json!(modules))?;
+        let pool_dir = dir.join("1_Pooling");
+        std::fs::create_dir_all(&pool_dir).map_err(|e| Error::io(&pool_dir, e))?;
+        write_json(&pool_dir.join("config.json"), &pooling)?;
+        if let Some(n) = self.max_length {
+            let sbert = serde_json::json!({"max_seq_length": n, "do_lower_case": false});
+            write_json(&dir.join("sentence_bert_config.json"), &sbert)?;
+        }
+        Ok(())
+    }
+}
+
+/// The poolings a sentence-transformers `Pooling` module can say (what a fine-tuned
+/// sentence encoder may be saved with).
+pub const ST_POOLINGS: [Pooling; 3] = [Pooling::Cls, Pooling::Mean, Pooling::Max];
+
+fn module(idx: usize, path: &str, kind: &str) -> Value {
+    serde_json::json!({
+        "idx": idx,
+        "name": idx.to_string(),
+        "path": path,
+        "type": format!("sentence_transformers.models.{kind}"),
+    })
+}
+
+fn write_json(path: &Path, v: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Invalid(e.to_string()))?;
+    crate::util::write_atomic(path, text.as_bytes())
 }
 
 /// Divides each row by its L2 norm (as `torch.nn.functional.normalize`, eps 1e-12).
@@ -236,4 +336,33 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
     let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (na * nb).max(1e-12)
+}
+
+/// Contrastive fine-tuning of a sentence encoder (`[task.simcse]`, with `kind = "simcse"`):
+/// SimCSE's settings. The training data decides the flavour: texts alone train
+/// unsupervised SimCSE (each text against itself under another dropout mask), pairs
+/// (`data.text_pair_field`) supervised SimCSE, with `hard_negative_field` a third text per
+/// row as its hard negative.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimcseSpec {
+    /// The temperature τ that cosine similarities are divided by (SimCSE's `temp`, 0.05).
+    pub temperature: f64,
+    /// Field (or column) of each training row's hard negative (SimCSE's `hard_neg`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hard_negative_field: Option<String>,
+    /// Dev / test pairs scored at least this are the positives that alignment averages
+    /// over (4 on STS's 0–5 scale, as the SimCSE paper; pairs without scores are all
+    /// positives).
+    pub positive_threshold: f64,
+}
+
+impl Default for SimcseSpec {
+    fn default() -> Self {
+        SimcseSpec {
+            temperature: 0.05,
+            hard_negative_field: None,
+            positive_threshold: 4.0,
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::data::tags::Scheme;
 use crate::error::{Error, Result};
 use crate::nn::RnnMode;
 use crate::tasks::classify::{LossConfig, WindowSpec};
+use crate::tasks::embed::SimcseSpec;
 use crate::tasks::relation::RelationPooling;
 use crate::tasks::token_classify::TokenHead;
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,8 @@ pub struct TaskConfig {
     /// the encoder and head stay as they are (DeeBERT's second stage, on a fine-tuned
     /// model); `joint`: everything trains on the sum of every exit's loss.
     pub early_exit: Option<EarlyExit>,
+    /// `kind = "simcse"`: contrastive sentence-embedding settings (`[task.simcse]`).
+    pub simcse: SimcseSpec,
 }
 
 /// How the off-ramps of `task.early_exit` are trained.
@@ -208,6 +211,7 @@ impl Default for TaskConfig {
             distill_alpha: 0.5,
             student_layers: None,
             early_exit: None,
+            simcse: SimcseSpec::default(),
         }
     }
 }
@@ -227,6 +231,8 @@ pub enum TaskKind {
     /// Masked-LM pre-training of a BERT (`BertForMaskedLM`) on plain text.
     #[serde(alias = "masked_lm")]
     Mlm,
+    /// Contrastive sentence embeddings (SimCSE) on texts or pairs.
+    Simcse,
 }
 
 /// Metric that picks the best checkpoint.
@@ -243,6 +249,9 @@ pub enum BestMetric {
     Loss,
     /// Pearson correlation (regression; higher is better).
     Pearson,
+    /// Spearman correlation of cosine similarity with gold scores (sentence embeddings;
+    /// higher is better).
+    Spearman,
     /// Entity-level micro F1 (token classification; higher is better).
     EntityF1,
     /// Micro F1 over the real relations (relation classification; higher is better).
@@ -477,6 +486,10 @@ impl RunConfig {
             .pooling
             .parse::<crate::nn::Pooling>()
             .map_err(|e| format!("task.pooling: {e}"))?;
+        if self.task.kind == TaskKind::Simcse {
+            crate::nn::contrastive::check_temperature(self.task.simcse.temperature)
+                .map_err(|e| e.to_string())?;
+        }
         if self.task.kind == TaskKind::Mlm {
             self.task
                 .masking()

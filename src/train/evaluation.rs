@@ -80,6 +80,9 @@ impl Evaluation {
             BestMetric::MacroF1 => c.map_or(f64::NAN, |m| m.macro_f1),
             BestMetric::MicroF1 => c.map_or(f64::NAN, |m| m.micro_f1),
             BestMetric::Pearson => r.map_or(f64::NAN, |m| m.pearson),
+            BestMetric::Spearman => (r.map(|m| m.spearman))
+                .or_else(|| self.scores.get("spearman").copied())
+                .unwrap_or(f64::NAN),
             BestMetric::Loss => -self.loss,
             BestMetric::EntityF1 => self.entities.as_ref().map_or(f64::NAN, |m| m.micro_f1),
             BestMetric::RelationF1 => self.relations.as_ref().map_or(f64::NAN, |m| m.micro_f1),
@@ -100,6 +103,9 @@ impl Evaluation {
         }
         if let Some(r) = &self.regression {
             return Some(("Pearson r", r.pearson));
+        }
+        if let Some(s) = self.scores.get("spearman") {
+            return Some(("Spearman", *s));
         }
         self.perplexity.map(|p| ("perplexity", p))
     }

@@ -2,7 +2,8 @@
 //! schedules, parameter groups, the tricks (EMA, FGM/PGD, R-Drop, clipping, accumulation),
 //! checkpoints with exact resume, metrics and reports — and the built-in tasks:
 //! [`SequenceTask`] (classification, multi-label, regression), [`TokenTask`] (NER),
-//! [`RelationTask`], [`CausalLmTask`] and [`MlmTask`] (masked-LM pre-training).
+//! [`RelationTask`], [`CausalLmTask`], [`MlmTask`] (masked-LM pre-training) and
+//! [`SimcseTask`] (contrastive sentence embeddings).
 
 pub mod checkpoint;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod relation;
 pub mod report;
 pub mod schedule;
 pub mod sequence;
+pub mod simcse;
 pub mod task;
 pub mod token;
 pub mod tricks;
@@ -39,6 +41,7 @@ pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 pub use relation::RelationTask;
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};
 pub use sequence::SequenceTask;
+pub use simcse::SimcseTask;
 pub use task::{Split, StepOutput, Task};
 pub use token::TokenTask;
 
@@ -69,6 +72,7 @@ pub fn with_trainer<F: WithTrainer>(
         }
         TaskKind::Relation => f.with(Trainer::new(cfg.clone(), RelationTask::new(&cfg)?, resume)?),
         TaskKind::Mlm => f.with(Trainer::new(cfg.clone(), MlmTask::new(&cfg)?, resume)?),
+        TaskKind::Simcse => f.with(Trainer::new(cfg.clone(), SimcseTask::new(&cfg)?, resume)?),
     }
 }
 

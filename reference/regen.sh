@@ -22,3 +22,4 @@ bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/make_norm_fixtures.py --out tests/fixtures/norm/norm.safetensors
 "$py" reference/word2vec_step.py > tests/fixtures/word2vec/steps.json
 "$py" reference/make_simcse_fixtures.py --out tests/fixtures/simcse
+"$py" reference/make_prompt_fixtures.py

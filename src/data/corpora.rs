@@ -200,3 +200,35 @@ pub fn zh_sentiment_rows(asset_dir: &Path) -> Result<(Vec<(String, &'static str)
         .collect();
     Ok((rows, conflicts.len()))
 }
+
+/// The STS Benchmark file `name` of the `sts-b` asset (`sts-train.csv`, ...): tab-separated
+/// `genre, file, year, id, score, sentence1, sentence2[, source notes]`, no quoting. Rows
+/// become `{"text", "text_pair", "label"}` with the 0–5 gold score as the label.
+pub fn sts_benchmark(asset_dir: &Path, name: &str) -> Result<Vec<serde_json::Value>> {
+    let path = asset_dir.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |msg: String| Error::Input {
+            path: path.clone(),
+            line: i + 1,
+            msg,
+        };
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 7 {
+            return Err(bad(format!(
+                "{} tab-separated fields, STS-B rows have ≥ 7",
+                f.len()
+            )));
+        }
+        let score: f64 = f[4]
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("score `{}` is not a number", f[4])))?;
+        rows.push(serde_json::json!({"text": f[5], "text_pair": f[6], "label": score}));
+    }
+    Ok(rows)
+}

@@ -60,6 +60,9 @@ pub struct DataConfig {
     /// Token tasks: an `I-X` that continues no `X` span is read as `B-X` with a warning
     /// (true, the default) or refused (false).
     pub repair_tags: bool,
+    /// Few-shot runs: keep this many training examples of each label, drawn with
+    /// `split_seed` (0 = every example); dev and test are kept whole.
+    pub shots: usize,
 }
 
 impl Default for DataConfig {
@@ -79,6 +82,7 @@ impl Default for DataConfig {
             labels: None,
             max_length: 128,
             repair_tags: true,
+            shots: 0,
         }
     }
 }

@@ -320,6 +320,49 @@ pub struct Splits {
 /// Reads `data.train` (+ `dev`, `test`), or splits `data.file` and writes the split to
 /// `<output_dir>/split/*.jsonl` (so a reference run can use the very same examples).
 pub fn read_splits(d: &DataConfig, output_dir: &Path) -> Result<Splits> {
+    let mut splits = read_all_splits(d, output_dir)?;
+    if d.shots > 0 {
+        let (path, ex) = splits.train;
+        let kept = few_shot(ex, d.shots, d.split_seed, &path)?;
+        let dir = output_dir.join("split");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let p = dir.join("train.jsonl");
+        dataset::write_jsonl(&p, &kept)?;
+        splits.train = (p, kept);
+    }
+    Ok(splits)
+}
+
+/// `shots` examples of each label (by its first name), drawn with `seed`, in file order.
+/// A label with fewer examples is an error naming it.
+pub fn few_shot(ex: Vec<Example>, shots: usize, seed: u64, path: &Path) -> Result<Vec<Example>> {
+    let label = |e: &Example| e.label.as_ref().map(|l| l.names().join("|"));
+    let mut order: Vec<usize> = (0..ex.len()).collect();
+    crate::rng::Rng::new(seed ^ 0x5107).shuffle(&mut order);
+    let mut taken: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut keep = vec![false; ex.len()];
+    for i in order {
+        let count = taken.entry(label(&ex[i]).unwrap_or_default()).or_default();
+        if *count < shots {
+            *count += 1;
+            keep[i] = true;
+        }
+    }
+    if let Some((name, n)) = taken.iter().find(|(_, n)| **n < shots) {
+        return Err(Error::config(
+            path,
+            format!("data.shots = {shots}, but label `{name}` has only {n} training examples"),
+        ));
+    }
+    Ok(ex
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(e, _)| e)
+        .collect())
+}
+
+fn read_all_splits(d: &DataConfig, output_dir: &Path) -> Result<Splits> {
     if let Some(train) = &d.train {
         let read = |p: &PathBuf| -> Result<Source> {
             let p = crate::assets::resolve_file(p)?;

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::nn::RnnMode;
 use crate::tasks::classify::{LossConfig, WindowSpec};
 use crate::tasks::embed::SimcseSpec;
+use crate::tasks::prompt::PromptSpec;
 use crate::tasks::relation::RelationPooling;
 use crate::tasks::token_classify::TokenHead;
 use serde::{Deserialize, Serialize};
@@ -154,6 +155,8 @@ pub struct TaskConfig {
     pub early_exit: Option<EarlyExit>,
     /// `kind = "simcse"`: contrastive sentence-embedding settings (`[task.simcse]`).
     pub simcse: SimcseSpec,
+    /// `kind = "prompt"`: the template and verbalizer (`[task.prompt]`).
+    pub prompt: PromptSpec,
 }
 
 /// How the off-ramps of `task.early_exit` are trained.
@@ -212,6 +215,7 @@ impl Default for TaskConfig {
             student_layers: None,
             early_exit: None,
             simcse: SimcseSpec::default(),
+            prompt: PromptSpec::default(),
         }
     }
 }
@@ -233,6 +237,8 @@ pub enum TaskKind {
     Mlm,
     /// Contrastive sentence embeddings (SimCSE) on texts or pairs.
     Simcse,
+    /// Prompt-based classification (PET): a masked LM, a template and a verbalizer.
+    Prompt,
 }
 
 /// Metric that picks the best checkpoint.

@@ -3,7 +3,7 @@
 //! checkpoints with exact resume, metrics and reports — and the built-in tasks:
 //! [`SequenceTask`] (classification, multi-label, regression), [`TokenTask`] (NER),
 //! [`RelationTask`], [`CausalLmTask`], [`MlmTask`] (masked-LM pre-training) and
-//! [`SimcseTask`] (contrastive sentence embeddings).
+//! [`SimcseTask`] (contrastive sentence embeddings) and [`PromptTask`] (PET).
 
 pub mod checkpoint;
 pub mod config;
@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod mlm;
 pub mod optim;
 pub mod predict;
+pub mod prompt;
 pub mod pruning;
 pub mod relation;
 pub mod report;
@@ -38,6 +39,7 @@ pub use fit::one_line;
 pub use lm::CausalLmTask;
 pub use mlm::MlmTask;
 pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
+pub use prompt::PromptTask;
 pub use relation::RelationTask;
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};
 pub use sequence::SequenceTask;
@@ -73,6 +75,7 @@ pub fn with_trainer<F: WithTrainer>(
         TaskKind::Relation => f.with(Trainer::new(cfg.clone(), RelationTask::new(&cfg)?, resume)?),
         TaskKind::Mlm => f.with(Trainer::new(cfg.clone(), MlmTask::new(&cfg)?, resume)?),
         TaskKind::Simcse => f.with(Trainer::new(cfg.clone(), SimcseTask::new(&cfg)?, resume)?),
+        TaskKind::Prompt => f.with(Trainer::new(cfg.clone(), PromptTask::new(&cfg)?, resume)?),
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// HF model directory (a sentence-transformers layout sets pooling/normalize defaults).
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Input: UTF-8 text, one example per line, or .jsonl with `text` and optional `text_pair`.
     #[arg(long)]

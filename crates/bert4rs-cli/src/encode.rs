@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// HF model directory.
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Input: UTF-8 text, one example per line, or .jsonl with `text` and optional `text_pair`.
     #[arg(long)]

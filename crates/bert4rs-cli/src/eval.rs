@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub struct Args {
     /// Fine-tuned model directory (written by `bert4rs train`, or an HF
     /// *ForSequenceClassification directory).
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Labelled data: .csv / .tsv / .jsonl.
     #[arg(long)]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// HF model directory.
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Pairs: .jsonl / .csv / .tsv with `text`, `text_pair` and optionally a score.
     #[arg(long)]

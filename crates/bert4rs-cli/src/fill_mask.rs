@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A masked-LM directory (`BertForMaskedLM`, e.g. `bert4rs pretrain`'s `best/`).
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Texts with `[MASK]` (the tokenizer's mask token): .txt one per line, or
     /// .jsonl / .csv / .tsv with a `text` field.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
     /// HF GPT-2 model directory.
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Tokenizer directory, when the model directory has none.
     #[arg(long)]

@@ -29,7 +29,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct BuildArgs {
     /// HF model directory of the corpus tower (a sentence-transformers layout sets pooling).
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// The corpus: the inputs `embed` reads.
     #[arg(long)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// HF model directory.
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
 }
 

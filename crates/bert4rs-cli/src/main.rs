@@ -15,6 +15,7 @@ mod index;
 mod inspect;
 mod predict;
 mod prepare;
+mod prompt;
 mod prune_heads;
 mod relation;
 mod segment;
@@ -47,7 +48,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Download the pinned registry assets (models, vocabularies, data sets).
     Fetch(fetch::Args),
-    /// Train from a TOML run config: a classifier / regressor, or a GPT-2 language model.
+    /// Train from a TOML run config: a classifier / regressor, tagger, relation model,
+    /// sentence encoder (SimCSE), prompt (PET) model, or a GPT-2 language model.
     Train(train::Args),
     /// Metrics of a fine-tuned model on a labelled file.
     Eval(eval::Args),
@@ -55,7 +57,7 @@ enum Command {
     EvalEmbeddings(eval_embeddings::Args),
     /// Labels and probabilities for every input line.
     Predict(predict::Args),
-    /// Write a fetched corpus as training files (spam-assassin, zh-lm).
+    /// Write a fetched corpus as training files (spam-assassin, zh-lm, sts-b, ...).
     Prepare(prepare::Args),
     /// Generate text with a GPT-2 model: greedy, beam search or sampling.
     Generate(generate::Args),
@@ -65,6 +67,8 @@ enum Command {
     Pretrain(train::Args),
     /// Top-k tokens and probabilities for every [MASK] of each input line.
     FillMask(fill_mask::Args),
+    /// Prompt-based classification (PET) metrics of a masked LM: zero-shot or trained.
+    Prompt(prompt::Args),
     /// Train a WordPiece / BPE / unigram vocabulary (BERT's Chinese-aware pipeline).
     TrainTokenizer(train_tokenizer::Args),
     /// Lengthen a model's position table (copy or hierarchical decomposition).
@@ -109,6 +113,7 @@ fn run() -> i32 {
         Command::TrainTokenizer(a) => train_tokenizer::run(a),
         Command::Pretrain(a) => train::run_pretrain(a),
         Command::FillMask(a) => fill_mask::run(a),
+        Command::Prompt(a) => prompt::run(a),
         Command::ExtendPositions(a) => extend_positions::run(a),
         Command::PruneHeads(a) => prune_heads::run(a),
         Command::Segment(a) => segment::run(a),
@@ -262,6 +267,12 @@ struct DataArgs {
     /// Examples per forward pass.
     #[arg(long, default_value_t = 64, value_parser = at_least_one())]
     batch_size: usize,
+}
+
+/// `--model`: a directory, or `asset:<name>` for a fetched asset (fetched on first use), as
+/// in the training config's `model`.
+fn model_dir(s: &str) -> std::result::Result<std::path::PathBuf, String> {
+    bert4rs::assets::resolve_dir(s).map_err(|e| e.to_string())
 }
 
 /// A count option that must be at least 1 (`--batch-size 0` is a usage error, exit 2).

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Fine-tuned model directory.
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Input: .csv / .tsv / .jsonl (a label field, if present, is ignored).
     #[arg(long)]

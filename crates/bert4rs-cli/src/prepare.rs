@@ -12,7 +12,8 @@ pub struct Args {
     /// (relation rows, written as DIR/{train,dev,test}.jsonl), zh-sentiment (the reviews
     /// de-duplicated, conflicting texts removed, DIR/{train,dev,test}.jsonl) or zh-mlm
     /// (pre-training text: People's Daily, MSRA training sentences and the zh-sentiment
-    /// *training* reviews of the same --seed; no dev or test text).
+    /// *training* reviews of the same --seed; no dev or test text), or sts-b (the STS
+    /// Benchmark's scored pairs, DIR/{train,dev,test}.jsonl, + DIR/sentences.txt).
     corpus: String,
     /// Output file (.jsonl for spam-assassin, .txt for zh-lm, zh-words and zh-mlm; a directory for
     /// duie and zh-sentiment).
@@ -110,10 +111,60 @@ pub fn run(a: Args) -> Result<()> {
             );
             Ok(())
         }
+        "sts-b" => sts_b(&a.output),
         other => Err(Error::Invalid(format!(
-            "unknown corpus `{other}` (known: spam-assassin, zh-lm, zh-words, zh-seg, duie, zh-sentiment, zh-mlm; polarity-en is a CSV the trainer reads directly)"
+            "unknown corpus `{other}` (known: spam-assassin, zh-lm, zh-words, zh-seg, duie, zh-sentiment, zh-mlm, sts-b; polarity-en is a CSV the trainer reads directly)"
         ))),
     }
+}
+
+/// STS-B's own train / dev / test split as `DIR/{train,dev,test}.jsonl` (scored pairs),
+/// `DIR/sentences.txt`: every distinct sentence of the training pairs, one per line, without
+/// scores (text for unsupervised SimCSE), and `DIR/positives.jsonl`: the training pairs
+/// scored ≥ 4 of 5, unscored (pairs for supervised SimCSE).
+fn sts_b(dir: &std::path::Path) -> Result<()> {
+    let asset = bert4rs::assets::fetch(bert4rs::assets::find("sts-b")?)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut counts = Vec::new();
+    let (mut sentences, mut positives) = (String::new(), String::new());
+    let mut seen = std::collections::HashSet::new();
+    for split in ["train", "dev", "test"] {
+        let rows = bert4rs::data::corpora::sts_benchmark(&asset, &format!("sts-{split}.csv"))?;
+        let mut text = String::new();
+        for r in &rows {
+            text.push_str(&r.to_string());
+            text.push('\n');
+            if split == "train" && r["label"].as_f64().is_some_and(|x| x >= 4.0) {
+                let pair = serde_json::json!({"text": r["text"], "text_pair": r["text_pair"]});
+                positives.push_str(&pair.to_string());
+                positives.push('\n');
+            }
+            for s in [&r["text"], &r["text_pair"]]
+                .into_iter()
+                .filter_map(|s| s.as_str())
+            {
+                if split == "train" && seen.insert(s.to_string()) {
+                    sentences.push_str(s);
+                    sentences.push('\n');
+                }
+            }
+        }
+        bert4rs::util::write_atomic(&dir.join(format!("{split}.jsonl")), text.as_bytes())?;
+        counts.push(rows.len());
+    }
+    bert4rs::util::write_atomic(&dir.join("sentences.txt"), sentences.as_bytes())?;
+    bert4rs::util::write_atomic(&dir.join("positives.jsonl"), positives.as_bytes())?;
+    eprintln!(
+        "{} / {} / {} train / dev / test scored pairs + {} distinct training sentences + {} \
+         training pairs scored ≥ 4 → {}/",
+        counts[0],
+        counts[1],
+        counts[2],
+        seen.len(),
+        positives.lines().count(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Splits rows 80/10/10 by sentence (pairs of one text stay together), seeded, into

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Fine-tuned classifier directory (or any BERT-family directory with `--heads`).
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Output directory: the model without the pruned heads, tokenizer files copied.
     #[arg(long)]

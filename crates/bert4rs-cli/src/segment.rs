@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Segmentation model (`bert4rs train --config configs/zh-seg-bilstm-crf.toml`).
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Input texts: .txt (one per line), .csv / .tsv / .jsonl (the text field).
     #[arg(long)]

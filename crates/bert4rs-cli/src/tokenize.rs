@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Model or tokenizer directory (tokenizer.json, or vocab.txt [+ tokenizer_config.json]).
-    #[arg(long)]
+    #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Input: UTF-8 text, one example per line, or .jsonl with `text` and optional `text_pair`.
     #[arg(long)]

@@ -30,6 +30,7 @@ impl std::str::FromStr for ModelSpec {
             _ => {
                 let dir = Path::new(s);
                 let name = dir.file_name().map(|n| n.to_string_lossy().to_string());
+                let name = name.map(|n| n.trim_start_matches("asset:").to_string());
                 (name.unwrap_or_else(|| "model".into()), s)
             }
         };
@@ -40,7 +41,8 @@ impl std::str::FromStr for ModelSpec {
         }
         Ok(ModelSpec {
             name,
-            dir: PathBuf::from(dir),
+            // `asset:<name>`: a fetched asset, as every command's --model takes it.
+            dir: bert4rs::assets::resolve_dir(dir)?,
         })
     }
 }

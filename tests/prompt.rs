@@ -22,6 +22,7 @@ fn spec(m: &serde_json::Value) -> PromptSpec {
     PromptSpec {
         template: m["template"].as_str().unwrap().into(),
         verbalizer: serde_json::from_value(m["verbalizer"].clone()).unwrap(),
+        learned_tokens: 0,
     }
 }
 
@@ -166,6 +167,7 @@ fn malformed_prompts_and_models_are_named_before_training() {
             .iter()
             .map(|(l, w)| (l.to_string(), w.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        learned_tokens: 0,
     };
     let two = [("neg", "dog"), ("pos", "love")];
     let cases = [
@@ -218,5 +220,67 @@ fn malformed_prompts_and_models_are_named_before_training() {
     assert!(
         err.contains("t.jsonl:2") && err.contains("unknown label `meh`"),
         "{err}"
+    );
+}
+
+#[test]
+fn learned_prompt_tokens_train_alone_when_the_model_is_frozen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = json("prompt/prompt.json");
+    let train = labelled(tmp.path(), &m);
+    let cfg = config(
+        tmp.path(),
+        &train,
+        &[
+            "task.prompt.template=\"[P0] {text} [P1] it is [MASK] .\"",
+            "task.prompt.learned_tokens=2",
+            "optimizer.freeze=[\"embeddings\", \"encoder\", \"cls\"]",
+            "optimizer.lr=1e-2",
+            "train.batch_size=4",
+            "train.epochs=1",
+        ],
+    )
+    .unwrap();
+    let task = PromptTask::new(&cfg).unwrap();
+    let enc = task.model().encode("hello world").unwrap();
+    let vocab = 346;
+    assert_eq!(
+        enc.input_ids[1], vocab,
+        "[P0] is the first id after the vocabulary"
+    );
+    let mut trainer = Trainer::new(cfg.clone(), task, false).unwrap();
+    trainer.fit().unwrap();
+    let best = cfg.output_dir.join("best");
+    let after = common::weights(&best);
+    let before = common::weights(&fixture("models/bert-b"));
+    let rows = &after["prompt_embeddings.weight"];
+    assert_eq!(rows.len(), 2 * 48, "two rows of hidden_size 48");
+    for (name, w) in &after {
+        if name == "prompt_embeddings.weight" {
+            continue;
+        }
+        assert_eq!(
+            Some(w),
+            before.get(name),
+            "{name} changed with the model frozen"
+        );
+    }
+    let trained = trainer.task().model();
+    let reread = PromptClassifier::from_dir(&best, None, false, 12).unwrap();
+    let again = reread.encode("hello world").unwrap();
+    assert_eq!(
+        again.input_ids, enc.input_ids,
+        "the saved tokenizer keeps [P0] / [P1]"
+    );
+    let a = trained.label_logits(&[enc], false).unwrap();
+    let b = reread.label_logits(&[again], false).unwrap();
+    // The trained model runs the autograd ops, the reloaded one the fused inference kernels.
+    assert_close(&a, &b, 1e-5, "reloaded prompt model");
+    let fresh =
+        PromptClassifier::from_dir(&fixture("models/bert-b"), Some(spec(&m)), false, 12).unwrap();
+    let plain = fresh.encode("hello world").unwrap();
+    assert!(
+        !plain.input_ids.contains(&vocab),
+        "no learned tokens without learned_tokens"
     );
 }

@@ -15,6 +15,9 @@ use crate::nn::{Init, LayerNorm, Linear, Params};
 use candle_core::{Device, Tensor, Var, D};
 use std::path::Path;
 
+/// The name of learned prompt-token embeddings ([`MaskedLm::add_prompt_rows`]).
+pub const PROMPT_ROWS: &str = "prompt_embeddings.weight";
+
 /// The top-k `(token id, probability)` pairs of one mask, most likely first.
 pub type Candidates = Vec<(u32, f32)>;
 
@@ -224,10 +227,25 @@ impl MaskedLm {
 
     /// The HF name of a parameter as [`Self::named_tensors`] writes it.
     pub fn saved_name(&self, name: &str) -> String {
-        match self.prefix.is_empty() && !name.starts_with("cls.") {
+        let outside_encoder = name.starts_with("cls.") || name.starts_with(PROMPT_ROWS);
+        match self.prefix.is_empty() && !outside_encoder {
             true => format!("bert.{name}"),
             false => name.to_string(),
         }
+    }
+
+    /// Appends `n` learned prompt-token rows to the word embeddings (ids `vocab_size..`),
+    /// stored as `prompt_embeddings.weight` beside the encoder (so `optimizer.freeze =
+    /// ["embeddings", "encoder", "cls"]` trains them alone); loaded when the checkpoint has
+    /// them, else drawn
+    /// as HF draws new embeddings, normal(0, `initializer_range`).
+    pub fn add_prompt_rows(&mut self, n: usize) -> Result<()> {
+        let cfg = self.encoder.config();
+        let (h, std) = (cfg.hidden_size, cfg.initializer_range);
+        let rows = self
+            .params
+            .get_or_init((n, h), PROMPT_ROWS, Init::Normal(std))?;
+        self.encoder.set_extra_word_rows(rows)
     }
 
     /// The encoder's parameter prefix (`""` or `"bert"`).

@@ -25,6 +25,9 @@ pub struct PromptSpec {
     pub template: String,
     /// Label → the word that stands for it (one token of the vocabulary).
     pub verbalizer: BTreeMap<String, String>,
+    /// P-tuning: this many new tokens `[P0]`, `[P1]`, ... whose embeddings are learned; the
+    /// template places them (each at least once).
+    pub learned_tokens: usize,
 }
 
 impl Default for PromptSpec {
@@ -32,6 +35,7 @@ impl Default for PromptSpec {
         PromptSpec {
             template: "{text} It was [MASK].".into(),
             verbalizer: BTreeMap::new(),
+            learned_tokens: 0,
         }
     }
 }
@@ -65,8 +69,11 @@ impl PromptClassifier {
         };
         let device = Device::Cpu;
         check_has_head(dir)?;
-        let mlm = MaskedLm::from_dir(dir, &device, trainable)?;
-        let tokenizer = Tokenizer::from_dir(dir)?;
+        let mut mlm = MaskedLm::from_dir(dir, &device, trainable)?;
+        let mut tokenizer = Tokenizer::from_dir(dir)?;
+        if spec.learned_tokens > 0 {
+            add_prompt_tokens(&mut mlm, &mut tokenizer, &spec, dir)?;
+        }
         let mask_id = tokenizer.token_to_id("[MASK]").ok_or_else(|| {
             Error::config(
                 dir,
@@ -164,6 +171,46 @@ impl PromptClassifier {
         crate::util::write_atomic(&path, text.as_bytes())?;
         self.tokenizer.save(dir)
     }
+}
+
+/// The name of learned prompt token `i`.
+pub fn prompt_token(i: usize) -> String {
+    format!("[P{i}]")
+}
+
+/// Adds `[P0]`, `[P1]`, ... to the tokenizer as special tokens right after the model's
+/// vocabulary, and their learned rows to the embeddings.
+fn add_prompt_tokens(
+    mlm: &mut MaskedLm,
+    tok: &mut Tokenizer,
+    spec: &PromptSpec,
+    dir: &Path,
+) -> Result<()> {
+    let names: Vec<String> = (0..spec.learned_tokens).map(prompt_token).collect();
+    for name in &names {
+        if !spec.template.contains(name.as_str()) {
+            return Err(Error::Invalid(format!(
+                "task.prompt.learned_tokens = {}: the template {:?} never uses {name}",
+                spec.learned_tokens, spec.template
+            )));
+        }
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    tok.add_special_tokens(&refs)?;
+    let vocab = mlm.encoder().config().vocab_size;
+    for (i, name) in names.iter().enumerate() {
+        if tok.token_to_id(name) != Some((vocab + i) as u32) {
+            return Err(Error::config(
+                dir,
+                format!(
+                    "{name} must get id {} (right after the model's {vocab} rows), the tokenizer                      gave {:?}: tokenizer and model vocabularies differ",
+                    vocab + i,
+                    tok.token_to_id(name)
+                ),
+            ));
+        }
+    }
+    mlm.add_prompt_rows(spec.learned_tokens)
 }
 
 /// The spec a prompt model was saved with.

@@ -61,11 +61,13 @@ fn spec(a: &Args) -> Result<Option<PromptSpec>> {
             Error::Invalid("--verbalizer is needed: this model has no saved prompt".into())
         })?,
     };
+    let learned_tokens = saved.as_ref().map_or(0, |s| s.learned_tokens);
     let template = (a.template.clone())
         .or_else(|| saved.map(|s| s.template))
         .unwrap_or_else(|| PromptSpec::default().template);
     Ok(Some(PromptSpec {
         template,
         verbalizer,
+        learned_tokens,
     }))
 }

@@ -427,6 +427,12 @@ impl BertModel {
         Ok(table)
     }
 
+    /// Appends `rows` `[n, hidden]` to the word embeddings as ids `vocab_size..vocab_size + n`,
+    /// a separate tensor (P-tuning's prompt tokens, trainable with the table frozen).
+    pub fn set_extra_word_rows(&mut self, rows: Tensor) -> Result<()> {
+        self.embeddings.word_embeddings.set_extra_rows(rows)
+    }
+
     /// Swaps in a word-embedding table of the current size (a trainable handle of it).
     pub fn set_word_embeddings(&mut self, table: Tensor) -> Result<()> {
         if table.dims() != self.embeddings.word_embeddings.weight().dims() {

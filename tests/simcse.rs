@@ -11,7 +11,7 @@ use bert4rs::nn::contrastive::simcse_loss;
 use bert4rs::tasks::embed::SentenceEncoder;
 use bert4rs::train::{RunConfig, SimcseTask, Split, Task, Trainer};
 use candle_core::{Tensor, Var};
-use common::{assert_close, fixture, golden, json};
+use common::{assert_close, fixture, golden, json, max_abs_diff};
 use std::path::Path;
 
 /// Cosines of f32 vectors divided by τ = 0.05 amplify rounding twentyfold: 1e-5 on losses
@@ -127,28 +127,19 @@ fn unsupervised_batches_pass_each_text_twice_under_different_dropout() {
     let task = SimcseTask::new(&cfg).unwrap();
     let batch = task.batch(&[2, 0]).unwrap();
     assert_eq!((batch.rows, batch.groups), (2, 2));
-    let z = task.encoder().pool(&batch.input, true).unwrap();
-    let diff = (z.narrow(0, 0, 2).unwrap() - z.narrow(0, 2, 2).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let copies = |z: Tensor| {
+        max_abs_diff(
+            &z.narrow(0, 0, 2).unwrap(),
+            &z.narrow(0, 2, 2).unwrap(),
+            "copies",
+        )
+    };
+    let diff = copies(task.encoder().pool(&batch.input, true).unwrap());
     assert!(
         diff > 1e-4,
         "dropout made the two copies equal (max diff {diff})"
     );
-    let eval = task.encoder().pool(&batch.input, false).unwrap();
-    let same = (eval.narrow(0, 0, 2).unwrap() - eval.narrow(0, 2, 2).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let same = copies(task.encoder().pool(&batch.input, false).unwrap());
     assert_eq!(same, 0.0, "without dropout the copies must be identical");
 }
 

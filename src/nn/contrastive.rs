@@ -12,15 +12,17 @@ use candle_core::{Tensor, D};
 /// Each norm is clamped at 1e-8 as `nn.CosineSimilarity(eps=1e-8)` clamps it, so a zero
 /// vector gives similarity 0 instead of NaN.
 pub fn cosine_matrix(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    Ok(unit_rows(a)?.matmul(&unit_rows(b)?.t()?)?)
+    Ok(unit_rows(a, 1e-8)?.matmul(&unit_rows(b, 1e-8)?.t()?)?)
 }
 
-fn unit_rows(x: &Tensor) -> Result<Tensor> {
+/// Each row (last dimension) divided by its L2 norm clamped at `eps`, as
+/// `torch.nn.functional.normalize(x, eps=eps)`.
+pub fn unit_rows(x: &Tensor, eps: f64) -> Result<Tensor> {
     let norm = x
         .sqr()?
         .sum_keepdim(D::Minus1)?
         .sqrt()?
-        .clamp(1e-8, f64::INFINITY)?;
+        .clamp(eps, f64::INFINITY)?;
     Ok(x.broadcast_div(&norm)?)
 }
 

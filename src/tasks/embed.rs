@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::models::{bert::BertModel, load_encoder};
 use crate::nn::{Params, Pooler, Pooling};
 use crate::tokenize::{EncodeOptions, Padding, TextInput, Tokenizer, Truncation};
-use candle_core::{Device, Tensor, Var, D};
+use candle_core::{Device, Tensor, Var};
 use serde_json::Value;
 use std::path::Path;
 
@@ -322,12 +322,7 @@ fn write_json(path: &Path, v: &Value) -> Result<()> {
 
 /// Divides each row by its L2 norm (as `torch.nn.functional.normalize`, eps 1e-12).
 pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::INFINITY)?;
-    Ok(x.broadcast_div(&norm)?)
+    crate::nn::contrastive::unit_rows(x, 1e-12)
 }
 
 /// Cosine similarity of two vectors.

@@ -47,6 +47,7 @@ pub struct PromptClassifier {
     spec: PromptSpec,
     labels: Vec<String>,
     label_ids: Vec<u32>,
+    /// `[CLS] prefix` and `suffix [SEP]`: what surrounds every text.
     prefix: Vec<u32>,
     suffix: Vec<u32>,
     mask_id: u32,
@@ -82,7 +83,9 @@ impl PromptClassifier {
         })?;
         let (prefix, suffix) = template_parts(&spec.template, &tokenizer, mask_id)?;
         let (labels, label_ids) = verbalizer_ids(&spec, &tokenizer)?;
-        let overhead = prefix.len() + suffix.len() + 2;
+        let (cls, sep) = tokenizer.single_text_specials()?;
+        let (prefix, suffix) = ([cls, prefix].concat(), [suffix, sep].concat());
+        let overhead = prefix.len() + suffix.len();
         if max_length <= overhead {
             return Err(Error::Invalid(format!(
                 "max_length {max_length} leaves no room for text: the template takes {overhead} tokens"
@@ -120,12 +123,10 @@ impl PromptClassifier {
     /// `[CLS] prefix text suffix [SEP]`, the text's tokens cut (at the end) so the whole
     /// fits `max_length`, as PET truncates the text and never the pattern.
     pub fn encode(&self, text: &str) -> Result<Encoding> {
-        let (cls, sep) = self.tokenizer.single_text_specials()?;
-        let budget =
-            self.max_length - self.prefix.len() - self.suffix.len() - cls.len() - sep.len();
+        let budget = self.max_length - self.prefix.len() - self.suffix.len();
         let mut body = self.tokenizer.encode_plain(text)?;
         body.truncate(budget);
-        let ids: Vec<u32> = [&cls[..], &self.prefix, &body, &self.suffix, &sep].concat();
+        let ids: Vec<u32> = [&self.prefix[..], &body, &self.suffix].concat();
         let n = ids.len();
         let mut special = vec![0u32; n];
         special[0] = 1;

@@ -80,15 +80,15 @@ impl SimcseTask {
         encoder.batch_size = cfg.train.eval_batch_size;
         let limit = encoder.model.config().max_sequence_length();
         let max_len = d.max_length.min(limit);
-        let tok = Tokenizer::from_dir(&dir)?;
+        let tok = &encoder.tokenizer;
         let train = read_train(
             &crate::assets::resolve_file(train_path)?,
             d,
             &cfg.task.simcse,
         )?;
-        let train = tokenize_train(&tok, train, max_len)?;
+        let train = tokenize_train(tok, train, max_len)?;
         let read_eval = |p: &PathBuf| -> Result<EvalPairs> {
-            read_eval_pairs(&crate::assets::resolve_file(p)?, d, &tok, max_len)
+            read_eval_pairs(&crate::assets::resolve_file(p)?, d, tok, max_len)
         };
         let dev = d.dev.as_ref().map(read_eval).transpose()?;
         let test = d.test.as_ref().map(read_eval).transpose()?;

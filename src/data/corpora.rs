@@ -232,3 +232,27 @@ pub fn sts_benchmark(asset_dir: &Path, name: &str) -> Result<Vec<serde_json::Val
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sts_rows_keep_score_and_both_sentences_and_bad_rows_name_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = "main-captions\tMSRvid\t2012test\t0001\t5.000\tA man plays.\tA man is playing.\n\
+                  main-news\theadlines\t2015\t0002\t0\tX \"quoted\" text\tY\tsource\tlicence\n";
+        std::fs::write(dir.path().join("sts-ok.csv"), ok).unwrap();
+        let rows = sts_benchmark(dir.path(), "sts-ok.csv").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["label"], 5.0);
+        assert_eq!(rows[1]["text"], "X \"quoted\" text");
+        assert_eq!(rows[1]["text_pair"], "Y");
+        std::fs::write(dir.path().join("sts-bad.csv"), "a\tb\tc\td\tfive\tx\ty\n").unwrap();
+        let err = sts_benchmark(dir.path(), "sts-bad.csv").unwrap_err().to_string();
+        assert!(err.contains("sts-bad.csv:1") && err.contains("five"), "{err}");
+        std::fs::write(dir.path().join("sts-short.csv"), "a\tb\tc\n").unwrap();
+        let err = sts_benchmark(dir.path(), "sts-short.csv").unwrap_err().to_string();
+        assert!(err.contains("3 tab-separated fields"), "{err}");
+    }
+}

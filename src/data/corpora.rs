@@ -249,10 +249,17 @@ mod tests {
         assert_eq!(rows[1]["text"], "X \"quoted\" text");
         assert_eq!(rows[1]["text_pair"], "Y");
         std::fs::write(dir.path().join("sts-bad.csv"), "a\tb\tc\td\tfive\tx\ty\n").unwrap();
-        let err = sts_benchmark(dir.path(), "sts-bad.csv").unwrap_err().to_string();
-        assert!(err.contains("sts-bad.csv:1") && err.contains("five"), "{err}");
+        let err = sts_benchmark(dir.path(), "sts-bad.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sts-bad.csv:1") && err.contains("five"),
+            "{err}"
+        );
         std::fs::write(dir.path().join("sts-short.csv"), "a\tb\tc\n").unwrap();
-        let err = sts_benchmark(dir.path(), "sts-short.csv").unwrap_err().to_string();
+        let err = sts_benchmark(dir.path(), "sts-short.csv")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("3 tab-separated fields"), "{err}");
     }
 }

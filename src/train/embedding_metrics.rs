@@ -3,7 +3,10 @@
 //! and Spearman's correlation of cosine similarity with gold similarity scores (STS).
 
 use super::metrics::spearman;
+use crate::data::dataset::{read_labelled, DataConfig, RawLabel};
 use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
 
 /// `v / ‖v‖` (zero stays zero).
 fn unit(v: &[f32]) -> Vec<f64> {
@@ -57,6 +60,94 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 pub fn sts_spearman(pairs: &[(&[f32], &[f32])], gold: &[f64]) -> f64 {
     let cos: Vec<f64> = pairs.iter().map(|(a, b)| cosine(a, b)).collect();
     spearman(&cos, gold)
+}
+
+/// The two vectors of a sentence pair.
+pub type VectorPair<'a> = (&'a [f32], &'a [f32]);
+
+/// A file of sentence pairs, each distinct sentence once (uniformity is over sentences, not
+/// pair slots), with gold similarity scores when the file has them.
+pub struct SentencePairs {
+    /// The distinct sentences, in order of first appearance.
+    pub sentences: Vec<String>,
+    /// Each row's two sentences, as indices into `sentences`.
+    pub pairs: Vec<(usize, usize)>,
+    /// Each row's score (`cfg.label_field`), when every row has one.
+    pub scores: Option<Vec<f64>>,
+}
+
+impl SentencePairs {
+    /// Reads `path` with `cfg` (whose `text_pair_field` names the second sentence): a row
+    /// without a pair or with a non-numeric score, or scores on only some rows, is an error
+    /// naming the file (and line).
+    pub fn read(path: &Path, cfg: &DataConfig) -> Result<Self> {
+        let field = cfg.text_pair_field.as_deref().unwrap_or("text_pair");
+        let rows = read_labelled(path, cfg, false)?;
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut sentences: Vec<String> = Vec::new();
+        let mut id = |t: &str| -> usize {
+            *index.entry(t.to_string()).or_insert_with(|| {
+                sentences.push(t.to_string());
+                sentences.len() - 1
+            })
+        };
+        let (mut pairs, mut scores) = (Vec::new(), Vec::new());
+        for e in &rows {
+            let bad = |msg: String| Error::Input {
+                path: path.into(),
+                line: e.line,
+                msg,
+            };
+            let b = (e.text_pair.as_deref())
+                .ok_or_else(|| bad(format!("no `{field}`: sentence pairs are needed here")))?;
+            pairs.push((id(&e.text), id(b)));
+            match &e.label {
+                Some(RawLabel::Number(x)) => scores.push(*x),
+                None => {}
+                Some(_) => {
+                    return Err(bad(format!(
+                        "`{}` must be a number (a similarity score)",
+                        cfg.label_field
+                    )))
+                }
+            }
+        }
+        if !scores.is_empty() && scores.len() != pairs.len() {
+            return Err(Error::config(
+                path,
+                format!(
+                    "{} of {} pairs have a score; score all or none",
+                    scores.len(),
+                    pairs.len()
+                ),
+            ));
+        }
+        Ok(SentencePairs {
+            sentences,
+            pairs,
+            scores: (!scores.is_empty()).then_some(scores),
+        })
+    }
+
+    /// Every pair's two vectors (`vecs` one per sentence), and the positives among them:
+    /// pairs scored at least `threshold`, or every pair when there are no scores.
+    pub fn vectors<'a>(
+        &self,
+        vecs: &'a [Vec<f32>],
+        threshold: f64,
+    ) -> (Vec<VectorPair<'a>>, Vec<VectorPair<'a>>) {
+        let all: Vec<(&[f32], &[f32])> = (self.pairs.iter())
+            .map(|&(a, b)| (vecs[a].as_slice(), vecs[b].as_slice()))
+            .collect();
+        let positives = match &self.scores {
+            None => all.clone(),
+            Some(s) => (all.iter().zip(s))
+                .filter(|(_, x)| **x >= threshold)
+                .map(|(p, _)| *p)
+                .collect(),
+        };
+        (all, positives)
+    }
 }
 
 #[cfg(test)]

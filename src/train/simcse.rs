@@ -7,11 +7,11 @@
 //! uniformity, and the contrastive loss over the positive pairs.
 
 use super::config::{BestMetric, RunConfig};
-use super::embedding_metrics::{alignment, sts_spearman, uniformity};
+use super::embedding_metrics::{alignment, sts_spearman, uniformity, SentencePairs};
 use super::evaluation::Evaluation;
 use super::task::{Split, StepOutput, Task};
 use crate::data::batch::{pad_batch, to_encoder_input, EncoderInput};
-use crate::data::dataset::{read_labelled, DataConfig, Example, RawLabel};
+use crate::data::dataset::{read_labelled, DataConfig, Example};
 use crate::error::{Error, Result};
 use crate::models::hub;
 use crate::nn::contrastive::simcse_loss;
@@ -20,7 +20,6 @@ use crate::rng;
 use crate::tasks::embed::{read_st_config, SentenceEncoder, SimcseSpec, ST_POOLINGS};
 use crate::tokenize::{EncodeOptions, Encoding, Padding, TextInput, Tokenizer, Truncation};
 use candle_core::{Device, Tensor, Var};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The training rows: anchors, and (supervised) their positives and hard negatives.
@@ -30,12 +29,10 @@ struct TrainRows {
     negatives: Option<Vec<Encoding>>,
 }
 
-/// A held-out split: pairs of sentences (indices into `sentences`, each distinct text
-/// once) with their gold scores when the file has them.
+/// A held-out split: scored pairs and each distinct sentence's encoding.
 struct EvalPairs {
-    sentences: Vec<Encoding>,
-    pairs: Vec<(usize, usize)>,
-    scores: Option<Vec<f64>>,
+    pairs: SentencePairs,
+    encodings: Vec<Encoding>,
 }
 
 /// SimCSE fine-tuning of a sentence encoder.
@@ -252,50 +249,9 @@ fn read_eval_pairs(
         text_pair_field: Some(d.text_pair_field.clone().unwrap_or("text_pair".into())),
         ..d.clone()
     };
-    let rows = read_labelled(path, &cfg, false)?;
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut texts: Vec<String> = Vec::new();
-    let mut id = |t: &str| -> usize {
-        *index.entry(t.to_string()).or_insert_with(|| {
-            texts.push(t.to_string());
-            texts.len() - 1
-        })
-    };
-    let (mut pairs, mut scores) = (Vec::new(), Vec::new());
-    for e in &rows {
-        let b = e.text_pair.as_deref().ok_or_else(|| Error::Input {
-            path: path.into(),
-            line: e.line,
-            msg: "no pair: SimCSE's dev / test files are sentence pairs (with scores)".into(),
-        })?;
-        pairs.push((id(&e.text), id(b)));
-        match &e.label {
-            Some(RawLabel::Number(x)) => scores.push(*x),
-            None => {}
-            Some(_) => {
-                return Err(Error::Input {
-                    path: path.into(),
-                    line: e.line,
-                    msg: format!("`{}` must be a number (a similarity score)", d.label_field),
-                })
-            }
-        }
-    }
-    if !scores.is_empty() && scores.len() != pairs.len() {
-        return Err(Error::config(
-            path,
-            format!(
-                "{} of {} pairs have a score; score all or none",
-                scores.len(),
-                pairs.len()
-            ),
-        ));
-    }
-    Ok(EvalPairs {
-        sentences: encode_all(tok, &texts, max_len)?,
-        pairs,
-        scores: (!scores.is_empty()).then_some(scores),
-    })
+    let pairs = SentencePairs::read(path, &cfg)?;
+    let encodings = encode_all(tok, &pairs.sentences, max_len)?;
+    Ok(EvalPairs { pairs, encodings })
 }
 
 impl Task for SimcseTask {
@@ -306,8 +262,12 @@ impl Task for SimcseTask {
         let params: usize = self.params().iter().map(|(_, v)| v.elem_count()).sum();
         let pairs = |s: &Option<EvalPairs>| {
             s.as_ref().map_or("no".to_string(), |p| {
-                let scored = if p.scores.is_some() { " scored" } else { "" };
-                format!("{}{scored}", p.pairs.len())
+                let scored = if p.pairs.scores.is_some() {
+                    " scored"
+                } else {
+                    ""
+                };
+                format!("{}{scored}", p.pairs.pairs.len())
             })
         };
         format!(
@@ -379,24 +339,11 @@ impl Task for SimcseTask {
         let Some(data) = self.split(split) else {
             return Ok(None);
         };
-        let vecs = self.encoder.embed_tokenized(&data.sentences, |_| {})?;
-        let all: Vec<(&[f32], &[f32])> = (data.pairs.iter())
-            .map(|&(a, b)| (vecs[a].as_slice(), vecs[b].as_slice()))
-            .collect();
-        let positive: Vec<bool> = match &data.scores {
-            Some(s) => s
-                .iter()
-                .map(|x| *x >= self.spec.positive_threshold)
-                .collect(),
-            None => vec![true; all.len()],
-        };
-        let positives: Vec<(&[f32], &[f32])> = (all.iter().zip(&positive))
-            .filter(|(_, p)| **p)
-            .map(|(pair, _)| *pair)
-            .collect();
+        let vecs = self.encoder.embed_tokenized(&data.encodings, |_| {})?;
+        let (all, positives) = data.pairs.vectors(&vecs, self.spec.positive_threshold);
         let loss = self.pairs_loss(&positives, batch_size)?;
         let mut ev = Evaluation::new(split.name(), step, loss, all.len());
-        if let Some(scores) = &data.scores {
+        if let Some(scores) = &data.pairs.scores {
             ev.scores
                 .insert("spearman".into(), sts_spearman(&all, scores));
         }
@@ -412,7 +359,7 @@ impl Task for SimcseTask {
     }
 
     fn default_metric(&self) -> BestMetric {
-        match self.dev.as_ref().and_then(|d| d.scores.as_ref()) {
+        match self.dev.as_ref().and_then(|d| d.pairs.scores.as_ref()) {
             Some(_) => BestMetric::Spearman,
             None => BestMetric::Loss,
         }

@@ -23,3 +23,4 @@ bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/word2vec_step.py > tests/fixtures/word2vec/steps.json
 "$py" reference/make_simcse_fixtures.py --out tests/fixtures/simcse
 "$py" reference/make_prompt_fixtures.py
+"$py" reference/make_seq2seq_fixtures.py --out tests/fixtures/seq2seq

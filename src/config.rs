@@ -131,9 +131,12 @@ fn default_position_type() -> String {
 impl BertConfig {
     /// Reads and validates `config.json`; every error names the file and the field.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let raw: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::config(path, format!("not valid JSON: {e}")))?;
+        Self::from_value(read_json(path)?, path)
+    }
+
+    /// Parses and validates a config already read from `path` (a sub-config of an
+    /// encoder–decoder, say); errors name `path`.
+    pub fn from_value(raw: serde_json::Value, path: &Path) -> Result<Self> {
         match raw.get("model_type").and_then(|v| v.as_str()) {
             Some("bert") | Some("roberta") => {}
             Some("nezha") if raw.get("max_relative_position").is_none() => {
@@ -267,6 +270,12 @@ impl BertConfig {
     }
 }
 
+/// Reads a JSON file; errors name it.
+pub fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::config(path, format!("not valid JSON: {e}")))
+}
+
 /// A GPT-2 `config.json` (HF `GPT2Config`), field for field; unknown fields round-trip.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Gpt2Config {
@@ -338,9 +347,12 @@ fn default_true() -> bool {
 impl Gpt2Config {
     /// Reads and validates a GPT-2 `config.json`; errors name the file and the field.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let raw: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::config(path, format!("not valid JSON: {e}")))?;
+        Self::from_value(read_json(path)?, path)
+    }
+
+    /// Parses and validates a config already read from `path` (a sub-config of an
+    /// encoder–decoder, say); errors name `path`.
+    pub fn from_value(raw: serde_json::Value, path: &Path) -> Result<Self> {
         match raw.get("model_type").and_then(|v| v.as_str()) {
             Some("gpt2") => {}
             Some(other) => {
@@ -400,5 +412,125 @@ impl Gpt2Config {
     /// Serializes back to the HF JSON form.
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(e.to_string()))
+    }
+}
+
+/// An HF `EncoderDecoderConfig` (`model_type` `"encoder-decoder"`, as bert2bert saves it):
+/// the encoder's and the decoder's configs and the ids generation needs. Unknown top-level
+/// fields round-trip.
+#[derive(Debug, Clone)]
+pub struct EncoderDecoderConfig {
+    /// The encoder (`bert`, `roberta` or `nezha`).
+    pub encoder: BertConfig,
+    /// The decoder: a `bert` config with `is_decoder` and `add_cross_attention` true.
+    pub decoder: BertConfig,
+    /// First decoder input (bert2bert: `[CLS]`).
+    pub decoder_start_token_id: u32,
+    /// Filler of padded labels (HF's `shift_tokens_right` turns `-100` into it).
+    pub pad_token_id: u32,
+    /// Where generation stops (bert2bert: `[SEP]`).
+    pub eos_token_id: Option<u32>,
+    /// Every other top-level field, written back on save.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EncoderDecoderConfig {
+    /// Reads and validates an encoder–decoder `config.json`; errors name the file and field.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let raw = read_json(path)?;
+        let serde_json::Value::Object(mut top) = raw else {
+            return Err(Error::config(path, "expected a JSON object"));
+        };
+        match top.get("model_type").and_then(|v| v.as_str()) {
+            Some("encoder-decoder") => {}
+            other => {
+                return Err(Error::config(
+                    path,
+                    format!(
+                        "model_type {other:?}: an encoder–decoder config says \"encoder-decoder\""
+                    ),
+                ))
+            }
+        }
+        let mut part = |name: &str| match top.remove(name) {
+            Some(v) => BertConfig::from_value(v, path),
+            None => Err(Error::config(path, format!("missing field `{name}`"))),
+        };
+        let (encoder, decoder) = (part("encoder")?, part("decoder")?);
+        let id = |name: &str| -> Result<Option<u32>> {
+            match top.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|i| u32::try_from(i).ok())
+                    .map(Some)
+                    .ok_or_else(|| Error::config(path, format!("`{name}` must be a token id"))),
+            }
+        };
+        let need = |name: &str, hint: &str| -> Result<u32> {
+            id(name)?.ok_or_else(|| Error::config(path, format!("missing field `{name}` ({hint})")))
+        };
+        let cfg = EncoderDecoderConfig {
+            decoder_start_token_id: need("decoder_start_token_id", "bert2bert uses the [CLS] id")?,
+            pad_token_id: need("pad_token_id", "the [PAD] id")?,
+            eos_token_id: id("eos_token_id")?,
+            encoder,
+            decoder,
+            extra: serde_json::Map::new(),
+        };
+        for k in ["decoder_start_token_id", "pad_token_id", "eos_token_id"] {
+            top.remove(k);
+        }
+        let cfg = EncoderDecoderConfig { extra: top, ..cfg };
+        cfg.validate().map_err(|m| Error::config(path, m))?;
+        Ok(cfg)
+    }
+
+    /// Checks what the decoder must be and that the ids fit the vocabularies.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let d = &self.decoder;
+        if d.model_type != ModelType::Bert {
+            return Err("decoder.model_type must be \"bert\" (a BERT decoder)".into());
+        }
+        for flag in ["is_decoder", "add_cross_attention"] {
+            if d.extra.get(flag) != Some(&serde_json::Value::Bool(true)) {
+                return Err(format!(
+                    "decoder.{flag} must be true for an encoder–decoder"
+                ));
+            }
+        }
+        for (name, id) in [
+            ("decoder_start_token_id", Some(self.decoder_start_token_id)),
+            ("pad_token_id", Some(self.pad_token_id)),
+            ("eos_token_id", self.eos_token_id),
+        ] {
+            if let Some(i) = id.filter(|&i| i as usize >= d.vocab_size) {
+                return Err(format!(
+                    "{name} {i} is outside the decoder's vocabulary of {}",
+                    d.vocab_size
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The HF JSON form (`EncoderDecoderConfig.to_dict`'s fields).
+    pub fn to_json(&self) -> Result<String> {
+        let mut top = self.extra.clone();
+        let part =
+            |c: &BertConfig| serde_json::to_value(c).map_err(|e| Error::Invalid(e.to_string()));
+        top.insert("model_type".into(), "encoder-decoder".into());
+        top.insert("is_encoder_decoder".into(), true.into());
+        top.insert("encoder".into(), part(&self.encoder)?);
+        top.insert("decoder".into(), part(&self.decoder)?);
+        top.insert(
+            "decoder_start_token_id".into(),
+            self.decoder_start_token_id.into(),
+        );
+        top.insert("pad_token_id".into(), self.pad_token_id.into());
+        if let Some(e) = self.eos_token_id {
+            top.insert("eos_token_id".into(), e.into());
+        }
+        serde_json::to_string_pretty(&top).map_err(|e| Error::Invalid(e.to_string()))
     }
 }

@@ -4,9 +4,8 @@
 //! hypotheses scored `sum_logprobs / generated_len^length_penalty`; the best `num_beams`
 //! unfinished ones run on. Scores are f32 with HF's `-1e9` masking so ties resolve alike.
 
-use super::{left_pad, processors, EarlyStopping, Generated, GenerationConfig, Session};
+use super::{left_pad, processors, Decoder, EarlyStopping, Generated, GenerationConfig, Session};
 use crate::error::Result;
-use crate::models::gpt2::Gpt2LMHeadModel;
 
 const NEG: f32 = -1.0e9;
 
@@ -25,8 +24,8 @@ struct Search {
     improvable: bool,
 }
 
-pub(super) fn beam_search(
-    model: &Gpt2LMHeadModel,
+pub(super) fn beam_search<M: Decoder>(
+    model: &M,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
 ) -> Result<Vec<Generated>> {
@@ -37,7 +36,7 @@ pub(super) fn beam_search(
         .flat_map(|p| std::iter::repeat_n(p.clone(), nb))
         .collect();
     let (ids, mask) = left_pad(&rows, cfg.pad());
-    let mut session = Session::new(model, rows.len(), cfg.use_cache);
+    let mut session = Session::new(model, rows.len(), cfg.use_cache)?;
     let mut logits = session.feed(&ids, &mask)?;
     let empty = |score: f32| Hyp {
         tokens: Vec::new(),
@@ -165,7 +164,7 @@ pub(super) fn beam_search(
         if !(improvable && open && !all_hit) {
             break;
         }
-        session.reorder(&order);
+        session.reorder(&order)?;
         let step_ids: Vec<Vec<u32>> = searches
             .iter()
             .flat_map(|s| {

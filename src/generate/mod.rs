@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod processors;
 mod sample;
 mod score;
+pub mod seq2seq;
 
 pub use pipeline::{TextGenerator, TextStream};
 pub use score::{sequence_logprob, SequenceScore};
@@ -204,22 +205,107 @@ pub struct StepInfo {
     pub top: Vec<(u32, f32)>,
 }
 
+/// A model [`generate`] decodes with: a cache that tokens are appended to, and an LM head
+/// over final hidden states. GPT-2 implements it; so does a bert2bert decoder bound to its
+/// encoder output ([`seq2seq::Seq2SeqDecoding`]).
+pub trait Decoder: Sync {
+    /// The decoding state of a batch of sequences.
+    type Cache;
+    /// Rows of the LM head.
+    fn vocab_size(&self) -> usize;
+    /// Longest sequence (prompt plus generated tokens) the model takes.
+    fn max_positions(&self) -> usize;
+    /// The config field [`Decoder::max_positions`] comes from (for error messages).
+    fn positions_field(&self) -> &'static str;
+    /// An empty cache for `rows` sequences.
+    fn new_cache(&self, rows: usize) -> Result<Self::Cache>;
+    /// Keeps sequence `order[i]` of the cache as sequence `i` (beam search).
+    fn reorder_cache(&self, cache: &mut Self::Cache, order: &[usize]) -> Result<()>;
+    /// Appends `ids` (`rows × t`; `mask` 0 marks left padding) to the cache and returns
+    /// each row's final hidden state `[rows, hidden]`.
+    fn forward_cached(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<f32>],
+        cache: &mut Self::Cache,
+    ) -> Result<Tensor>;
+    /// Each row's final hidden state `[rows, hidden]` from whole sequences, no cache.
+    fn last_hidden(&self, ids: &[Vec<u32>], mask: &[Vec<f32>]) -> Result<Tensor>;
+    /// Logits `[rows, vocab]` of final hidden states.
+    fn logits(&self, hidden: &Tensor) -> Result<Tensor>;
+    /// The argmax of [`Decoder::logits`] when the model has a faster way to it.
+    fn greedy_tokens(&self, _hidden: &Tensor) -> Result<Option<Vec<u32>>> {
+        Ok(None)
+    }
+}
+
+impl Decoder for Gpt2LMHeadModel {
+    type Cache = Gpt2Cache;
+
+    fn vocab_size(&self) -> usize {
+        self.config().vocab_size
+    }
+
+    fn max_positions(&self) -> usize {
+        self.config().n_positions
+    }
+
+    fn positions_field(&self) -> &'static str {
+        "n_positions"
+    }
+
+    fn new_cache(&self, rows: usize) -> Result<Gpt2Cache> {
+        Ok(Gpt2LMHeadModel::new_cache(self, rows))
+    }
+
+    fn reorder_cache(&self, cache: &mut Gpt2Cache, order: &[usize]) -> Result<()> {
+        cache.reorder(order);
+        Ok(())
+    }
+
+    fn forward_cached(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<f32>],
+        cache: &mut Gpt2Cache,
+    ) -> Result<Tensor> {
+        self.forward_cached_hidden(ids, mask, cache)
+    }
+
+    fn last_hidden(&self, ids: &[Vec<u32>], mask: &[Vec<f32>]) -> Result<Tensor> {
+        let (b, t) = (ids.len(), ids.first().map_or(0, Vec::len));
+        let dev = self.params().device();
+        let ids = Tensor::from_vec(ids.concat(), (b, t), &dev)?;
+        let mask = Tensor::from_vec(mask.concat(), (b, t), &dev)?;
+        let all = self.hidden_states(&ids, &mask, false)?;
+        Ok(all.narrow(1, t - 1, 1)?.squeeze(1)?)
+    }
+
+    fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Gpt2LMHeadModel::logits(self, hidden)
+    }
+
+    fn greedy_tokens(&self, hidden: &Tensor) -> Result<Option<Vec<u32>>> {
+        Gpt2LMHeadModel::greedy_tokens(self, hidden)
+    }
+}
+
 /// Decoding state over the model: keeps the KV cache (or, uncached, the whole sequences).
-struct Session<'a> {
-    model: &'a Gpt2LMHeadModel,
-    cache: Option<Gpt2Cache>,
+struct Session<'a, M: Decoder> {
+    model: &'a M,
+    cache: Option<M::Cache>,
     ids: Vec<Vec<u32>>,
     mask: Vec<Vec<f32>>,
 }
 
-impl<'a> Session<'a> {
-    fn new(model: &'a Gpt2LMHeadModel, rows: usize, use_cache: bool) -> Self {
-        Session {
+impl<'a, M: Decoder> Session<'a, M> {
+    fn new(model: &'a M, rows: usize, use_cache: bool) -> Result<Self> {
+        Ok(Session {
             model,
-            cache: use_cache.then(|| model.new_cache(rows)),
+            cache: use_cache.then(|| model.new_cache(rows)).transpose()?,
             ids: vec![Vec::new(); rows],
             mask: vec![Vec::new(); rows],
-        }
+        })
     }
 
     /// Appends tokens to every row and returns each row's next-token logits.
@@ -229,22 +315,15 @@ impl<'a> Session<'a> {
     }
 
     /// Appends tokens to every row and returns each row's final hidden state `[rows,
-    /// n_embd]`, the input of [`Self::logits`] and of the model's greedy screen.
+    /// hidden]`, the input of [`Self::logits`] and of the model's greedy screen.
     fn feed_hidden(&mut self, ids: &[Vec<u32>], mask: &[Vec<f32>]) -> Result<Tensor> {
         for (r, (i, m)) in ids.iter().zip(mask).enumerate() {
             self.ids[r].extend_from_slice(i);
             self.mask[r].extend_from_slice(m);
         }
         match &mut self.cache {
-            Some(cache) => self.model.forward_cached_hidden(ids, mask, cache),
-            None => {
-                let (b, t) = (self.ids.len(), self.ids[0].len());
-                let dev = self.model.params().device();
-                let ids = Tensor::from_vec(self.ids.concat(), (b, t), &dev)?;
-                let mask = Tensor::from_vec(self.mask.concat(), (b, t), &dev)?;
-                let all = self.model.hidden_states(&ids, &mask, false)?;
-                Ok(all.narrow(1, t - 1, 1)?.squeeze(1)?)
-            }
+            Some(cache) => self.model.forward_cached(ids, mask, cache),
+            None => self.model.last_hidden(&self.ids, &self.mask),
         }
     }
 
@@ -254,12 +333,13 @@ impl<'a> Session<'a> {
         Ok(logits.to_dtype(DType::F32)?.to_vec2()?)
     }
 
-    fn reorder(&mut self, order: &[usize]) {
+    fn reorder(&mut self, order: &[usize]) -> Result<()> {
         if let Some(c) = &mut self.cache {
-            c.reorder(order);
+            self.model.reorder_cache(c, order)?;
         }
         self.ids = order.iter().map(|&i| self.ids[i].clone()).collect();
         self.mask = order.iter().map(|&i| self.mask[i].clone()).collect();
+        Ok(())
     }
 }
 
@@ -286,12 +366,12 @@ fn left_pad(prompts: &[Vec<u32>], pad: u32) -> (Vec<Vec<u32>>, Vec<Vec<f32>>) {
 }
 
 /// Checks prompts against the model before any work.
-fn check_prompts(
-    model: &Gpt2LMHeadModel,
-    prompts: &[Vec<u32>],
-    cfg: &GenerationConfig,
-) -> Result<()> {
-    let c = model.config();
+fn check_prompts(model: &impl Decoder, prompts: &[Vec<u32>], cfg: &GenerationConfig) -> Result<()> {
+    let (vocab, max, field) = (
+        model.vocab_size(),
+        model.max_positions(),
+        model.positions_field(),
+    );
     if prompts.is_empty() {
         return Err(Error::Invalid("no prompts to generate from".into()));
     }
@@ -299,10 +379,10 @@ fn check_prompts(
         ("eos_token_id", cfg.eos_token_id),
         ("pad_token_id", cfg.pad_token_id),
     ] {
-        if let Some(id) = id.filter(|&i| i as usize >= c.vocab_size) {
+        if let Some(id) = id.filter(|&i| i as usize >= vocab) {
             return Err(Error::Invalid(format!(
                 "{name} {id} is outside the model's vocabulary of {}",
-                c.vocab_size
+                vocab
             )));
         }
     }
@@ -312,27 +392,25 @@ fn check_prompts(
                 "prompt {i} is empty: give at least one token"
             )));
         }
-        if let Some(bad) = p.iter().find(|&&t| t as usize >= c.vocab_size) {
+        if let Some(bad) = p.iter().find(|&&t| t as usize >= vocab) {
             return Err(Error::Invalid(format!(
                 "prompt {i}: token id {bad} is outside the model's vocabulary of {}",
-                c.vocab_size
+                vocab
             )));
         }
-        if p.len() > c.n_positions {
+        if p.len() > max {
             return Err(Error::Invalid(format!(
-                "prompt {i} has {} tokens, longer than the model's n_positions ({})",
-                p.len(),
-                c.n_positions
+                "prompt {i} has {} tokens, longer than the model's {field} ({max})",
+                p.len()
             )));
         }
-        if p.len().saturating_add(cfg.max_new_tokens) > c.n_positions {
+        if p.len().saturating_add(cfg.max_new_tokens) > max {
             return Err(Error::Invalid(format!(
-                "prompt {i} ({} tokens) + max_new_tokens ({}) exceeds the model's n_positions ({}); \
+                "prompt {i} ({} tokens) + max_new_tokens ({}) exceeds the model's {field} ({max}); \
                  lower --max-new-tokens to at most {}",
                 p.len(),
                 cfg.max_new_tokens,
-                c.n_positions,
-                c.n_positions - p.len()
+                max - p.len()
             )));
         }
     }
@@ -341,8 +419,8 @@ fn check_prompts(
 
 /// Generates from each prompt (token ids); returns `num_return_sequences` results per prompt,
 /// in prompt order. `on_step` sees every chosen token as it is decided (streaming).
-pub fn generate(
-    model: &Gpt2LMHeadModel,
+pub fn generate<M: Decoder>(
+    model: &M,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
     on_step: &mut (dyn FnMut(&StepInfo) + Send),

@@ -1,13 +1,12 @@
 //! Greedy decoding and sampling (HF `_sample`): one token per row per step; a finished row
 //! gets the pad token until every row is done.
 
-use super::{left_pad, processors, Generated, GenerationConfig, Session, StepInfo};
+use super::{left_pad, processors, Decoder, Generated, GenerationConfig, Session, StepInfo};
 use crate::error::Result;
-use crate::models::gpt2::Gpt2LMHeadModel;
 use crate::rng::Rng;
 
-pub(super) fn greedy_or_sample(
-    model: &Gpt2LMHeadModel,
+pub(super) fn greedy_or_sample<M: Decoder>(
+    model: &M,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
     on_step: &mut (dyn FnMut(&StepInfo) + Send),
@@ -24,7 +23,7 @@ pub(super) fn greedy_or_sample(
         .collect();
     let pad = cfg.pad();
     let (ids, mask) = left_pad(&rows, pad);
-    let mut session = Session::new(model, rows.len(), cfg.use_cache);
+    let mut session = Session::new(model, rows.len(), cfg.use_cache)?;
     let mut hidden = session.feed_hidden(&ids, &mask)?;
     let mut seqs = rows.clone();
     let mut done = vec![false; rows.len()];

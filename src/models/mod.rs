@@ -2,6 +2,7 @@
 //! directories.
 
 pub mod bert;
+pub mod encoder_decoder;
 pub mod gpt2;
 pub mod hub;
 pub mod nezha;
@@ -112,7 +113,7 @@ impl LoadedEncoder {
 }
 
 /// Finds under which prefix the encoder's weights are stored.
-fn encoder_prefix(
+pub(crate) fn encoder_prefix(
     tensors: &std::collections::HashMap<String, candle_core::Tensor>,
     model_type: ModelType,
     path: &Path,

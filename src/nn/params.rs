@@ -88,6 +88,13 @@ impl Params {
         p
     }
 
+    /// From now on, [`Params::get`] initialises a tensor the checkpoint lacks as
+    /// [`Params::new_model`] does instead of failing (a warm start adding new blocks).
+    pub fn init_missing(self, init_std: f64) -> Self {
+        self.lock().init_missing = Some(init_std);
+        self
+    }
+
     /// The same store, one name level deeper.
     pub fn pp(&self, name: &str) -> Params {
         let prefix = if self.prefix.is_empty() {

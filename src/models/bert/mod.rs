@@ -9,9 +9,11 @@ use crate::models::{nezha, roberta};
 use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
 use candle_core::{DType, Tensor};
 
+pub mod decoder;
 mod int8;
 
 pub use crate::data::batch::EncoderInput;
+pub use decoder::{BertDecoderCache, BertLMHeadModel};
 
 /// Everything the encoder returns.
 #[derive(Clone, Debug)]

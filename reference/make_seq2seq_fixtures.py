@@ -8,6 +8,8 @@ early and some run to the limit. Writes, under --out:
 - `golden.json`: sources, targets (ids, each ending in `[SEP]`), the teacher-forcing loss
   (`labels` with -100 padding), greedy and beam-search outputs (batched, and greedy per
   input alone) with `max_new_tokens` 10;
+- `warm_start_keys.json`: the tensor names `save_pretrained` writes for
+  `EncoderDecoderModel.from_encoder_decoder_pretrained(bert-a, bert-a)` (a warm start);
 - `golden.safetensors`: the logits `[batch, tgt, vocab]` of that forward pass and the
   gradients of a few parameters of the loss.
 
@@ -104,6 +106,19 @@ def main():
                  "scores": beam.sequences_scores.tolist()},
     }
     (out / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
+    warm_start_keys(src, out)
+
+
+def warm_start_keys(src, out):
+    import tempfile
+
+    from safetensors import safe_open
+
+    m = EncoderDecoderModel.from_encoder_decoder_pretrained(str(src), str(src))
+    with tempfile.TemporaryDirectory() as d:
+        m.save_pretrained(d)
+        keys = sorted(safe_open(f"{d}/model.safetensors", "pt").keys())
+    (out / "warm_start_keys.json").write_text(json.dumps(keys, indent=0) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,3 +24,4 @@ bpe=$(./target/debug/bert4rs fetch gpt2-bpe | cut -f2)
 "$py" reference/make_simcse_fixtures.py --out tests/fixtures/simcse
 "$py" reference/make_prompt_fixtures.py
 "$py" reference/make_seq2seq_fixtures.py --out tests/fixtures/seq2seq
+"$py" reference/make_rouge_fixtures.py > tests/fixtures/seq2seq/rouge.json

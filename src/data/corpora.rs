@@ -53,18 +53,90 @@ pub fn spam_assassin(asset_dir: &Path, out: &Path) -> Result<usize> {
 }
 
 fn email_text(raw: &str) -> String {
+    let (subject, body) = email_parts(raw);
+    truncate_chars(format!("{subject} {body}"))
+}
+
+/// The Subject line and the body (headers dropped) of a raw e-mail, whitespace collapsed.
+fn email_parts(raw: &str) -> (String, String) {
     let (headers, body) = raw.split_once("\n\n").unwrap_or(("", raw));
     let subject = headers
         .lines()
         .find_map(|l| l.strip_prefix("Subject:"))
-        .unwrap_or("")
-        .trim();
-    let body: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut text = format!("{subject} {body}");
+        .unwrap_or("");
+    let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    (collapse(subject), collapse(body))
+}
+
+fn truncate_chars(mut text: String) -> String {
     if let Some((i, _)) = text.char_indices().nth(MAX_EMAIL_CHARS) {
         text.truncate(i);
     }
     text
+}
+
+/// SpamAssassin's ham e-mails as subject generation: `{"text": body, "summary": Subject
+/// line, "thread": the subject without `Re:`/`Fwd:` prefixes and `[list]` tags,
+/// lower-cased}`, for e-mails with a subject and a body of at least 5 words, in sorted file
+/// order. Split by `thread`, so no reply shares a split with its thread's other messages.
+pub fn email_subjects(asset_dir: &Path) -> Result<Vec<serde_json::Value>> {
+    let mut files = Vec::new();
+    for group in ["easy-ham-1", "easy-ham-2", "hard-ham-1"] {
+        let dir = asset_dir.join(group);
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        for e in rd {
+            let p = e.map_err(|e| Error::io(&dir, e))?.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut rows = Vec::new();
+    for p in files {
+        let raw = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| Error::Input {
+            path: p.clone(),
+            line: e.line(),
+            msg: e.to_string(),
+        })?;
+        let (subject, body) = email_parts(v["text"].as_str().unwrap_or_default());
+        let thread = thread_key(&subject);
+        if thread.is_empty() || body.split_whitespace().count() < 5 {
+            continue;
+        }
+        rows.push(serde_json::json!({
+            "text": truncate_chars(body),
+            "summary": subject,
+            "thread": thread,
+        }));
+    }
+    Ok(rows)
+}
+
+/// A subject without reply / forward prefixes and bracketed list tags, lower-cased.
+fn thread_key(subject: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in subject.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    let mut s = out.trim().to_lowercase();
+    loop {
+        let stripped = ["re:", "fwd:", "fw:", "re :"]
+            .iter()
+            .find_map(|p| s.strip_prefix(p).map(|r| r.trim().to_string()));
+        match stripped {
+            Some(r) => s = r,
+            None => break,
+        }
+    }
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// People's Daily 1998 (`bert4rs fetch peoples-daily`, `199801.txt`, `word/TAG` tokens) as

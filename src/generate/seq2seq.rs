@@ -127,3 +127,41 @@ pub fn generate_seq2seq(
     let prompts = vec![vec![c.decoder_start_token_id]; n];
     generate(&bound, &prompts, &cfg, &mut |_| {})
 }
+
+/// Settings of `[task] kind = "seq2seq"` (section `[task.seq2seq]`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Seq2SeqSpec {
+    /// Target tokens kept (the end token `[SEP]` is added after them).
+    pub max_target_length: usize,
+    /// Beams when generating for evaluation (1 = greedy).
+    pub num_beams: usize,
+    /// Ban repeating n-grams of this size in generated text (0 = off).
+    pub no_repeat_ngram_size: usize,
+    /// The decoder's starting checkpoint when `model` is a plain BERT (a bert2bert warm
+    /// start; unset: `model` itself). Ignored when `model` is an encoder–decoder.
+    pub decoder: Option<String>,
+}
+
+impl Default for Seq2SeqSpec {
+    fn default() -> Self {
+        Seq2SeqSpec {
+            max_target_length: 32,
+            num_beams: 1,
+            no_repeat_ngram_size: 0,
+            decoder: None,
+        }
+    }
+}
+
+impl Seq2SeqSpec {
+    /// The generation settings of an evaluation: up to the target length plus the end token.
+    pub fn generation(&self) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens: self.max_target_length + 1,
+            num_beams: self.num_beams,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
+            ..Default::default()
+        }
+    }
+}

@@ -11,6 +11,7 @@ use crate::data::labelled::Problem;
 use crate::data::sentence_pairs::PairObjective;
 use crate::data::tags::Scheme;
 use crate::error::{Error, Result};
+use crate::generate::seq2seq::Seq2SeqSpec;
 use crate::nn::RnnMode;
 use crate::tasks::classify::{LossConfig, WindowSpec};
 use crate::tasks::embed::SimcseSpec;
@@ -157,6 +158,8 @@ pub struct TaskConfig {
     pub simcse: SimcseSpec,
     /// `kind = "prompt"`: the template and verbalizer (`[task.prompt]`).
     pub prompt: PromptSpec,
+    /// `kind = "seq2seq"`: target length and decoding (`[task.seq2seq]`).
+    pub seq2seq: Seq2SeqSpec,
 }
 
 /// How the off-ramps of `task.early_exit` are trained.
@@ -216,6 +219,7 @@ impl Default for TaskConfig {
             early_exit: None,
             simcse: SimcseSpec::default(),
             prompt: PromptSpec::default(),
+            seq2seq: Seq2SeqSpec::default(),
         }
     }
 }
@@ -239,6 +243,8 @@ pub enum TaskKind {
     Simcse,
     /// Prompt-based classification (PET): a masked LM, a template and a verbalizer.
     Prompt,
+    /// Text to text with a bert2bert encoder–decoder (`data.label_field` names the target).
+    Seq2seq,
 }
 
 /// Metric that picks the best checkpoint.
@@ -262,6 +268,8 @@ pub enum BestMetric {
     EntityF1,
     /// Micro F1 over the real relations (relation classification; higher is better).
     RelationF1,
+    /// Mean ROUGE-L F-measure of generated text (seq2seq; higher is better).
+    RougeL,
 }
 
 /// The loop (section `[train]`).

@@ -86,6 +86,7 @@ impl Evaluation {
             BestMetric::Loss => -self.loss,
             BestMetric::EntityF1 => self.entities.as_ref().map_or(f64::NAN, |m| m.micro_f1),
             BestMetric::RelationF1 => self.relations.as_ref().map_or(f64::NAN, |m| m.micro_f1),
+            BestMetric::RougeL => self.scores.get("rouge_l").copied().unwrap_or(f64::NAN),
         }
     }
 
@@ -106,6 +107,9 @@ impl Evaluation {
         }
         if let Some(s) = self.scores.get("spearman") {
             return Some(("Spearman", *s));
+        }
+        if let Some(s) = self.scores.get("rouge_l") {
+            return Some(("ROUGE-L", *s));
         }
         self.perplexity.map(|p| ("perplexity", p))
     }

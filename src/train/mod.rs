@@ -3,7 +3,8 @@
 //! checkpoints with exact resume, metrics and reports — and the built-in tasks:
 //! [`SequenceTask`] (classification, multi-label, regression), [`TokenTask`] (NER),
 //! [`RelationTask`], [`CausalLmTask`], [`MlmTask`] (masked-LM pre-training) and
-//! [`SimcseTask`] (contrastive sentence embeddings) and [`PromptTask`] (PET).
+//! [`SimcseTask`] (contrastive sentence embeddings), [`PromptTask`] (PET) and
+//! [`Seq2SeqTask`] (bert2bert text to text).
 
 pub mod checkpoint;
 pub mod config;
@@ -14,6 +15,7 @@ mod engine;
 pub mod entity_metrics;
 pub mod evaluation;
 mod fit;
+pub mod generation_metrics;
 pub mod groups;
 pub mod inplace;
 pub mod lm;
@@ -26,6 +28,7 @@ pub mod pruning;
 pub mod relation;
 pub mod report;
 pub mod schedule;
+pub mod seq2seq;
 pub mod sequence;
 pub mod simcse;
 pub mod task;
@@ -42,6 +45,7 @@ pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 pub use prompt::PromptTask;
 pub use relation::RelationTask;
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};
+pub use seq2seq::Seq2SeqTask;
 pub use sequence::SequenceTask;
 pub use simcse::SimcseTask;
 pub use task::{Split, StepOutput, Task};
@@ -76,6 +80,7 @@ pub fn with_trainer<F: WithTrainer>(
         TaskKind::Mlm => f.with(Trainer::new(cfg.clone(), MlmTask::new(&cfg)?, resume)?),
         TaskKind::Simcse => f.with(Trainer::new(cfg.clone(), SimcseTask::new(&cfg)?, resume)?),
         TaskKind::Prompt => f.with(Trainer::new(cfg.clone(), PromptTask::new(&cfg)?, resume)?),
+        TaskKind::Seq2seq => f.with(Trainer::new(cfg.clone(), Seq2SeqTask::new(&cfg)?, resume)?),
     }
 }
 

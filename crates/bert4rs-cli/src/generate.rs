@@ -1,5 +1,6 @@
 //! `bert4rs generate` and `bert4rs score`: text generation and continuation log-probs with a
-//! GPT-2 model directory (byte-level BPE, or the BERT vocabulary of the Chinese GPT-2s).
+//! GPT-2 model directory (byte-level BPE, or the BERT vocabulary of the Chinese GPT-2s);
+//! `generate` also runs an encoder–decoder (bert2bert) on source texts.
 
 use bert4rs::error::{Error, Result};
 use bert4rs::generate::{
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 /// Where the prompt and tokenizer come from.
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
-    /// HF GPT-2 model directory.
+    /// HF GPT-2 model directory, or an encoder–decoder (bert2bert) one: its prompts are
+    /// then the source texts.
     #[arg(long, value_parser = super::model_dir)]
     model: PathBuf,
     /// Tokenizer directory, when the model directory has none.
@@ -54,10 +56,14 @@ pub struct Args {
     /// Prompt text (repeat for a batch).
     #[arg(
         long,
-        required_unless_present = "prompt_ids",
-        conflicts_with = "prompt_ids"
+        required_unless_present_any = ["prompt_ids", "input"],
+        conflicts_with_all = ["prompt_ids", "input"]
     )]
     prompt: Vec<String>,
+    /// Prompts from a file, one per example: plain text (a line each), JSON lines or CSV/TSV
+    /// with a `text` field (the inputs `predict` reads).
+    #[arg(long, conflicts_with = "prompt_ids")]
+    input: Option<PathBuf>,
     /// Prompt as comma-separated token ids, e.g. 15496,11,616 (repeat for a batch).
     #[arg(long, value_parser = parse_ids)]
     prompt_ids: Vec<TokenIds>,
@@ -168,12 +174,21 @@ pub fn run(a: Args) -> Result<()> {
             )))
         }
     };
+    let texts = match &a.input {
+        Some(path) => {
+            let ex = bert4rs::data::input::read_examples(path)?;
+            ex.into_iter().map(|e| e.text).collect()
+        }
+        None => a.prompt.clone(),
+    };
+    if is_encoder_decoder(&a.model.model)? {
+        return run_seq2seq(&a, &texts, json);
+    }
     let loaded = a.model.load()?;
     let cfg = a.config(loaded.eos(a.eos_token_id))?;
     let prompts: Vec<Vec<u32>> = match a.prompt_ids.is_empty() {
         false => a.prompt_ids.iter().map(|p| p.0.clone()).collect(),
-        true => a
-            .prompt
+        true => texts
             .iter()
             .map(|p| loaded.encode_prompt(p))
             .collect::<Result<_>>()?,
@@ -200,6 +215,75 @@ pub fn run(a: Args) -> Result<()> {
                 None => format!("{:?}", g.ids),
             };
             writeln!(w, "{shown}").map_err(|e| Error::io("<stdout>", e))?;
+        }
+    }
+    Ok(())
+}
+
+fn is_encoder_decoder(dir: &std::path::Path) -> Result<bool> {
+    let cfg = bert4rs::config::read_json(&dir.join("config.json"))?;
+    Ok(cfg.get("model_type").and_then(|v| v.as_str()) == Some("encoder-decoder"))
+}
+
+/// An encoder–decoder: each text is a source (truncated to the encoder's positions), the
+/// output its generated target, in batches of 16.
+fn run_seq2seq(a: &Args, texts: &[String], json: bool) -> Result<()> {
+    use bert4rs::models::encoder_decoder::EncoderDecoderModel;
+    use bert4rs::tokenize::{EncodeOptions, Padding, TextInput, Tokenizer, Truncation};
+    let m = &a.model;
+    for (flag, used) in [
+        ("--prompt-ids", !a.prompt_ids.is_empty()),
+        ("--int8", m.int8),
+        ("--show-top", a.show_top),
+    ] {
+        if used {
+            return Err(Error::Invalid(format!(
+                "{flag} is not supported with an encoder–decoder model; give source texts \
+                 with --prompt or --input"
+            )));
+        }
+    }
+    if texts.is_empty() {
+        return Err(Error::Invalid("no source texts to generate from".into()));
+    }
+    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+        return Err(Error::Invalid(format!(
+            "source text {} is empty: an encoder–decoder needs something to read",
+            i + 1
+        )));
+    }
+    if let Some(n) = m.threads {
+        bert4rs::util::init_threads(n);
+    }
+    let model = EncoderDecoderModel::from_dir(&m.model, &candle_core::Device::Cpu, false)?;
+    let tok = Tokenizer::from_dir(m.tokenizer.as_deref().unwrap_or(&m.model))?;
+    let cfg = a.config(a.eos_token_id)?;
+    let opts = EncodeOptions {
+        max_length: Some(model.encoder().config().max_sequence_length()),
+        padding: Padding::Longest,
+        truncation: Some(Truncation::LongestFirst),
+    };
+    let mut w = std::io::stdout().lock();
+    for chunk in texts.chunks(16) {
+        let inputs: Vec<TextInput> = chunk
+            .iter()
+            .map(|t| TextInput::single(t.as_str()))
+            .collect();
+        let encs = tok.encode_batch(&inputs, &opts)?;
+        let input = bert4rs::data::batch::to_encoder_input(&encs, &candle_core::Device::Cpu)?;
+        for g in bert4rs::generate::seq2seq::generate_seq2seq(&model, &input, &cfg)? {
+            let text = tok.decode_with(&g.ids[g.prompt_len..], true)?;
+            let line = match json {
+                true => {
+                    let mut v = serde_json::json!({ "ids": g.ids, "text": text });
+                    if let Some(s) = g.score {
+                        v["score"] = serde_json::json!(s);
+                    }
+                    v.to_string()
+                }
+                false => text,
+            };
+            writeln!(w, "{line}").map_err(|e| Error::io("<stdout>", e))?;
         }
     }
     Ok(())

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The corpus: spam-assassin (labelled JSONL), zh-lm (People's Daily + Chinese
+    /// The corpus: spam-assassin (labelled JSONL), email-subjects (ham bodies → subjects,
+    /// DIR/{train,dev,test}.jsonl split by thread, for seq2seq), zh-lm (People's Daily + Chinese
     /// reviews as plain text, one sentence per line, for causal-LM training), zh-words
     /// (People's Daily word-segmented: words separated by spaces, for word2vec), zh-seg
     /// (People's Daily as BIOES character tags for word segmentation, DIR/{train,dev,test}.jsonl), duie
@@ -59,7 +60,7 @@ pub fn run(a: Args) -> Result<()> {
         "zh-seg" => {
             let dir = bert4rs::assets::fetch(bert4rs::assets::find("peoples-daily")?)?;
             let rows = bert4rs::data::corpora::peoples_daily_segmentation(&dir)?;
-            let counts = write_split(&a.output, rows, a.seed)?;
+            let counts = write_split(&a.output, rows, a.seed, "text")?;
             eprintln!(
                 "{} / {} / {} train / dev / test sentences (characters tagged BIOES, words as entities `W`) → {}/",
                 counts[0], counts[1], counts[2], a.output.display()
@@ -69,7 +70,7 @@ pub fn run(a: Args) -> Result<()> {
         "duie" => {
             let dir = bert4rs::assets::fetch(bert4rs::assets::find("duie")?)?;
             let (rows, skipped) = bert4rs::data::relation::duie_rows(&dir.join("test.json"), a.negatives, a.seed)?;
-            let counts = write_split(&a.output, rows, a.seed)?;
+            let counts = write_split(&a.output, rows, a.seed, "text")?;
             eprintln!(
                 "{} / {} / {} train / dev / test pairs → {}/ ({skipped} triples skipped: an entity not in its text, or one inside the other)",
                 counts[0], counts[1], counts[2], a.output.display()
@@ -83,7 +84,7 @@ pub fn run(a: Args) -> Result<()> {
                 .into_iter()
                 .map(|(t, l)| serde_json::json!({"text": t, "label": l}))
                 .collect();
-            let counts = write_split(&a.output, rows, a.seed)?;
+            let counts = write_split(&a.output, rows, a.seed, "text")?;
             eprintln!(
                 "{} / {} / {} train / dev / test reviews → {}/ ({conflicts} texts under both labels dropped)",
                 counts[0], counts[1], counts[2], a.output.display()
@@ -112,8 +113,18 @@ pub fn run(a: Args) -> Result<()> {
             Ok(())
         }
         "sts-b" => sts_b(&a.output),
+        "email-subjects" => {
+            let dir = bert4rs::assets::fetch(bert4rs::assets::find("spam-assassin")?)?;
+            let rows = bert4rs::data::corpora::email_subjects(&dir)?;
+            let counts = write_split(&a.output, rows, a.seed, "thread")?;
+            eprintln!(
+                "{} / {} / {} train / dev / test ham e-mails (body → subject, split by thread) → {}/",
+                counts[0], counts[1], counts[2], a.output.display()
+            );
+            Ok(())
+        }
         other => Err(Error::Invalid(format!(
-            "unknown corpus `{other}` (known: spam-assassin, zh-lm, zh-words, zh-seg, duie, zh-sentiment, zh-mlm, sts-b; polarity-en is a CSV the trainer reads directly)"
+            "unknown corpus `{other}` (known: spam-assassin, zh-lm, zh-words, zh-seg, duie, zh-sentiment, zh-mlm, sts-b, email-subjects; polarity-en is a CSV the trainer reads directly)"
         ))),
     }
 }
@@ -167,17 +178,21 @@ fn sts_b(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Splits rows 80/10/10 by sentence (pairs of one text stay together), seeded, into
+/// Splits rows 80/10/10 by the value of field `key` (rows that share it stay together:
+/// pairs of one sentence, messages of one thread), seeded, into
 /// `dir/{train,dev,test}.jsonl`; returns the row counts.
 fn write_split(
     dir: &std::path::Path,
     rows: Vec<serde_json::Value>,
     seed: u64,
+    key: &str,
 ) -> Result<[usize; 3]> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Runs of one value count once (a value recurring later counts again; each value still
+    // lands in one part), as the published splits were drawn.
     let mut texts: Vec<String> = Vec::new();
     for r in &rows {
-        let t = r["text"].as_str().unwrap_or_default();
+        let t = r[key].as_str().unwrap_or_default();
         if texts.last().is_none_or(|l| l != t) {
             texts.push(t.to_string());
         }
@@ -186,7 +201,7 @@ fn write_split(
     let mut out = [String::new(), String::new(), String::new()];
     let mut counts = [0; 3];
     for r in &rows {
-        let k = part[r["text"].as_str().unwrap_or_default()];
+        let k = part[r[key].as_str().unwrap_or_default()];
         out[k].push_str(&r.to_string());
         out[k].push('\n');
         counts[k] += 1;

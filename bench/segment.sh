@@ -3,7 +3,8 @@
 # by sentence, seed 42): the dictionary-free character BiLSTM-CRF (configs/zh-seg-bilstm-crf.toml,
 # trained if missing) against jieba (PyPI, default dictionary + HMM) on the same test split;
 # word precision / recall / F1, a word right when its character span is a gold word's.
-#   bash bench/segment.sh
+# MODEL (default the BiLSTM-CRF) scores another segmentation model on the same split.
+#   bash bench/segment.sh [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --release --bin bert4rs
@@ -12,7 +13,8 @@ py=$(bash reference/setup.sh | tail -1)
 "$py" -c "import jieba" 2>/dev/null || "$py" -m pip install -q jieba
 d=runs/zh-seg-data
 [ -f $d/test.jsonl ] || $b prepare zh-seg --output $d
-[ -f runs/zh-seg-bilstm-crf/best/config.json ] || $b train --config configs/zh-seg-bilstm-crf.toml >/dev/null 2>&1
+model="${1:-runs/zh-seg-bilstm-crf/best}"
+[ -f "$model/config.json" ] || $b train --config configs/zh-seg-bilstm-crf.toml >/dev/null 2>&1
 python3 -c "
 import json
 with open('$d/test.txt', 'w') as f:
@@ -20,7 +22,7 @@ with open('$d/test.txt', 'w') as f:
         f.write(''.join(json.loads(line)['text'].split(' ')) + '\n')
 "
 t0=$(date +%s%N)
-$b segment --model runs/zh-seg-bilstm-crf/best --input $d/test.txt --output $d/test.ours.txt --max-length 256 2>/dev/null
+$b segment --model "$model" --input $d/test.txt --output $d/test.ours.txt --max-length 256 2>/dev/null
 t1=$(date +%s%N)
-echo "bert4rs segment: $(( (t1 - t0) / 1000000 )) ms for $(wc -l < $d/test.txt) sentences (load included)"
+echo "bert4rs segment ($model): $(( (t1 - t0) / 1000000 )) ms for $(wc -l < $d/test.txt) sentences (load included)"
 "$py" reference/jieba_seg.py $d/test.jsonl $d/test.ours.txt

@@ -3,7 +3,7 @@
 
 use super::dataset::{write_jsonl, Example, RawLabel};
 use crate::error::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Characters of an e-mail body kept (the model sees at most `max_length` tokens anyway).
 const MAX_EMAIL_CHARS: usize = 2000;
@@ -12,34 +12,18 @@ const MAX_EMAIL_CHARS: usize = 2000;
 /// `spam` from its group folder, text = the Subject line plus the body (headers dropped,
 /// whitespace collapsed). Files are visited in sorted order, so the output is stable.
 pub fn spam_assassin(asset_dir: &Path, out: &Path) -> Result<usize> {
-    let mut files = Vec::new();
-    for group in ["easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"] {
-        let dir = asset_dir.join(group);
-        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-        for e in rd {
-            let p = e.map_err(|e| Error::io(&dir, e))?.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                files.push((group, p));
-            }
-        }
-    }
-    files.sort();
+    let groups = ["easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"];
+    let files = email_files(asset_dir, &groups)?;
     let mut examples = Vec::with_capacity(files.len());
     for (group, p) in files {
-        let raw = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| Error::Input {
-            path: p.clone(),
-            line: e.line(),
-            msg: e.to_string(),
-        })?;
-        let text = v["text"].as_str().unwrap_or_default();
+        let text = read_email(&p)?;
         let label = if group.starts_with("spam") {
             "spam"
         } else {
             "ham"
         };
         examples.push(Example {
-            text: email_text(text),
+            text: email_text(&text),
             text_pair: None,
             label: Some(RawLabel::Name(label.into())),
             line: 0,
@@ -50,6 +34,34 @@ pub fn spam_assassin(asset_dir: &Path, out: &Path) -> Result<usize> {
     }
     write_jsonl(out, &examples)?;
     Ok(examples.len())
+}
+
+/// The `.json` files of the asset's group folders, as (group, path), sorted.
+fn email_files<'a>(asset_dir: &Path, groups: &[&'a str]) -> Result<Vec<(&'a str, PathBuf)>> {
+    let mut files = Vec::new();
+    for &group in groups {
+        let dir = asset_dir.join(group);
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        for e in rd {
+            let p = e.map_err(|e| Error::io(&dir, e))?.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push((group, p));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The raw e-mail (`text`) of one asset file.
+fn read_email(p: &Path) -> Result<String> {
+    let raw = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+    let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| Error::Input {
+        path: p.to_path_buf(),
+        line: e.line(),
+        msg: e.to_string(),
+    })?;
+    Ok(v["text"].as_str().unwrap_or_default().to_string())
 }
 
 fn email_text(raw: &str) -> String {
@@ -80,27 +92,9 @@ fn truncate_chars(mut text: String) -> String {
 /// lower-cased}`, for e-mails with a subject and a body of at least 5 words, in sorted file
 /// order. Split by `thread`, so no reply shares a split with its thread's other messages.
 pub fn email_subjects(asset_dir: &Path) -> Result<Vec<serde_json::Value>> {
-    let mut files = Vec::new();
-    for group in ["easy-ham-1", "easy-ham-2", "hard-ham-1"] {
-        let dir = asset_dir.join(group);
-        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-        for e in rd {
-            let p = e.map_err(|e| Error::io(&dir, e))?.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
     let mut rows = Vec::new();
-    for p in files {
-        let raw = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| Error::Input {
-            path: p.clone(),
-            line: e.line(),
-            msg: e.to_string(),
-        })?;
-        let (subject, body) = email_parts(v["text"].as_str().unwrap_or_default());
+    for (_, p) in email_files(asset_dir, &["easy-ham-1", "easy-ham-2", "hard-ham-1"])? {
+        let (subject, body) = email_parts(&read_email(&p)?);
         let thread = thread_key(&subject);
         if thread.is_empty() || body.split_whitespace().count() < 5 {
             continue;

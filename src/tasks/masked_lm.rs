@@ -6,12 +6,11 @@
 //! use HF's names, so `transformers` loads them as either class; the fill-mask predictions
 //! of [`MaskedLm::fill_mask`] are the ones HF's `fill-mask` pipeline returns.
 
-use crate::config::{HiddenAct, ModelType};
+use crate::config::ModelType;
 use crate::error::{Error, Result};
-use crate::kernels::Gelu;
-use crate::models::bert::{BertModel, EncoderInput};
+use crate::models::bert::{BertLMPredictionHead, BertModel, EncoderInput};
 use crate::models::{hub, load_encoder};
-use crate::nn::{Init, LayerNorm, Linear, Params};
+use crate::nn::{Init, Linear, Params};
 use candle_core::{Device, Tensor, Var, D};
 use std::path::Path;
 
@@ -24,9 +23,7 @@ pub type Candidates = Vec<(u32, f32)>;
 /// A BERT encoder with HF's masked-LM head.
 pub struct MaskedLm {
     encoder: BertModel,
-    dense: Linear,
-    norm: LayerNorm,
-    decoder: Linear,
+    head: BertLMPredictionHead,
     /// `cls.seq_relationship` (BertForPreTraining's NSP / SOP head), when trained.
     seq_relationship: Option<Linear>,
     params: Params,
@@ -84,15 +81,9 @@ impl MaskedLm {
         next_sentence: bool,
     ) -> Result<Self> {
         let cfg = encoder.config().clone();
-        let (h, v, std) = (cfg.hidden_size, cfg.vocab_size, cfg.initializer_range);
-        let p = params.pp("cls.predictions");
-        let dense = Linear::load_or_init(&p.pp("transform.dense"), h, h, std)?;
-        let norm = LayerNorm::load_or_init(&p.pp("transform.LayerNorm"), h, cfg.layer_norm_eps)?;
-        let bias = p.get_or_init(v, "bias", Init::Zeros)?;
-        // HF ties `cls.predictions.decoder.bias` to `cls.predictions.bias`: one tensor.
-        p.discard("decoder.bias");
-        p.discard("decoder.weight");
+        let (h, std) = (cfg.hidden_size, cfg.initializer_range);
         let table = encoder.embeddings().word_embeddings().weight().clone();
+        let head = BertLMPredictionHead::load(&params.pp("cls.predictions"), &cfg, table)?;
         let pairs = params.pp("cls.seq_relationship");
         let seq_relationship = match next_sentence {
             true => Some(Linear::load_or_init(&pairs, h, 2, std)?),
@@ -104,11 +95,9 @@ impl MaskedLm {
             }
         };
         Ok(MaskedLm {
-            decoder: Linear::new(table, Some(bias)),
+            head,
             seq_relationship,
             encoder,
-            dense,
-            norm,
             params,
             prefix,
         })
@@ -167,12 +156,7 @@ impl MaskedLm {
     }
 
     fn head(&self, h: &Tensor) -> Result<Tensor> {
-        let x = match self.encoder.config().hidden_act {
-            HiddenAct::Gelu => self.dense.forward_gelu(h, Gelu::Erf)?,
-            HiddenAct::GeluNew => self.dense.forward_gelu(h, Gelu::Tanh)?,
-            HiddenAct::Relu => self.dense.forward(h)?.relu()?,
-        };
-        self.decoder.forward(&self.norm.forward(&x)?)
+        self.head.forward(h)
     }
 
     /// The top `k` tokens and probabilities at every `mask_id` position of each row, in

@@ -9,11 +9,12 @@
 //! to a [`BertDecoderCache`], whose cross-attention keys and values are computed once from
 //! the encoder output, so the encoder runs once per input however long the output.
 
+use super::lm_head::BertLMPredictionHead;
 use super::{BertEmbeddings, BertIntermediate, BertResidualOutput};
-use crate::config::{BertConfig, HiddenAct};
+use crate::config::BertConfig;
 use crate::error::{Error, Result};
-use crate::kernels::{self, Gelu};
-use crate::nn::{Dropout, Init, LayerNorm, Linear, Params};
+use crate::kernels;
+use crate::nn::{Dropout, Linear, Params};
 use candle_core::{DType, Tensor, D};
 
 /// Added to the scores of keys a query must not see (HF adds `finfo(f32).min`; both give an
@@ -118,9 +119,24 @@ impl DecoderLayer {
         })
     }
 
-    fn feed_forward(&self, a: &Tensor, train: bool) -> Result<Tensor> {
-        let f = self.intermediate.forward(a)?;
-        self.output.forward(&f, a, train)
+    /// Causal self-attention over `self_kv` (this block's keys and values of every token so
+    /// far), cross-attention over the encoder's `cross_kv` (padding masked by `encoder_mask`),
+    /// then the feed-forward block.
+    fn forward(
+        &self,
+        x: &Tensor,
+        self_kv: (&Tensor, &Tensor),
+        cross_kv: (&Tensor, &Tensor),
+        causal: &Tensor,
+        encoder_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (k, v) = self_kv;
+        let a = self.attention.forward(x, k, v, Keys::Bias(causal), train)?;
+        let (k, v) = cross_kv;
+        let a = (self.crossattention).forward(&a, k, v, Keys::Mask(encoder_mask), train)?;
+        let f = self.intermediate.forward(&a)?;
+        self.output.forward(&f, &a, train)
     }
 }
 
@@ -169,30 +185,11 @@ impl BertDecoderCache {
     }
 }
 
-/// HF `BertOnlyMLMHead`: dense → activation → LayerNorm → tied decoder plus bias.
-struct LmHead {
-    dense: Linear,
-    norm: LayerNorm,
-    decoder: Linear,
-    act: HiddenAct,
-}
-
-impl LmHead {
-    fn forward(&self, h: &Tensor) -> Result<Tensor> {
-        let x = match self.act {
-            HiddenAct::Gelu => self.dense.forward_gelu(h, Gelu::Erf)?,
-            HiddenAct::GeluNew => self.dense.forward_gelu(h, Gelu::Tanh)?,
-            HiddenAct::Relu => self.dense.forward(h)?.relu()?,
-        };
-        self.decoder.forward(&self.norm.forward(&x)?)
-    }
-}
-
 /// A BERT decoder with cross-attention and its LM head (HF `BertLMHeadModel`).
 pub struct BertLMHeadModel {
     embeddings: BertEmbeddings,
     layers: Vec<DecoderLayer>,
-    head: LmHead,
+    head: BertLMPredictionHead,
     config: BertConfig,
 }
 
@@ -206,24 +203,12 @@ impl BertLMHeadModel {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| DecoderLayer::load(&bert.pp(&format!("encoder.layer.{i}")), cfg))
             .collect::<Result<Vec<_>>>()?;
-        let (h, v, std) = (cfg.hidden_size, cfg.vocab_size, cfg.initializer_range);
-        let c = p.pp("cls.predictions");
-        let dense = Linear::load_or_init(&c.pp("transform.dense"), h, h, std)?;
-        let norm = LayerNorm::load_or_init(&c.pp("transform.LayerNorm"), h, cfg.layer_norm_eps)?;
-        let bias = c.get_or_init(v, "bias", Init::Zeros)?;
-        // Tied to the word embeddings and to `cls.predictions.bias` (HF does not load them).
-        c.discard("decoder.weight");
-        c.discard("decoder.bias");
         let table = embeddings.word_embeddings().weight().clone();
+        let head = BertLMPredictionHead::load(&p.pp("cls.predictions"), cfg, table)?;
         Ok(BertLMHeadModel {
             embeddings,
             layers,
-            head: LmHead {
-                dense,
-                norm,
-                decoder: Linear::new(table, Some(bias)),
-                act: cfg.hidden_act,
-            },
+            head,
             config: cfg.clone(),
         })
     }
@@ -279,14 +264,8 @@ impl BertLMHeadModel {
         let mask = encoder_mask.to_dtype(DType::F32)?;
         for l in &self.layers {
             let (k, v) = l.attention.keys_values(&x)?;
-            let a = l
-                .attention
-                .forward(&x, &k, &v, Keys::Bias(&causal), train)?;
             let (ck, cv) = l.crossattention.keys_values(encoder_hidden)?;
-            let a = l
-                .crossattention
-                .forward(&a, &ck, &cv, Keys::Mask(&mask), train)?;
-            x = l.feed_forward(&a, train)?;
+            x = l.forward(&x, (&k, &v), (&ck, &cv), &causal, &mask, train)?;
         }
         Ok(x)
     }
@@ -351,15 +330,9 @@ impl BertLMHeadModel {
                 Some((pk, pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
                 None => (k, v),
             };
-            let a = l
-                .attention
-                .forward(&x, &k, &v, Keys::Bias(&causal), false)?;
+            let cross = (&c.cross_kv.0, &c.cross_kv.1);
+            x = l.forward(&x, (&k, &v), cross, &causal, &cache.encoder_mask, false)?;
             c.self_kv = Some((k, v));
-            let (ck, cv) = &c.cross_kv;
-            let a = l
-                .crossattention
-                .forward(&a, ck, cv, Keys::Mask(&cache.encoder_mask), false)?;
-            x = l.feed_forward(&a, false)?;
         }
         cache.len += t;
         Ok(x.narrow(1, t - 1, 1)?.squeeze(1)?)

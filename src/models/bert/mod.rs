@@ -11,9 +11,11 @@ use candle_core::{DType, Tensor};
 
 pub mod decoder;
 mod int8;
+pub mod lm_head;
 
 pub use crate::data::batch::EncoderInput;
 pub use decoder::{BertDecoderCache, BertLMHeadModel};
+pub use lm_head::BertLMPredictionHead;
 
 /// Everything the encoder returns.
 #[derive(Clone, Debug)]

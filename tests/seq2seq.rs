@@ -233,3 +233,31 @@ fn malformed_encoder_decoder_configs_name_the_field() {
         );
     }
 }
+
+#[test]
+fn seeded_sampling_is_reproducible_and_returns_every_sequence() {
+    let g = json("seq2seq/golden.json");
+    let m = model(false);
+    let batch = &sources(&g, Padding::Longest)[0];
+    let cfg = GenerationConfig {
+        do_sample: true,
+        top_k: 20,
+        temperature: 1.5,
+        num_return_sequences: 2,
+        seed: 7,
+        ..greedy_cfg(&g)
+    };
+    let a = generate_seq2seq(&m, batch, &cfg).unwrap();
+    let b = generate_seq2seq(&m, batch, &cfg).unwrap();
+    assert_eq!(ids_of(&a), ids_of(&b), "same seed, same samples");
+    assert_eq!(a.len(), 6, "2 sequences for each of 3 sources");
+    let vocab = m.config().decoder.vocab_size as u32;
+    assert!(a
+        .iter()
+        .all(|o| o.ids[0] == m.config().decoder_start_token_id
+            && o.ids.iter().all(|&t| t < vocab)
+            && o.ids.len() <= 11));
+    let other = GenerationConfig { seed: 8, ..cfg };
+    let c = generate_seq2seq(&m, batch, &other).unwrap();
+    assert_ne!(ids_of(&a), ids_of(&c), "another seed, other samples");
+}

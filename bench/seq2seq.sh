@@ -16,7 +16,7 @@ tmp=$(mktemp -d)
 head -1 "$tmp/n.txt" > "$tmp/one.txt"
 secs() { local s; s=$(date +%s.%N); "$@" > "$tmp/out"; echo "$(date +%s.%N) - $s" | bc; }
 for beams in 1 4; do
-  args=(generate --model "$model" --threads "$threads" --max-new-tokens 25 --num-beams "$beams")
+  args=(generate --model "$model" --threads "$threads" --max-length 128 --max-new-tokens 25 --num-beams "$beams")
   t1=$(secs ./target/release/bert4rs "${args[@]}" --input "$tmp/one.txt")
   tn=$(secs ./target/release/bert4rs "${args[@]}" --input "$tmp/n.txt")
   ours=$(echo "($tn - $t1) * $n / ($n - 1)" | bc -l)

@@ -9,7 +9,7 @@ mod common;
 
 use bert4rs::generate::seq2seq::generate_seq2seq;
 use bert4rs::models::encoder_decoder::{EncoderDecoderModel, Seq2SeqIds};
-use bert4rs::train::generation_metrics::{lead_sentence, rouge_l};
+use bert4rs::train::generation_metrics::{generation_scores, lead_sentence, rouge_l};
 use bert4rs::train::{RunConfig, Seq2SeqTask, Split, Task, Trainer};
 use candle_core::Device;
 use common::{fixture, json, weights};
@@ -31,6 +31,15 @@ fn rouge_l_matches_the_rouge_score_package() {
             );
         }
     }
+}
+
+#[test]
+fn exact_match_ignores_case_and_punctuation_spacing_only() {
+    let preds = ["re : [ ilug ] sun solaris..", "sun solaris"].map(String::from);
+    let refs = ["Re: [ILUG] Sun Solaris..", "Sun Solaris 2"].map(String::from);
+    let (rouge, exact) = generation_scores(&preds, &refs);
+    assert_eq!(exact, 0.5);
+    assert!((rouge - (1.0 + 0.8) / 2.0).abs() < 1e-12, "{rouge}");
 }
 
 #[test]

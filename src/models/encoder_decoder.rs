@@ -200,16 +200,15 @@ impl EncoderDecoderModel {
         Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
     }
 
-    /// A decoding cache for `rows_per_input` sequences per input (beams, samples), with the
-    /// encoder run once and its output repeated.
+    /// A decoding cache for `rows_per_input` sequences per input (beams, samples) of the
+    /// encoder output `enc` (mask `mask`).
     pub fn new_cache(
         &self,
         enc: &Tensor,
         mask: &Tensor,
         rows_per_input: usize,
     ) -> Result<BertDecoderCache> {
-        let (enc, mask) = repeat_rows(enc, mask, rows_per_input)?;
-        self.decoder.new_cache(&enc, &mask)
+        self.decoder.new_cache(enc, mask, rows_per_input)
     }
 
     /// Writes `config.json` and `model.safetensors` as HF `EncoderDecoderModel` does (tied

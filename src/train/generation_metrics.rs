@@ -49,14 +49,15 @@ pub fn rouge_l(prediction: &str, reference: &str) -> (f64, f64, f64) {
     (precision, recall, f)
 }
 
-/// Mean ROUGE-L F-measure and exact-match rate (after trimming and lower-casing) of
-/// predictions against references.
+/// Mean ROUGE-L F-measure and exact-match rate of predictions against references. Exact
+/// match compares ROUGE's tokens (lower-cased `a-z0-9` runs), since an uncased WordPiece
+/// model cannot give back the reference's case and spacing around punctuation.
 pub fn generation_scores(predictions: &[String], references: &[String]) -> (f64, f64) {
     let n = predictions.len().max(1) as f64;
     let pairs = predictions.iter().zip(references);
     let rouge: f64 = pairs.clone().map(|(p, r)| rouge_l(p, r).2).sum();
     let exact = pairs
-        .filter(|(p, r)| p.trim().to_lowercase() == r.trim().to_lowercase())
+        .filter(|(p, r)| rouge_tokens(p) == rouge_tokens(r))
         .count();
     (rouge / n, exact as f64 / n)
 }

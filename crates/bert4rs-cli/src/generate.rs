@@ -113,6 +113,10 @@ pub struct Args {
     /// text (streamed) or json (one {"ids", "text"} line per sequence).
     #[arg(long, default_value = "text")]
     format: String,
+    /// Encoder–decoder: source tokens kept ([CLS] and [SEP] included; default the encoder's
+    /// positions). Use the training run's `data.max_length`.
+    #[arg(long, value_parser = super::at_least_one())]
+    max_length: Option<usize>,
 }
 
 impl ModelArgs {
@@ -183,6 +187,11 @@ pub fn run(a: Args) -> Result<()> {
     };
     if is_encoder_decoder(&a.model.model)? {
         return run_seq2seq(&a, &texts, json);
+    }
+    if a.max_length.is_some() {
+        return Err(Error::Invalid(
+            "--max-length (source tokens) applies to encoder–decoder models only".into(),
+        ));
     }
     let loaded = a.model.load()?;
     let cfg = a.config(loaded.eos(a.eos_token_id))?;
@@ -258,8 +267,9 @@ fn run_seq2seq(a: &Args, texts: &[String], json: bool) -> Result<()> {
     let model = EncoderDecoderModel::from_dir(&m.model, &candle_core::Device::Cpu, false)?;
     let tok = Tokenizer::from_dir(m.tokenizer.as_deref().unwrap_or(&m.model))?;
     let cfg = a.config(a.eos_token_id)?;
+    let positions = model.encoder().config().max_sequence_length();
     let opts = EncodeOptions {
-        max_length: Some(model.encoder().config().max_sequence_length()),
+        max_length: Some(a.max_length.unwrap_or(positions).min(positions)),
         padding: Padding::Longest,
         truncation: Some(Truncation::LongestFirst),
     };

@@ -152,6 +152,9 @@ pub struct BertDecoderCache {
     layers: Vec<LayerCache>,
     encoder_mask: Tensor,
     len: usize,
+    /// Consecutive rows that decode the same input (beams, samples): their cross-attention
+    /// keys and values are equal.
+    rows_per_input: usize,
 }
 
 impl BertDecoderCache {
@@ -174,13 +177,21 @@ impl BertDecoderCache {
             &dev,
         )?;
         let pick = |t: &Tensor| t.index_select(&idx, 0);
+        // Beam search only reorders rows of one input among themselves: then the
+        // cross-attention state (equal for those rows) stays as it is.
+        let k = self.rows_per_input;
+        let within = order.iter().enumerate().all(|(i, &o)| o / k == i / k);
         for l in &mut self.layers {
             if let Some((k, v)) = &l.self_kv {
                 l.self_kv = Some((pick(k)?, pick(v)?));
             }
-            l.cross_kv = (pick(&l.cross_kv.0)?, pick(&l.cross_kv.1)?);
+            if !within {
+                l.cross_kv = (pick(&l.cross_kv.0)?, pick(&l.cross_kv.1)?);
+            }
         }
-        self.encoder_mask = pick(&self.encoder_mask)?;
+        if !within {
+            self.encoder_mask = pick(&self.encoder_mask)?;
+        }
         Ok(())
     }
 }
@@ -286,27 +297,43 @@ impl BertLMHeadModel {
         self.head.forward(hidden)
     }
 
-    /// An empty cache for decoding against `encoder_hidden` `[rows, src, hidden]` (mask
-    /// `[rows, src]`): every layer's cross-attention keys and values, computed here once.
+    /// An empty cache for decoding `rows_per_input` sequences for each input of
+    /// `encoder_hidden` `[n, src, hidden]` (mask `[n, src]`), rows of one input consecutive:
+    /// every layer's cross-attention keys and values, computed here once per input.
     pub fn new_cache(
         &self,
         encoder_hidden: &Tensor,
         encoder_mask: &Tensor,
+        rows_per_input: usize,
     ) -> Result<BertDecoderCache> {
+        let n = encoder_hidden.dim(0)?;
+        let k = rows_per_input.max(1);
+        let idx: Vec<u32> = (0..n as u32)
+            .flat_map(|i| std::iter::repeat_n(i, k))
+            .collect();
+        let idx = Tensor::from_vec(idx, n * k, encoder_hidden.device())?;
+        let repeat = |t: Tensor| -> Result<Tensor> {
+            Ok(match k {
+                1 => t,
+                _ => t.index_select(&idx, 0)?,
+            })
+        };
         let layers = self
             .layers
             .iter()
             .map(|l| {
+                let (ck, cv) = l.crossattention.keys_values(encoder_hidden)?;
                 Ok(LayerCache {
                     self_kv: None,
-                    cross_kv: l.crossattention.keys_values(encoder_hidden)?,
+                    cross_kv: (repeat(ck)?, repeat(cv)?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(BertDecoderCache {
             layers,
-            encoder_mask: encoder_mask.to_dtype(DType::F32)?.contiguous()?,
+            encoder_mask: repeat(encoder_mask.to_dtype(DType::F32)?.contiguous()?)?,
             len: 0,
+            rows_per_input: k,
         })
     }
 

@@ -9,8 +9,6 @@ cd "$(dirname "$0")/.."
 steps="${1:-2500}"
 cargo build -q --release --bin bert4rs
 b=./target/release/bert4rs
-py=$(bash reference/setup.sh | tail -1)
-"$py" -c "import jieba" 2>/dev/null || "$py" -m pip install -q jieba
 d=runs/zh-seg-data
 [ -f $d/test.jsonl ] || $b prepare zh-seg --output $d
 timed() { local s; s=$(date +%s); "$@"; echo "  ($(( ($(date +%s) - s) / 60 )) min $(( ($(date +%s) - s) % 60 )) s)" >&2; }

@@ -6,6 +6,7 @@
 //! HF's `from_encoder_decoder_pretrained` does: cross-attention (and a missing LM-head
 //! transform) initialised, everything else loaded.
 
+use super::bert::decoder::repeat_interleave;
 use super::bert::{BertDecoderCache, BertLMHeadModel, BertModel, EncoderInput};
 use super::{encoder_prefix, hub};
 use crate::config::{BertConfig, EncoderDecoderConfig};
@@ -221,17 +222,9 @@ impl EncoderDecoderModel {
 /// Each row of `enc` `[n, src, h]` and `mask` `[n, src]` repeated `k` times in place
 /// (`repeat_interleave`), as generation expands inputs for beams.
 pub fn repeat_rows(enc: &Tensor, mask: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
-    if k == 1 {
-        return Ok((enc.clone(), mask.to_dtype(DType::F32)?));
-    }
-    let n = enc.dim(0)?;
-    let idx: Vec<u32> = (0..n as u32)
-        .flat_map(|i| std::iter::repeat_n(i, k))
-        .collect();
-    let idx = Tensor::from_vec(idx, n * k, enc.device())?;
     Ok((
-        enc.index_select(&idx, 0)?,
-        mask.to_dtype(DType::F32)?.index_select(&idx, 0)?,
+        repeat_interleave(enc, k)?,
+        repeat_interleave(&mask.to_dtype(DType::F32)?, k)?,
     ))
 }
 

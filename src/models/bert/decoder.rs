@@ -306,18 +306,8 @@ impl BertLMHeadModel {
         encoder_mask: &Tensor,
         rows_per_input: usize,
     ) -> Result<BertDecoderCache> {
-        let n = encoder_hidden.dim(0)?;
         let k = rows_per_input.max(1);
-        let idx: Vec<u32> = (0..n as u32)
-            .flat_map(|i| std::iter::repeat_n(i, k))
-            .collect();
-        let idx = Tensor::from_vec(idx, n * k, encoder_hidden.device())?;
-        let repeat = |t: Tensor| -> Result<Tensor> {
-            Ok(match k {
-                1 => t,
-                _ => t.index_select(&idx, 0)?,
-            })
-        };
+        let repeat = |t: Tensor| repeat_interleave(&t, k);
         let layers = self
             .layers
             .iter()
@@ -364,6 +354,19 @@ impl BertLMHeadModel {
         cache.len += t;
         Ok(x.narrow(1, t - 1, 1)?.squeeze(1)?)
     }
+}
+
+/// Each row (along dim 0) repeated `k` times in place, as torch's `repeat_interleave`: how
+/// generation expands an input for its beams or samples.
+pub fn repeat_interleave(t: &Tensor, k: usize) -> Result<Tensor> {
+    if k == 1 {
+        return Ok(t.clone());
+    }
+    let n = t.dim(0)?;
+    let idx: Vec<u32> = (0..n as u32)
+        .flat_map(|i| std::iter::repeat_n(i, k))
+        .collect();
+    Ok(t.index_select(&Tensor::from_vec(idx, n * k, t.device())?, 0)?)
 }
 
 /// `[1, 1, n, n]`: 0 where key ≤ query, [`MASKED`] above the diagonal.

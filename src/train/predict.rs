@@ -238,12 +238,36 @@ impl EntityTagger {
                 .map(|(i, _)| (i, i + 1))
                 .collect()
         };
-        let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+        // The characters joined as training joined the `tokens` of its rows (a space between
+        // two unless both are CJK): a sub-word tokenizer then reads a run of digits or Latin
+        // letters one character at a time, as it did in training, instead of as one piece
+        // whose later characters get no tag.
+        let spaced: Vec<String> = (examples.iter())
+            .map(|e| {
+                let cs: Vec<String> = (e.text.chars())
+                    .filter(|c| !c.is_whitespace())
+                    .map(String::from)
+                    .collect();
+                crate::data::tagged::join_words(&cs).0
+            })
+            .collect();
+        let examples = (examples.into_iter().zip(&spaced))
+            .map(|(e, text)| Example {
+                text: text.clone(),
+                ..e
+            })
+            .collect();
         let tagged = self.tag_words(source, examples, max_length, batch_size, chars)?;
-        Ok(texts
+        let unspaced = |w: String| w.chars().filter(|c| !c.is_whitespace()).collect();
+        Ok(spaced
             .iter()
             .zip(tagged)
-            .map(|(text, entities)| words_of(text, &entities))
+            .map(|(text, entities)| {
+                words_of(text, &entities)
+                    .into_iter()
+                    .map(unspaced)
+                    .collect()
+            })
             .collect())
     }
 

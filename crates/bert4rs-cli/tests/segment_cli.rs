@@ -16,9 +16,13 @@ const SENTENCES: [&[&str]; 4] = [
 ];
 
 fn rows(dir: &Path, name: &str, n: usize) -> String {
+    rows_of(&SENTENCES, dir, name, n)
+}
+
+fn rows_of(sentences: &[&[&str]], dir: &Path, name: &str, n: usize) -> String {
     let mut out = String::new();
     for i in 0..n {
-        let words = SENTENCES[i % SENTENCES.len()];
+        let words = sentences[i % sentences.len()];
         let (mut tokens, mut tags) = (Vec::new(), Vec::new());
         for w in words {
             let chars: Vec<String> = w.chars().map(String::from).collect();
@@ -59,19 +63,7 @@ fn a_character_tagger_trains_evaluates_and_segments_without_losing_characters() 
         "task.embedding_dim=16".into(),
         "train.batch_size=8".into(),
     ];
-    let mut args = vec!["train".to_string(), "--config".into()];
-    args.push(
-        common::repo_root()
-            .join("configs/zh-seg-bilstm-crf.toml")
-            .to_str()
-            .unwrap()
-            .into(),
-    );
-    for s in &sets {
-        args.extend(["--set".to_string(), s.clone()]);
-    }
-    let r = bin(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    train_run("configs/zh-seg-bilstm-crf.toml", &sets);
     let best = run.join("best");
     let b = best.to_str().unwrap();
     let ev = bin(&["eval", "--model", b, "--data", &dev]);
@@ -79,20 +71,11 @@ fn a_character_tagger_trains_evaluates_and_segments_without_losing_characters() 
     let f1 = ev["entities"]["micro_f1"].as_f64().unwrap();
     assert!(f1 > 0.9, "word F1 on the training sentences: {ev}");
 
-    let input = tmp.path().join("texts.txt");
-    std::fs::write(&input, "中国人民很好\n我们 爱 中国\n人民的力量很大\n").unwrap();
-    let out = tmp.path().join("words.txt");
-    let r = bin(&[
-        "segment",
-        "--model",
-        b,
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let got = std::fs::read_to_string(&out).unwrap();
+    let got = segment(
+        &best,
+        tmp.path(),
+        "中国人民很好\n我们 爱 中国\n人民的力量很大\n",
+    );
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0], "中国 人民 很 好", "{got}");
@@ -102,6 +85,61 @@ fn a_character_tagger_trains_evaluates_and_segments_without_losing_characters() 
     {
         assert_eq!(line.replace(' ', ""), text, "every character once");
     }
+}
+
+fn train_run(config: &str, sets: &[String]) {
+    let mut args = vec!["train".to_string(), "--config".into()];
+    args.push(common::repo_root().join(config).to_str().unwrap().into());
+    for s in sets {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    let r = bin(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+fn segment(model: &Path, dir: &Path, texts: &str) -> String {
+    let (input, out) = (dir.join("texts.txt"), dir.join("words.txt"));
+    std::fs::write(&input, texts).unwrap();
+    let r = bin(&[
+        "segment",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    std::fs::read_to_string(&out).unwrap()
+}
+
+/// A sub-word encoder reads "hello" as one WordPiece; training reads the characters of a row
+/// one by one, so `segment` must too, or it could never split inside a Latin or digit run.
+#[test]
+fn an_encoder_tagger_splits_inside_a_run_that_its_vocabulary_holds_as_one_piece() {
+    let sentences: [&[&str]; 4] = [
+        &["hel", "lo", "你", "好"],
+        &["wor", "ld", "他", "们"],
+        &["你们", "hel", "lo", "wor", "ld"],
+        &["好", "wor", "ld", "他"],
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let train = rows_of(&sentences, tmp.path(), "train.jsonl", 48);
+    let dev = rows_of(&sentences, tmp.path(), "dev.jsonl", 4);
+    let run = tmp.path().join("run");
+    let sets = [
+        format!("model={:?}", fixture("train/tiny-cls").to_str().unwrap()),
+        format!("data.train={train:?}"),
+        format!("data.dev={dev:?}"),
+        format!("data.test={dev:?}"),
+        format!("output_dir={:?}", run.to_str().unwrap()),
+        "optimizer.lr=5e-3".into(),
+        "train.epochs=8".into(),
+        "train.batch_size=8".into(),
+    ];
+    train_run("configs/zh-seg-bert-crf.toml", &sets);
+    let got = segment(&run.join("best"), tmp.path(), "hello你好\nhelloworld\n");
+    assert_eq!(got, "hel lo 你 好\nhel lo wor ld\n");
 }
 
 #[test]

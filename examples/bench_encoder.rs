@@ -1,9 +1,11 @@
 //! bert4rs half of the forward-pass benchmark (bench/run.sh runs it beside PyTorch):
 //! `cargo run --release --example bench_encoder -- --model-dir DIR --batch 8 --seq 128 --threads 2`
 //! prints one JSON line like bench/torch_bench.py: median ms per batch, tokens/s, GFLOP/s.
-//! `--int8` runs the dynamically quantised encoder. `--peak` instead measures the machine's f32 FMA peak on `--threads` threads.
+//! `--int8` runs the dynamically quantised encoder, `--bf16` the encoder with bf16 weights;
+//! `rss_mb` is the process's resident memory after loading (weights, no activations yet). `--peak` instead measures the machine's f32 FMA peak on `--threads` threads.
 
-use bert4rs::models::load_encoder;
+use bert4rs::models::hub::WeightStorage;
+use bert4rs::models::load_encoder_as;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,11 +45,17 @@ fn main() -> bert4rs::Result<()> {
     let seq: usize = arg(&args, "--seq", "128").parse().unwrap_or(128);
     let warmup: usize = arg(&args, "--warmup", "3").parse().unwrap_or(3);
     let iters: usize = arg(&args, "--iters", "10").parse().unwrap_or(10);
-    let mut model = load_encoder(&dir, &Device::Cpu, false)?.model;
     let int8 = args.iter().any(|a| a == "--int8");
+    let bf16 = args.iter().any(|a| a == "--bf16");
+    let storage = match bf16 {
+        true => WeightStorage::Bf16,
+        false => WeightStorage::F32,
+    };
+    let mut model = load_encoder_as(&dir, &Device::Cpu, false, storage)?.model;
     if int8 {
         model.quantize_int8()?;
     }
+    let rss_mb = resident_mb();
     let cfg = model.config().clone();
     let mut state = 0x2545F4914F6CDD1Du64;
     let ids: Vec<u32> = (0..batch * seq)
@@ -84,10 +92,23 @@ fn main() -> bert4rs::Result<()> {
     // context 2TH; ×2 flops per multiply-add.
     let flops = batch as f64 * t * l * 2.0 * (4.0 * h * h + 2.0 * h * i + 2.0 * t * h);
     println!(
-        "{{\"impl\": \"{}\", \"batch\": {batch}, \"seq\": {seq}, \"threads\": {threads}, \"ms\": {ms:.3}, \"tokens_per_s\": {:.1}, \"gflops\": {:.1}}}",
-        if int8 { "bert4rs-int8" } else { "bert4rs" },
+        "{{\"impl\": \"{}\", \"batch\": {batch}, \"seq\": {seq}, \"threads\": {threads}, \"ms\": {ms:.3}, \"tokens_per_s\": {:.1}, \"gflops\": {:.1}, \"rss_mb\": {rss_mb:.0}}}",
+        match (int8, bf16) {
+            (true, _) => "bert4rs-int8",
+            (_, true) => "bert4rs-bf16",
+            _ => "bert4rs",
+        },
         (batch * seq) as f64 / (ms / 1e3),
         flops / (ms / 1e3) / 1e9
     );
     Ok(())
+}
+
+/// This process's resident memory (VmRSS), MB; 0 where /proc is absent.
+fn resident_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    (status.lines())
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }

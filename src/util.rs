@@ -82,6 +82,19 @@ pub fn keep_freed_pages() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
+/// Hands the pages freed so far back to the OS once (then keeps freed pages again, as
+/// [`keep_freed_pages`] set): after a load that dropped large buffers for good, such as
+/// the f32 weights a `--dtype bf16` load replaced, so resident memory shows the saving.
+pub fn release_freed_pages() {
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: process-wide integer options and a collection; mimalloc is thread-safe here.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_collect(true);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+    }
+}
+
 /// Sizes rayon's global pool to `threads` (0: rayon's default, one per core or
 /// `RAYON_NUM_THREADS`). Only the first call before the pool's first use takes effect: it
 /// returns false when the pool already existed (it then keeps its size).

@@ -218,7 +218,7 @@ impl CustomOp3 for LinearOp {
 
 /// Threads for a GEMM of `m·n·k` multiply-adds: rayon's, when it is big enough to pay for
 /// the hand-off.
-fn threads(work: usize) -> usize {
+pub(super) fn threads(work: usize) -> usize {
     // rayon's count of the pool we run in (candle's `get_num_threads` reads /proc/cpuinfo on
     // every call: 3 % of decoding time in a profile).
     let threads = rayon::current_num_threads();

@@ -8,6 +8,7 @@
 
 mod attention;
 mod attention_train;
+mod bf16;
 mod common;
 mod dropout;
 mod gelu;
@@ -25,6 +26,7 @@ mod sparse_attention;
 
 pub use attention::fused_attention;
 pub use attention_train::attention_train;
+pub use bf16::{with_bf16_bits, Bf16Panels};
 pub use common::{on_pool, with_f32};
 pub use dropout::DropMask;
 pub use gelu::{gelu_erf, gelu_tanh, Gelu};

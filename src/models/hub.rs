@@ -26,19 +26,58 @@ pub fn find_weights(dir: &Path) -> Result<PathBuf> {
     ))
 }
 
+/// How a load keeps the encoder's matrices (the 2-D weights of `embeddings.*`,
+/// `encoder.layer.*` and `pooler.*`, under any family prefix); everything else is f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightStorage {
+    /// f32, as trained.
+    #[default]
+    F32,
+    /// bf16 (rounded to nearest even): half the memory; the layers widen each value to f32
+    /// exactly as they read it, so all arithmetic stays f32. Inference only.
+    Bf16,
+}
+
+/// Whether `name` is one of the encoder's matrices [`WeightStorage::Bf16`] applies to.
+fn encoder_matrix(name: &str, dims: &[usize]) -> bool {
+    dims.len() == 2
+        && ["embeddings.", "encoder.layer.", "pooler."]
+            .iter()
+            .any(|part| name.starts_with(part) || name.contains(&format!(".{part}")))
+}
+
 /// Reads every tensor of a weight file, renames old `gamma`/`beta` LayerNorm keys to
 /// `weight`/`bias` (as HF's loader does) and converts f16/bf16/f64 to f32.
 pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    read_tensors_as(path, WeightStorage::F32)
+}
+
+/// [`read_tensors`], keeping the encoder's matrices as `storage` says. A safetensors file
+/// is memory-mapped and read one tensor at a time, so a bf16 load never holds the f32
+/// matrices (nor a copy of the whole file) in memory.
+pub fn read_tensors_as(path: &Path, storage: WeightStorage) -> Result<HashMap<String, Tensor>> {
+    let corrupt = |e: candle_core::Error| {
+        Error::checkpoint(
+            path,
+            format!("not a readable safetensors file (truncated or corrupt?): {e}"),
+        )
+    };
     let raw: Vec<(String, Tensor)> = if path.extension().is_some_and(|e| e == "safetensors") {
-        candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| {
-                Error::checkpoint(
-                    path,
-                    format!("not a readable safetensors file (truncated or corrupt?): {e}"),
-                )
-            })?
-            .into_iter()
-            .collect()
+        // SAFETY: the map is read while this function runs; like every safetensors reader
+        // (HF's included) it assumes nobody truncates the file meanwhile.
+        let st =
+            unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.map_err(corrupt)?;
+        let mut raw = Vec::new();
+        for (name, view) in st.tensors() {
+            let t = match storage {
+                WeightStorage::Bf16 if encoder_matrix(&name, view.shape()) => {
+                    bf16_from_view(&view).map_err(corrupt)?
+                }
+                _ => candle_core::safetensors::Load::load(&view, &Device::Cpu).map_err(corrupt)?,
+            };
+            raw.push((name, t));
+        }
+        raw
     } else {
         candle_core::pickle::read_all(path).map_err(|e| {
             Error::checkpoint(
@@ -49,13 +88,40 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     };
     let mut out = HashMap::with_capacity(raw.len());
     for (name, t) in raw {
+        let want = match storage {
+            WeightStorage::Bf16 if encoder_matrix(&name, t.dims()) => DType::BF16,
+            _ => DType::F32,
+        };
         let t = match t.dtype() {
-            DType::F16 | DType::BF16 | DType::F64 => t.to_dtype(DType::F32)?,
+            d if d.is_float() && d != want => t.to_dtype(want)?,
             _ => t,
         };
         out.insert(rename_legacy(&name), t);
     }
     Ok(out)
+}
+
+/// A bf16 tensor straight from a float tensor's bytes in the file (no f32 copy).
+fn bf16_from_view(view: &safetensors::tensor::TensorView<'_>) -> candle_core::Result<Tensor> {
+    use half::{bf16, f16};
+    use safetensors::Dtype;
+    let data = view.data();
+    let le2 = |c: &[u8]| u16::from_le_bytes([c[0], c[1]]);
+    let values: Vec<bf16> = match view.dtype() {
+        Dtype::F32 => (data.chunks_exact(4))
+            .map(|c| bf16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| bf16::from_bits(le2(c)))
+            .collect(),
+        Dtype::F16 => (data.chunks_exact(2))
+            .map(|c| bf16::from_f32(f16::from_bits(le2(c)).to_f32()))
+            .collect(),
+        // Other dtypes load as they are (then converted like any other tensor).
+        _ => return candle_core::safetensors::Load::load(view, &Device::Cpu),
+    };
+    Tensor::from_vec(values, view.shape(), &Device::Cpu)
 }
 
 /// `x.LayerNorm.gamma` → `x.LayerNorm.weight`, `beta` → `bias` (TF-era checkpoints).

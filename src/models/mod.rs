@@ -37,6 +37,23 @@ pub struct LoadedEncoder {
 /// `_init_weights` does (seeded by `rng::seed_init`; no pooler): training "from scratch".
 /// Inference without weights stays an error: random weights answer nothing.
 pub fn load_encoder(dir: &Path, device: &Device, trainable: bool) -> Result<LoadedEncoder> {
+    load_encoder_as(dir, device, trainable, hub::WeightStorage::F32)
+}
+
+/// [`load_encoder`] keeping the encoder's matrices as `storage` says ([`hub::WeightStorage`]:
+/// bf16 halves the weight memory; inference only, so with `trainable` it is an error).
+pub fn load_encoder_as(
+    dir: &Path,
+    device: &Device,
+    trainable: bool,
+    storage: hub::WeightStorage,
+) -> Result<LoadedEncoder> {
+    if trainable && storage != hub::WeightStorage::F32 {
+        return Err(Error::Invalid(format!(
+            "{}: {storage:?} weights are for inference; training needs f32",
+            dir.display()
+        )));
+    }
     if !dir.is_dir() {
         return Err(Error::config(dir, "model directory not found"));
     }
@@ -45,7 +62,7 @@ pub fn load_encoder(dir: &Path, device: &Device, trainable: bool) -> Result<Load
         return new_encoder(&cfg, device, trainable);
     }
     let weights = hub::find_weights(dir)?;
-    let tensors = hub::read_tensors(&weights)?;
+    let tensors = hub::read_tensors_as(&weights, storage)?;
     let prefix = encoder_prefix(&tensors, cfg.model_type, &weights)?;
     let params = Params::from_tensors(tensors, &weights, device, trainable);
     let scoped = if prefix.is_empty() {

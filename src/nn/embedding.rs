@@ -86,6 +86,10 @@ impl Embedding {
             Some(extra) if max as usize >= self.rows() => self.lookup_split(&flat, extra)?,
             _ => self.weight.index_select(&flat.to_dtype(DType::U32)?, 0)?,
         };
+        let rows = match rows.dtype() {
+            DType::BF16 => rows.to_dtype(DType::F32)?,
+            _ => rows,
+        };
         Ok(rows.reshape(out_dims)?)
     }
 
@@ -104,7 +108,7 @@ impl Embedding {
             .collect();
         let pick: Vec<u8> = ids.iter().map(|&i| u8::from(i >= n)).collect();
         let dev = self.weight.device();
-        let a = self.weight.index_select(&Tensor::new(own, dev)?, 0)?;
+        let a = (self.weight.index_select(&Tensor::new(own, dev)?, 0)?).to_dtype(extra.dtype())?;
         let b = extra.index_select(&Tensor::new(more, dev)?, 0)?;
         let pick = Tensor::new(pick, dev)?
             .unsqueeze(1)?

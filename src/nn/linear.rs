@@ -3,7 +3,7 @@
 use super::dropout::Dropout;
 use super::params::{Init, Params};
 use crate::error::{Error, Result};
-use crate::kernels::{self, Epilogue, Gelu, GreedyScreen, Int8Weight};
+use crate::kernels::{self, Bf16Panels, Epilogue, Gelu, GreedyScreen, Int8Weight};
 use candle_core::{DType, Tensor, D};
 use std::sync::Arc;
 
@@ -20,6 +20,9 @@ pub struct Linear {
     /// The int8 copy inference runs on after [`Self::quantize_int8`] (it replaces
     /// `weight_t`).
     int8: Option<Arc<Int8Weight>>,
+    /// For a frozen bf16 `weight` (a `--dtype bf16` load): the GEMM's bf16 panels (in place
+    /// of `weight_t`).
+    bf16: Option<Arc<Bf16Panels>>,
 }
 
 impl Linear {
@@ -38,18 +41,33 @@ impl Linear {
         Ok(Self::new(weight, bias))
     }
 
-    /// Builds from explicit tensors.
+    /// Builds from explicit tensors. A frozen CPU bf16 `weight` is kept as bf16 and
+    /// multiplied in f32 ([`Bf16Panels`]).
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        let weight_t = if weight.is_variable() {
-            None
-        } else {
+        let frozen = !weight.is_variable();
+        let is_bf16 = frozen && weight.dtype() == DType::BF16 && weight.device().is_cpu();
+        let weight = match is_bf16 {
+            true => weight.contiguous().unwrap_or(weight),
+            false => weight,
+        };
+        let bf16 = is_bf16
+            .then(|| {
+                let (n, k) = weight.dims2().ok()?;
+                kernels::with_bf16_bits(&weight, |bits| Ok(Bf16Panels::new(bits, n, k))).ok()
+            })
+            .flatten()
+            .map(Arc::new);
+        let weight_t = if frozen && bf16.is_none() {
             kernels::prepare_frozen_weight(&weight, None).ok()
+        } else {
+            None
         };
         Linear {
             weight,
             bias,
             weight_t,
             int8: None,
+            bf16,
         }
     }
 
@@ -63,6 +81,7 @@ impl Linear {
                 bias,
                 weight_t: None,
                 int8: None,
+                bf16: None,
             });
         }
         let weight = weight_t.t()?.contiguous()?;
@@ -72,6 +91,7 @@ impl Linear {
             bias,
             weight_t: Some(prepared),
             int8: None,
+            bf16: None,
         })
     }
 
@@ -118,6 +138,11 @@ impl Linear {
             }
             .with_dynamic_activations()
         })
+    }
+
+    /// True for a frozen bf16 weight (multiplied in f32 by [`Bf16Panels`]).
+    pub fn is_bf16(&self) -> bool {
+        self.bf16.is_some()
     }
 
     /// Whether [`Self::quantize_int8`] can run: an error naming `name` if not.
@@ -235,6 +260,9 @@ impl Linear {
     /// `x2 [rows, in]` through the f32 weight, and whether `act` was applied (fused into the
     /// kernel's output where no gradient flows back through it).
     fn forward_f32(&self, x2: &Tensor, act: Option<Gelu>) -> Result<(Tensor, bool)> {
+        if let Some(p) = self.bf16.as_ref().filter(|_| !x2.track_op()) {
+            return Ok((self.forward_bf16(p, x2, act)?, act.is_some()));
+        }
         let fuse = act.filter(|_| !x2.track_op());
         let fused = match (&self.weight_t, &self.bias) {
             (Some(wt), Some(b)) => kernels::linear_frozen(x2, (&self.weight, wt), b, fuse)?,
@@ -243,7 +271,8 @@ impl Linear {
         Ok(match fused {
             Some(y) => (y, fuse.is_some()),
             None => {
-                let y = x2.matmul(&self.weight.t()?)?;
+                // (A bf16 weight under a tracked input: widened, so the gradient reaches x.)
+                let y = x2.matmul(&self.weight.to_dtype(x2.dtype())?.t()?)?;
                 let y = match &self.bias {
                     Some(b) => y.broadcast_add(b)?,
                     None => y,
@@ -251,6 +280,34 @@ impl Linear {
                 (y, false)
             }
         })
+    }
+
+    /// `act(x2 [rows, in] · wᵀ + b)` through the bf16 weight and its panels (inference).
+    fn forward_bf16(&self, p: &Bf16Panels, x2: &Tensor, act: Option<Gelu>) -> Result<Tensor> {
+        let rows = x2.dim(0)?;
+        if x2.dim(1)? != p.cols() {
+            return Err(Error::Invalid(format!(
+                "bf16 linear: input of {} features for a [{}, {}] weight",
+                x2.dim(1)?,
+                p.rows(),
+                p.cols()
+            )));
+        }
+        let zeros;
+        let b = match &self.bias {
+            Some(b) => b,
+            None => {
+                zeros = Tensor::zeros(p.rows(), DType::F32, x2.device())?;
+                &zeros
+            }
+        };
+        let x2 = x2.to_dtype(DType::F32)?.contiguous()?;
+        let y = kernels::with_bf16_bits(&self.weight, |w| {
+            kernels::with_f32(&x2, |xv| {
+                kernels::with_f32(b, |bv| p.linear(w, (xv, rows), bv, act))
+            })
+        })?;
+        Ok(Tensor::from_vec(y, (rows, p.rows()), x2.device())?)
     }
 
     /// `x2 [rows, in]` through the int8 weight (inference only: no gradient flows through).

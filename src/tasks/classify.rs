@@ -23,7 +23,8 @@ pub use crate::data::labelled::{Problem, Targets};
 use crate::data::windows::WindowOptions;
 use crate::error::{Error, Result};
 use crate::models::bert::{BertModel, EncoderInput, EncoderOutput};
-use crate::models::{hub, load_encoder};
+use crate::models::hub::{self, WeightStorage};
+use crate::models::load_encoder_as;
 use crate::nn::rnn::{Rnn, RnnConfig, RnnMode};
 use crate::nn::{Dropout, ExitRamps, Linear, Params, Pooler, Pooling, WindowPool, WindowPooler};
 use candle_core::{Device, Tensor, Var};
@@ -155,7 +156,23 @@ impl SequenceClassifier {
         trainable: bool,
         spec: Option<HeadSpec>,
     ) -> Result<Self> {
-        let loaded = load_encoder(dir, device, trainable)?;
+        Self::load(dir, device, trainable, spec, WeightStorage::F32)
+    }
+
+    /// Loads a fine-tuned classifier for inference with the encoder's matrices stored as
+    /// `storage` says (the head stays f32).
+    pub fn for_inference(dir: &Path, device: &Device, storage: WeightStorage) -> Result<Self> {
+        Self::load(dir, device, false, None, storage)
+    }
+
+    fn load(
+        dir: &Path,
+        device: &Device,
+        trainable: bool,
+        spec: Option<HeadSpec>,
+        storage: WeightStorage,
+    ) -> Result<Self> {
+        let loaded = load_encoder_as(dir, device, trainable, storage)?;
         let cfg = loaded.model.config().clone();
         let mut spec = match spec {
             Some(s) => s,

@@ -4,7 +4,8 @@
 
 use crate::data::batch::{length_sorted_batches, to_encoder_input, EncoderInput};
 use crate::error::{Error, Result};
-use crate::models::{bert::BertModel, load_encoder};
+use crate::models::hub::WeightStorage;
+use crate::models::{bert::BertModel, load_encoder_as};
 use crate::nn::{Params, Pooler, Pooling};
 use crate::tokenize::{EncodeOptions, Padding, TextInput, Tokenizer, Truncation};
 use candle_core::{Device, Tensor, Var};
@@ -124,13 +125,24 @@ impl SentenceEncoder {
 
     /// Loads a model directory with an explicit pooling mode.
     pub fn with_pooling(dir: &Path, pooling: Pooling, device: &Device) -> Result<Self> {
-        Self::load(dir, pooling, device, false)
+        Self::load(dir, pooling, device, false, WeightStorage::F32)
+    }
+
+    /// [`Self::with_pooling`] with the encoder's matrices stored as `storage` says (bf16:
+    /// half the weight memory, f32 arithmetic).
+    pub fn with_pooling_as(
+        dir: &Path,
+        pooling: Pooling,
+        device: &Device,
+        storage: WeightStorage,
+    ) -> Result<Self> {
+        Self::load(dir, pooling, device, false, storage)
     }
 
     /// Loads a model directory to fine-tune (SimCSE) with `pooling`, keeping its
     /// sentence-transformers normalisation and `max_seq_length` for the saved model.
     pub fn for_training(dir: &Path, pooling: Pooling, device: &Device) -> Result<Self> {
-        let mut enc = Self::load(dir, pooling, device, true)?;
+        let mut enc = Self::load(dir, pooling, device, true, WeightStorage::F32)?;
         if let Some(st) = read_st_config(dir)? {
             enc.normalize = st.normalize;
             enc.max_length = st.max_seq_length;
@@ -138,9 +150,15 @@ impl SentenceEncoder {
         Ok(enc)
     }
 
-    fn load(dir: &Path, pooling: Pooling, device: &Device, trainable: bool) -> Result<Self> {
+    fn load(
+        dir: &Path,
+        pooling: Pooling,
+        device: &Device,
+        trainable: bool,
+        storage: WeightStorage,
+    ) -> Result<Self> {
         let tokenizer = Tokenizer::from_dir(dir)?;
-        let loaded = load_encoder(dir, device, trainable)?;
+        let loaded = load_encoder_as(dir, device, trainable, storage)?;
         let cfg = loaded.model.config().clone();
         let pooler = Pooler::new(
             pooling,

@@ -7,6 +7,7 @@ use super::sequence::{predict_logits, windowed};
 use crate::data::dataset::Example;
 use crate::data::labelled::{Dataset, Problem};
 use crate::error::Result;
+use crate::models::hub::WeightStorage;
 use crate::tasks::classify::{argmax, probabilities, SequenceClassifier};
 use crate::tokenize::Tokenizer;
 use candle_core::Device;
@@ -42,8 +43,13 @@ pub struct TextClassifier {
 impl TextClassifier {
     /// Loads `dir` (written by `bert4rs train`, or an HF classification directory).
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        Self::from_dir_as(dir, WeightStorage::F32)
+    }
+
+    /// [`Self::from_dir`] with the encoder's matrices stored as `storage` says.
+    pub fn from_dir_as(dir: &Path, storage: WeightStorage) -> Result<Self> {
         Ok(TextClassifier {
-            model: SequenceClassifier::from_dir(dir, &Device::Cpu, false, None)?,
+            model: SequenceClassifier::for_inference(dir, &Device::Cpu, storage)?,
             tokenizer: Tokenizer::from_dir(dir)?,
         })
     }

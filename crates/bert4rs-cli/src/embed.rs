@@ -3,6 +3,7 @@
 use super::TokenizeOpts;
 use bert4rs::data::input::read_examples;
 use bert4rs::error::{Error, Result};
+use bert4rs::models::hub::WeightStorage;
 use bert4rs::nn::Pooling;
 use bert4rs::tasks::embed::{read_st_config, SentenceEncoder};
 use candle_core::Device;
@@ -36,6 +37,10 @@ pub struct Args {
     /// cosine 0.99 of f32.
     #[arg(long)]
     int8: bool,
+    /// Weight storage: f32, or bf16 (half the weight memory, f32 arithmetic; not with
+    /// --int8).
+    #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
+    dtype: super::WeightDtype,
     #[command(flatten)]
     opts: TokenizeOpts,
 }
@@ -47,7 +52,7 @@ pub fn run(a: Args) -> Result<()> {
         a.normalize,
         a.batch_size,
         &a.opts,
-        a.int8,
+        (a.int8, a.dtype.storage()),
     )?;
     let inputs = read_examples(&a.input)?;
     let bar = super::progress_bar(inputs.len(), 256);
@@ -71,14 +76,14 @@ pub fn encoder(
     normalize: bool,
     batch_size: usize,
     opts: &TokenizeOpts,
-    int8: bool,
+    (int8, storage): (bool, WeightStorage),
 ) -> Result<SentenceEncoder> {
     let st = read_st_config(model)?;
     let pooling: Pooling = match pooling {
         Some(p) => p.parse()?,
         None => st.as_ref().map(|s| s.pooling).unwrap_or(Pooling::Mean),
     };
-    let mut enc = SentenceEncoder::with_pooling(model, pooling, &Device::Cpu)?;
+    let mut enc = SentenceEncoder::with_pooling_as(model, pooling, &Device::Cpu, storage)?;
     if opts.nfkc {
         enc.tokenizer.enable_nfkc()?;
     }

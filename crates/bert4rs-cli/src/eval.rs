@@ -27,6 +27,10 @@ pub struct Args {
     /// pre-trained encoder (classifiers, taggers, relation models).
     #[arg(long)]
     int8: bool,
+    /// Weight storage: f32, or bf16 (half the weight memory, f32 arithmetic; not with
+    /// --int8).
+    #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
+    dtype: super::WeightDtype,
     /// Early exit (a classifier trained with task.early_exit): each text stops at the first
     /// layer whose off-ramp's prediction entropy (nats) is below this; the metrics are of
     /// those answers, with "average_layers" under "scores".
@@ -38,6 +42,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     super::check_early_exit(&a.model, a.early_exit_entropy)?;
+    super::check_dtype(a.dtype, &a.model)?;
     let ev = if bert4rs::tasks::relation::is_relation_model(&a.model) {
         super::relation::evaluate(&a.model, &a.data, &a.fields, a.int8)?
     } else if bert4rs::tasks::token_classify::is_token_model(&a.model) {
@@ -55,7 +60,7 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn evaluate_classifier(a: &Args) -> Result<bert4rs::train::Evaluation> {
-    let mut model = SequenceClassifier::from_dir(&a.model, &Device::Cpu, false, None)?;
+    let mut model = SequenceClassifier::for_inference(&a.model, &Device::Cpu, a.dtype.storage())?;
     if a.int8 {
         model.quantize_int8()?;
     }

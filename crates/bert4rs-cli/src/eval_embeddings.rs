@@ -57,7 +57,14 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn evaluate(a: &Args, pooling: Option<&str>, data: &SentencePairs) -> Result<serde_json::Value> {
-    let enc = super::embed::encoder(&a.model, pooling, false, a.batch_size, &a.opts, false)?;
+    let enc = super::embed::encoder(
+        &a.model,
+        pooling,
+        false,
+        a.batch_size,
+        &a.opts,
+        (false, bert4rs::models::hub::WeightStorage::F32),
+    )?;
     let vecs = enc.embed(&data.sentences)?;
     let (all, positives) = data.vectors(&vecs, a.positive_threshold);
     let sentences: Vec<&[f32]> = vecs.iter().map(Vec::as_slice).collect();

@@ -111,7 +111,7 @@ fn build(a: BuildArgs) -> Result<()> {
         true,
         a.batch_size,
         &a.opts,
-        a.int8,
+        (a.int8, bert4rs::models::hub::WeightStorage::F32),
     )?;
     let inputs = read_examples(&a.input)?;
     if inputs.is_empty() {
@@ -194,7 +194,7 @@ fn search(a: SearchArgs) -> Result<()> {
         true,
         a.batch_size,
         &opts,
-        a.int8,
+        (a.int8, bert4rs::models::hub::WeightStorage::F32),
     )?;
     let vecs = enc.embed_inputs(&queries, |_| {})?;
     let mut out = Vec::new();

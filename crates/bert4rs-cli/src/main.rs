@@ -165,6 +165,39 @@ impl log::Log for StderrLog {
     fn flush(&self) {}
 }
 
+/// How `--dtype` stores an encoder's weights for inference.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum WeightDtype {
+    /// f32, as trained.
+    F32,
+    /// bf16 matrices (linear layers and embedding tables): half the weight memory,
+    /// arithmetic still f32; embeddings within cosine 0.999 of f32.
+    Bf16,
+}
+
+impl WeightDtype {
+    fn storage(self) -> bert4rs::models::hub::WeightStorage {
+        match self {
+            WeightDtype::F32 => bert4rs::models::hub::WeightStorage::F32,
+            WeightDtype::Bf16 => bert4rs::models::hub::WeightStorage::Bf16,
+        }
+    }
+}
+
+/// Refuses `--dtype bf16` for a model kind that does not take it (before any loading).
+fn check_dtype(dtype: WeightDtype, model: &std::path::Path) -> bert4rs::error::Result<()> {
+    let other = bert4rs::tasks::relation::is_relation_model(model)
+        || bert4rs::tasks::token_classify::is_token_model(model);
+    if dtype == WeightDtype::Bf16 && other {
+        return Err(bert4rs::Error::Invalid(format!(
+            "--dtype bf16: supported for sequence classifiers and sentence encoders; {} is a \
+             token or relation model (use f32 or --int8)",
+            model.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Padding choices on the command line.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum PaddingArg {

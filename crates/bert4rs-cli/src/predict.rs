@@ -23,6 +23,10 @@ pub struct Args {
     /// pre-trained encoder (classifiers, taggers, relation models).
     #[arg(long)]
     int8: bool,
+    /// Weight storage: f32, or bf16 (half the weight memory, f32 arithmetic; not with
+    /// --int8).
+    #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
+    dtype: super::WeightDtype,
     /// Early exit (a model trained with task.early_exit): each text stops at the first layer
     /// whose off-ramp's prediction entropy (nats) is below this; its line gets "exit_layer".
     #[arg(long)]
@@ -33,6 +37,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     super::check_early_exit(&a.model, a.early_exit_entropy)?;
+    super::check_dtype(a.dtype, &a.model)?;
     if bert4rs::tasks::relation::is_relation_model(&a.model) {
         let n = super::relation::predict(&a.model, &a.input, &a.output, &a.fields, a.int8)?;
         eprintln!("{n} predictions → {}", a.output.display());
@@ -43,7 +48,7 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("{n} predictions → {}", a.output.display());
         return Ok(());
     }
-    let mut classifier = TextClassifier::from_dir(&a.model)?;
+    let mut classifier = TextClassifier::from_dir_as(&a.model, a.dtype.storage())?;
     if a.int8 {
         classifier.quantize_int8()?;
     }

@@ -64,3 +64,119 @@ fn embed_and_predict_with_int8_stay_near_f32_but_run_quantised() {
         }
     }
 }
+
+#[test]
+fn embed_predict_and_eval_with_bf16_weights_stay_within_cosine_0_9999_of_f32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("train/tiny-cls");
+    let m = model.to_str().unwrap();
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "hello world\nthe lazy dog, again\na fox\n").unwrap();
+    for (cmd, field) in [("embed", "embedding"), ("predict", "probabilities")] {
+        let mut outs = Vec::new();
+        for dtype in ["f32", "bf16"] {
+            let out = tmp.path().join(format!("{cmd}-{dtype}.jsonl"));
+            let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+            let r = bin(&[
+                cmd, "--model", m, "--input", i, "--output", o, "--dtype", dtype,
+            ]);
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            outs.push(vectors(&out, field));
+        }
+        assert_eq!(outs[1].len(), 3, "{cmd}: one line per text");
+        for (a, b) in outs[0].iter().zip(&outs[1]) {
+            assert!(cosine(a, b) > 0.9999, "{cmd}: {a:?} vs {b:?}");
+        }
+    }
+    let data = tmp.path().join("test.jsonl");
+    let rows = ["{\"text\": \"hello world\", \"label\": \"pos\"}"; 4].join("\n");
+    std::fs::write(&data, rows).unwrap();
+    let mut accuracy = Vec::new();
+    for dtype in ["f32", "bf16"] {
+        let r = bin(&[
+            "eval",
+            "--model",
+            m,
+            "--data",
+            data.to_str().unwrap(),
+            "--dtype",
+            dtype,
+        ]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let ev: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        let score = |k: &str| ev["classification"][k].as_f64().unwrap();
+        accuracy.push((score("accuracy"), ev["loss"].as_f64().unwrap()));
+    }
+    let ((a32, l32), (a16, l16)) = (accuracy[0], accuracy[1]);
+    assert_eq!(a32, a16, "eval: bf16 changed a label");
+    assert!(
+        (l32 - l16).abs() <= 1e-2 * l32.abs(),
+        "eval loss {l32} vs {l16}"
+    );
+}
+
+#[test]
+fn bf16_is_refused_with_int8_and_for_taggers_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "hello world\n").unwrap();
+    let out = tmp.path().join("out.jsonl");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let m = fixture("train/tiny-cls");
+    let both = bin(&[
+        "embed",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        i,
+        "--output",
+        o,
+        "--dtype",
+        "bf16",
+        "--int8",
+    ]);
+    assert!(!both.status.success());
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(err.contains("--int8") && err.contains("--dtype"), "{err}");
+    let bad = bin(&[
+        "embed",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        i,
+        "--output",
+        o,
+        "--dtype",
+        "fp8",
+    ]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("fp8"), "{err}");
+    // A tagger: written by a short token-classification run.
+    let tagger = tmp.path().join("tagger");
+    std::fs::create_dir_all(&tagger).unwrap();
+    for f in std::fs::read_dir(&m).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, tagger.join(f.file_name().unwrap())).unwrap();
+    }
+    let cfg = tagger.join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("ForSequenceClassification", "ForTokenClassification");
+    std::fs::write(&cfg, text).unwrap();
+    let r = bin(&[
+        "predict",
+        "--model",
+        tagger.to_str().unwrap(),
+        "--input",
+        i,
+        "--output",
+        o,
+        "--dtype",
+        "bf16",
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("token or relation model"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}

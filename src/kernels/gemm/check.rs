@@ -69,7 +69,7 @@ pub fn tile_mismatches(tile: Tile) -> Vec<String> {
                                 t,
                                 (m, n, k),
                                 a_op,
-                                &packed,
+                                PackedB::F32(&packed),
                                 (c.as_mut_ptr(), n + 1),
                                 0.5,
                                 onto,

@@ -16,7 +16,7 @@
 //! last bits.
 
 use super::common::OutPtr;
-use pack::{pack_a, pack_b_into, with_scratch, SCRATCH_A, SCRATCH_B};
+use pack::{pack_a, pack_b_into, widen_bf16, with_scratch, SCRATCH_A, SCRATCH_B, SCRATCH_W};
 use tiles::kernel_scalar;
 #[cfg(target_arch = "x86_64")]
 use tiles::{kernel_avx2, kernel_avx512};
@@ -28,7 +28,7 @@ pub mod skinny;
 mod tiles;
 
 pub use check::tile_mismatches;
-pub use pack::{pack_b, pack_weight_t, packed_len};
+pub use pack::{pack_b, pack_weight_t, pack_weight_t_bf16, packed_len};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -242,12 +242,57 @@ pub unsafe fn gemm_packed(
         Tile::best(),
         dims,
         a,
-        packed_b,
+        PackedB::F32(packed_b),
         (c, c_rs),
         scale,
         onto,
         threads,
     );
+}
+
+/// [`gemm_packed`] with B packed as bf16 ([`pack_weight_t_bf16`]): half the weight memory;
+/// each panel is widened to f32 in L1 before the tiles read it, so the products and sums are
+/// those of the f32 kernel on the bf16-rounded weight, bit for bit.
+///
+/// # Safety
+/// As [`gemm_packed`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_packed_bf16(
+    dims: (usize, usize, usize),
+    a: Strided,
+    packed_b: &[u16],
+    c: *mut f32,
+    c_rs: usize,
+    scale: f32,
+    onto: (bool, Option<&[f32]>),
+    threads: usize,
+) {
+    gemm_packed_on(
+        Tile::best(),
+        dims,
+        a,
+        PackedB::Bf16(packed_b),
+        (c, c_rs),
+        scale,
+        onto,
+        threads,
+    );
+}
+
+/// A packed B operand: f32 panels, or the bits of bf16 panels.
+#[derive(Clone, Copy, Debug)]
+pub enum PackedB<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [u16]),
+}
+
+impl PackedB<'_> {
+    fn len(self) -> usize {
+        match self {
+            PackedB::F32(b) => b.len(),
+            PackedB::Bf16(b) => b.len(),
+        }
+    }
 }
 
 /// [`gemm_packed`] on a given register tile (tests compare the tiles).
@@ -259,7 +304,7 @@ pub unsafe fn gemm_packed_on(
     tile: Tile,
     (m, n, k): (usize, usize, usize),
     a: Strided,
-    packed_b: &[f32],
+    packed_b: PackedB,
     (c, c_rs): (*mut f32, usize),
     scale: f32,
     (accumulate, bias): (bool, Option<&[f32]>),
@@ -306,7 +351,7 @@ pub unsafe fn gemm_packed_on(
     let direct = a.cs == 1;
     let out = OutPtr(c);
     let block = depth_block(k);
-    let task = |apack: &mut [f32], t: usize| {
+    let task = |apack: &mut [f32], wide: &mut [f32], t: usize| {
         let (bi, bj) = (t / blocks_j, t % blocks_j);
         let (i0, i1) = blocks[bi];
         let rows = i1 - i0;
@@ -325,11 +370,31 @@ pub unsafe fn gemm_packed_on(
                     None => Onto::Zero,
                 };
                 let cols = (NR * span_j).min(n - j * NR);
-                // The next B panel at this depth, a slice per row tile.
+                // The tile's B panels at this depth, and the offset from the first to the
+                // second: in place for f32, widened into `wide` (L1) for bf16.
+                let (b, b_next) = match packed_b {
+                    PackedB::F32(pb) => (pb.as_ptr().add((j * k + p0) * NR), k * NR),
+                    PackedB::Bf16(pb) => {
+                        for (s, dst) in wide
+                            .chunks_exact_mut(kc * NR)
+                            .take(cols.div_ceil(NR))
+                            .enumerate()
+                        {
+                            widen_bf16(&pb[((j + s) * k + p0) * NR..][..kc * NR], dst);
+                        }
+                        (wide.as_ptr(), kc * NR)
+                    }
+                };
+                // The next B panel at this depth, a slice per row tile (f32 panels only: a
+                // bf16 panel is read once, in order, by the widening loop).
                 let next = j + span_j;
-                let next_b = packed_b.as_ptr().wrapping_add((next * k + p0) * NR);
+                let next_b = match packed_b {
+                    PackedB::F32(pb) => pb.as_ptr().wrapping_add((next * k + p0) * NR),
+                    PackedB::Bf16(_) => std::ptr::null(),
+                };
+                let prefetching = matches!(packed_b, PackedB::F32(_));
                 // (`kc` lines: one 16-float line per depth, in each of the tile's B panels.)
-                let next_lines = if next < j1 && tiles.len() <= PREFETCH_MAX_TILES {
+                let next_lines = if prefetching && next < j1 && tiles.len() <= PREFETCH_MAX_TILES {
                     kc
                 } else {
                     0
@@ -349,8 +414,8 @@ pub unsafe fn gemm_packed_on(
                         a_rs: a.rs,
                         // The second A / B panel, where the tile has one.
                         a_next: if mr > MR { a_next } else { 0 },
-                        b: packed_b.as_ptr().add((j * k + p0) * NR),
-                        b_next: if cols > NR { k * NR } else { 0 },
+                        b,
+                        b_next: if cols > NR { b_next } else { 0 },
                         c: out.get().add((i0 + r0) * c_rs + j * NR),
                         c_rs,
                         mr,
@@ -369,14 +434,23 @@ pub unsafe fn gemm_packed_on(
     } else {
         mc.div_ceil(MR) * MR * block.min(k)
     };
+    let wide_len = match packed_b {
+        PackedB::F32(_) => 0,
+        PackedB::Bf16(_) => block.min(k) * NR * span_j,
+    };
+    let scratch = |f: &mut dyn FnMut(&mut [f32], &mut [f32])| {
+        with_scratch(&SCRATCH_A, apack_len, |ap| {
+            with_scratch(&SCRATCH_W, wide_len, |wide| f(ap, wide))
+        })
+    };
     if threads > 1 && tasks > 1 {
         (0..tasks)
             .into_par_iter()
-            .for_each(|t| with_scratch(&SCRATCH_A, apack_len, |ap| task(ap, t)));
+            .for_each(|t| scratch(&mut |ap, wide| task(ap, wide, t)));
     } else {
-        with_scratch(&SCRATCH_A, apack_len, |ap| {
+        scratch(&mut |ap, wide| {
             for t in 0..tasks {
-                task(ap, t);
+                task(ap, wide, t);
             }
         });
     }

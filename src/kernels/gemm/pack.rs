@@ -38,6 +38,8 @@ thread_local! {
     /// Per-thread packing buffers for B and for A, reused across GEMM calls.
     pub(super) static SCRATCH_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     pub(super) static SCRATCH_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// bf16 B panels widened to f32 for the tiles (one depth block of a tile's panels).
+    pub(super) static SCRATCH_W: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// Runs `f` on a scratch slice of `len` values (contents unspecified) that this thread keeps
@@ -74,6 +76,40 @@ pub fn pack_weight_t(w: &[f32], n: usize, k: usize) -> Vec<f32> {
     };
     // SAFETY: wᵀ(kk, j) = w[j·k + kk] stays inside `w`.
     unsafe { pack_b(k, n, b, rayon::current_num_threads()) }
+}
+
+/// [`pack_weight_t`] rounded to bf16 (nearest, ties to even) and kept as bits: the panels
+/// [`super::gemm_packed_bf16`] reads, half the memory of f32 ones.
+pub fn pack_weight_t_bf16(w: &[f32], n: usize, k: usize) -> Vec<u16> {
+    (pack_weight_t(w, n, k).iter())
+        .map(|&v| half::bf16::from_f32(v).to_bits())
+        .collect()
+}
+
+/// `dst[i] = src[i]` read as bf16 bits: the bits become the upper half of an f32 (exact).
+pub(super) fn widen_bf16(src: &[u16], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+        // SAFETY: AVX2 was detected at run time.
+        unsafe { widen_bf16_avx2(src, dst) };
+        return;
+    }
+    widen_bf16_plain(src, dst);
+}
+
+#[inline(always)]
+fn widen_bf16_plain(src: &[u16], dst: &mut [f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f32::from_bits(u32::from(s) << 16);
+    }
+}
+
+/// The same loop compiled for AVX2 (the build's baseline is SSE2): 8 values per
+/// zero-extend + shift.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn widen_bf16_avx2(src: &[u16], dst: &mut [f32]) {
+    widen_bf16_plain(src, dst);
 }
 
 pub(super) unsafe fn pack_b_panel(b: Strided, k: usize, n: usize, j: usize, dst: &mut [f32]) {

@@ -17,10 +17,43 @@ const LANES: usize = 8;
 
 /// `x [rows, k]`, `w [n, k]`, `b [n]` → `[rows, n]`; `rows ≤ MAX_ROWS`, all contiguous.
 pub fn skinny_linear(x: &[f32], rows: usize, k: usize, w: &[f32], b: &[f32]) -> Vec<f32> {
-    let n = b.len();
     // The AVX2 path reads through raw pointers: the shapes must hold in release builds too.
+    assert!(w.len() == b.len() * k, "skinny_linear shapes");
+    skinny_by(x, rows, k, b, |first, block| {
+        let outputs = block.len() / rows;
+        block_dots(&w[first * k..(first + outputs) * k], x, rows, k, block)
+    })
+}
+
+/// [`skinny_linear`] with `w [n, k]` as bf16 bits, widened in registers (half the weight
+/// traffic; the products and sums of f32 on the bf16 values).
+pub fn skinny_linear_bf16(x: &[f32], rows: usize, k: usize, w: &[u16], b: &[f32]) -> Vec<f32> {
+    assert!(w.len() == b.len() * k, "skinny_linear_bf16 shapes");
+    skinny_by(x, rows, k, b, |first, block| {
+        let outputs = block.len() / rows;
+        let w = &w[first * k..(first + outputs) * k];
+        if block_dots_narrow(w, x, rows, k, block).is_none() {
+            let wide: Vec<f32> = w
+                .iter()
+                .map(|&v| f32::from_bits(u32::from(v) << 16))
+                .collect();
+            block_dots(&wide, x, rows, k, block);
+        }
+    })
+}
+
+/// `x · Wᵀ + b` with `dots(first, block)` filling `block[o·rows + r] = w[first + o] · x[r]`
+/// for a block of outputs (in parallel over blocks).
+fn skinny_by(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    b: &[f32],
+    dots: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let n = b.len();
     assert!(
-        rows <= MAX_ROWS && x.len() == rows * k && w.len() == n * k,
+        rows <= MAX_ROWS && x.len() == rows * k,
         "skinny_linear shapes"
     );
     if rows == 0 || n == 0 {
@@ -31,12 +64,7 @@ pub fn skinny_linear(x: &[f32], rows: usize, k: usize, w: &[f32], b: &[f32]) -> 
     out_t
         .par_chunks_mut(TASK_OUTPUTS * rows)
         .enumerate()
-        .for_each(|(task, block)| {
-            let first = task * TASK_OUTPUTS;
-            let outputs = block.len() / rows;
-            let w_block = &w[first * k..(first + outputs) * k];
-            block_dots(w_block, x, rows, k, block);
-        });
+        .for_each(|(task, block)| dots(task * TASK_OUTPUTS, block));
     let mut out = vec![0f32; rows * n];
     for (o, col) in out_t.chunks_exact(rows).enumerate() {
         for (r, v) in col.iter().enumerate() {

@@ -265,3 +265,54 @@ fn zero_depth_clears_keeps_or_biases_the_output() {
     };
     assert_eq!(c, vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
 }
+
+/// bf16 panels widened in L1 give the f32 kernel's results on the rounded weight, bit for
+/// bit, at shapes with partial panels, several depth blocks and both thread counts.
+#[test]
+fn bf16_panels_multiply_exactly_as_f32_panels_of_the_rounded_weight() {
+    for (rows, n, k, threads) in [(37, 50, 70, 2), (200, 33, 800, 2), (19, 16, 5, 1)] {
+        let x = values(rows * k, 5);
+        let w: Vec<f32> = (values(n * k, 6).iter())
+            .map(|&v| half::bf16::from_f32(v).to_f32())
+            .collect();
+        let bias = values(n, 7);
+        let xs = Strided {
+            ptr: x.as_ptr(),
+            rs: k,
+            cs: 1,
+        };
+        let run = |bf16: bool| {
+            let mut c = vec![0f32; rows * n];
+            let onto = (false, Some(&bias[..]));
+            unsafe {
+                if bf16 {
+                    let packed = pack_weight_t_bf16(&w, n, k);
+                    gemm_packed_bf16(
+                        (rows, n, k),
+                        xs,
+                        &packed,
+                        c.as_mut_ptr(),
+                        n,
+                        1.0,
+                        onto,
+                        threads,
+                    )
+                } else {
+                    let packed = pack_weight_t(&w, n, k);
+                    gemm_packed(
+                        (rows, n, k),
+                        xs,
+                        &packed,
+                        c.as_mut_ptr(),
+                        n,
+                        1.0,
+                        onto,
+                        threads,
+                    )
+                }
+            };
+            c
+        };
+        assert_eq!(run(true), run(false), "{rows} x {n} x {k}");
+    }
+}

@@ -9,6 +9,7 @@ use crate::models::{nezha, roberta};
 use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
 use candle_core::{DType, Tensor};
 
+mod bf16;
 pub mod decoder;
 mod int8;
 pub mod lm_head;

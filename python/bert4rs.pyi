@@ -10,7 +10,8 @@ __version__: str
 class SentenceEncoder:
     """Sentence embeddings, as sentence-transformers' SentenceTransformer."""
 
-    def __init__(self, path: str, threads: Optional[int] = None) -> None: ...
+    def __init__(self, path: str, threads: Optional[int] = None, int8: bool = False,
+                 dtype: str = "f32") -> None: ...
     @overload
     def encode(self, sentences: str, batch_size: int = 32,
                normalize_embeddings: Optional[bool] = None, pooling: Optional[str] = None,
@@ -26,7 +27,7 @@ class SentenceEncoder:
 class Classifier:
     """A fine-tuned classifier directory: a sequence model predicts, a token model tags."""
 
-    def __init__(self, path: str) -> None: ...
+    def __init__(self, path: str, int8: bool = False, dtype: str = "f32") -> None: ...
     @property
     def labels(self) -> List[str]: ...
     @overload

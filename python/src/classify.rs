@@ -1,6 +1,7 @@
 //! `bert4rs.Classifier` and `bert4rs.Tagger`: labels and entities of fine-tuned models.
 
-use crate::{existing_dir, one_or_list, py_err, texts_of};
+use crate::{existing_dir, one_or_list, py_err, texts_of, weight_storage};
+use bert4rs::models::hub::WeightStorage;
 use bert4rs::train::predict::{EntityTagger, Prediction, TextClassifier};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -21,14 +22,24 @@ enum Classifies {
 
 #[pymethods]
 impl Classifier {
-    /// `int8=True` runs the encoder dynamically quantised (as `bert4rs predict --int8`).
+    /// `int8=True` runs the encoder dynamically quantised (as `bert4rs predict --int8`);
+    /// `dtype="bf16"` keeps a sequence classifier's encoder matrices as bf16 (as
+    /// `--dtype bf16`).
     #[new]
-    #[pyo3(signature = (path, int8=false))]
-    fn new(py: Python<'_>, path: &str, int8: bool) -> PyResult<Self> {
+    #[pyo3(signature = (path, int8=false, dtype="f32"))]
+    fn new(py: Python<'_>, path: &str, int8: bool, dtype: &str) -> PyResult<Self> {
+        let storage = weight_storage(dtype, int8)?;
         let dir = existing_dir(path)?;
+        let tokens = bert4rs::tasks::token_classify::is_token_model(&dir);
+        if tokens && storage != WeightStorage::F32 {
+            return Err(PyValueError::new_err(format!(
+                "dtype=\"bf16\": for sequence classifiers; {} is a token model",
+                dir.display()
+            )));
+        }
         let inner = py
             .detach(|| -> bert4rs::Result<Classifies> {
-                Ok(match bert4rs::tasks::token_classify::is_token_model(&dir) {
+                Ok(match tokens {
                     true => {
                         let mut t = EntityTagger::from_dir(&dir)?;
                         if int8 {
@@ -37,7 +48,7 @@ impl Classifier {
                         Classifies::Tokens(Box::new(t))
                     }
                     false => {
-                        let mut c = TextClassifier::from_dir(&dir)?;
+                        let mut c = TextClassifier::from_dir_as(&dir, storage)?;
                         if int8 {
                             c.quantize_int8()?;
                         }

@@ -4,6 +4,7 @@
 //! Python exception (`FileNotFoundError` for missing files, `ValueError` otherwise) with
 //! the library's one-line message.
 
+use bert4rs::models::hub::WeightStorage;
 use bert4rs::Error;
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
@@ -35,6 +36,26 @@ pub(crate) fn py_err(e: Error) -> PyErr {
         true => PyFileNotFoundError::new_err(msg),
         false => PyValueError::new_err(msg),
     }
+}
+
+/// The weight storage a `dtype=` argument names ("f32" / "float32", "bf16" / "bfloat16");
+/// a `ValueError` naming the argument for anything else, or for bf16 with `int8=True`.
+pub(crate) fn weight_storage(dtype: &str, int8: bool) -> PyResult<WeightStorage> {
+    let storage = match dtype {
+        "f32" | "float32" => WeightStorage::F32,
+        "bf16" | "bfloat16" => WeightStorage::Bf16,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "dtype={other:?}: expected \"f32\" or \"bf16\""
+            )))
+        }
+    };
+    if int8 && storage != WeightStorage::F32 {
+        return Err(PyValueError::new_err(
+            "int8=True and dtype=\"bf16\" exclude each other: pick one",
+        ));
+    }
+    Ok(storage)
 }
 
 pub(crate) fn existing_dir(path: &str) -> PyResult<PathBuf> {

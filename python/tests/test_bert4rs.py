@@ -250,6 +250,25 @@ def test_int8_encode_equals_the_cli_embed_int8_and_stays_near_f32(minilm, tmp_pa
     assert np.abs(q_cls - f_cls).max() > 1e-4 and cosines(q_cls, f_cls).min() >= 0.98
 
 
+def test_bf16_encode_equals_the_cli_embed_bf16_and_stays_within_0_999_of_f32(minilm, tmp_path):
+    import subprocess
+    from conftest import _binary
+    texts = ["A man is eating food.", "我爱北京天安门", "ok"]
+    inp = tmp_path / "in.txt"
+    inp.write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out.jsonl"
+    subprocess.run([_binary(), "embed", "--model", minilm, "--input", str(inp),
+                    "--output", str(out), "--dtype", "bf16"], check=True, capture_output=True)
+    cli = np.array([json.loads(l)["embedding"] for l in out.read_text().splitlines()])
+    ours = bert4rs.SentenceEncoder(minilm, dtype="bf16").encode(texts)
+    assert np.abs(cli - ours).max() <= 1e-6
+    plain = bert4rs.SentenceEncoder(minilm).encode(texts)
+    assert np.abs(ours - plain).max() > 0 and cosines(ours, plain).min() >= 0.999
+    for bad in ({"dtype": "fp8"}, {"dtype": "bf16", "int8": True}):
+        with pytest.raises(ValueError, match="dtype"):
+            bert4rs.SentenceEncoder(minilm, **bad)
+
+
 def test_non_strings_in_the_list_raise(minilm):
     enc = bert4rs.SentenceEncoder(minilm)
     for bad in (["a", None], ["a", 3], None):

@@ -113,9 +113,14 @@ impl SentenceEncoder {
     /// Loads a model directory with its sentence-transformers defaults (mean pooling,
     /// no normalisation, no truncation when it has none) on the CPU.
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        Self::from_dir_as(dir, WeightStorage::F32)
+    }
+
+    /// [`Self::from_dir`] with the encoder's matrices stored as `storage` says.
+    pub fn from_dir_as(dir: &Path, storage: WeightStorage) -> Result<Self> {
         let st = read_st_config(dir)?;
         let pooling = st.as_ref().map(|s| s.pooling).unwrap_or(Pooling::Mean);
-        let mut enc = Self::with_pooling(dir, pooling, &Device::Cpu)?;
+        let mut enc = Self::with_pooling_as(dir, pooling, &Device::Cpu, storage)?;
         if let Some(st) = st {
             enc.normalize = st.normalize;
             enc.max_length = st.max_seq_length;

@@ -42,6 +42,10 @@ pub struct Args {
     /// activations at run time), GPT-2 on int8 weights.
     #[arg(long)]
     int8: bool,
+    /// Weight storage for classifiers and sentence encoders: f32, or bf16 (half the weight
+    /// memory, f32 arithmetic; not with --int8).
+    #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
+    dtype: super::WeightDtype,
     /// Compute threads (default: one per core).
     #[arg(long, value_parser = super::at_least_one())]
     threads: Option<usize>,
@@ -61,6 +65,7 @@ pub fn run(a: Args) -> Result<()> {
         payload_limit: a.payload_limit,
         auto_truncate: a.auto_truncate,
         int8: a.int8,
+        dtype: a.dtype.storage(),
     };
     opts.validate()?;
     if let Some(n) = a.threads {

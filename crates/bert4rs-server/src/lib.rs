@@ -46,6 +46,9 @@ pub struct ServeOptions {
     pub auto_truncate: bool,
     /// Run every model on int8: encoders dynamically quantised, GPT-2 on int8 weights.
     pub int8: bool,
+    /// How classifiers and sentence encoders keep their encoder's matrices (bf16: half the
+    /// weight memory, f32 arithmetic).
+    pub dtype: bert4rs::models::hub::WeightStorage,
 }
 
 impl Default for ServeOptions {
@@ -60,6 +63,7 @@ impl Default for ServeOptions {
             payload_limit: 2_000_000,
             auto_truncate: false,
             int8: false,
+            dtype: bert4rs::models::hub::WeightStorage::F32,
         }
     }
 }
@@ -70,6 +74,9 @@ impl ServeOptions {
         let bad = |m: &str| Err(Error::Invalid(m.to_string()));
         if self.models.is_empty() {
             return bad("give at least one --model DIR (or NAME=DIR)");
+        }
+        if self.int8 && self.dtype != bert4rs::models::hub::WeightStorage::F32 {
+            return bad("--int8 and --dtype bf16 exclude each other: pick one");
         }
         for (i, m) in self.models.iter().enumerate() {
             if self.models[..i].iter().any(|o| o.name == m.name) {
@@ -117,7 +124,8 @@ impl AppState {
         };
         let mut models = Vec::new();
         for spec in &opts.models {
-            let served = models::load(spec, (opts.pooling, opts.int8), limits, &metrics)?;
+            let precision = (opts.int8, opts.dtype);
+            let served = models::load(spec, (opts.pooling, precision), limits, &metrics)?;
             check_budget(&served, opts.max_batch_tokens)?;
             log::info!(
                 "{}: {} model from {}",

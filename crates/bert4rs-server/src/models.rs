@@ -5,6 +5,7 @@ use crate::queue::{Backend, BatchLimits, Queue};
 use crate::Metrics;
 use bert4rs::data::dataset::Example;
 use bert4rs::generate::TextGenerator;
+use bert4rs::models::hub::WeightStorage;
 use bert4rs::tokenize::Encoding;
 use bert4rs::train::predict::{EntityTagger, Prediction, TextClassifier};
 use bert4rs::train::token::Entity;
@@ -165,10 +166,11 @@ fn has_architecture(cfg: &serde_json::Value, suffix: &str) -> bool {
 
 /// Loads `spec` as the kind its `config.json` declares: a GPT-2 generates, a token model
 /// tags, a `*ForSequenceClassification` classifies, any other encoder embeds; with `int8`
-/// on int8 weights (encoders: dynamically quantised).
+/// on int8 weights (encoders: dynamically quantised); `storage` for classifiers and
+/// sentence encoders (bf16: an error for other kinds).
 pub fn load(
     spec: &ModelSpec,
-    (pooling, int8): (Option<Pooling>, bool),
+    (pooling, (int8, storage)): (Option<Pooling>, (bool, WeightStorage)),
     limits: BatchLimits,
     metrics: &Arc<Metrics>,
 ) -> Result<Served> {
@@ -181,7 +183,15 @@ pub fn load(
     }
     let cfg = config_json(dir)?;
     let m = metrics.clone();
+    let plain_only = |kind: &str| match storage {
+        WeightStorage::F32 => Ok(()),
+        WeightStorage::Bf16 => Err(Error::config(
+            dir,
+            format!("--dtype bf16 serves classifiers and sentence encoders; this is a {kind}"),
+        )),
+    };
     let kind = if cfg.get("model_type").and_then(|t| t.as_str()) == Some("gpt2") {
+        plain_only("GPT-2 model")?;
         let mut g = TextGenerator::from_dir(dir, None)?;
         if int8 {
             g.quantize_int8()?;
@@ -199,9 +209,10 @@ pub fn load(
             "relation models are not served yet; use `bert4rs predict`",
         ));
     } else if bert4rs::tasks::token_classify::is_token_model(dir) {
+        plain_only("token model")?;
         Kind::Tagger(Queue::start(tag_backend(dir, int8)?, limits, m, "tag"))
     } else if has_architecture(&cfg, "ForSequenceClassification") {
-        let mut classifier = TextClassifier::from_dir(dir)?;
+        let mut classifier = TextClassifier::from_dir_as(dir, storage)?;
         if int8 {
             classifier.quantize_int8()?;
         }
@@ -216,7 +227,7 @@ pub fn load(
         Kind::Classifier(Queue::start(b, limits, m, "predict"))
     } else {
         Kind::Embedding(Queue::start(
-            embed_backend(dir, pooling, int8)?,
+            embed_backend(dir, pooling, (int8, storage))?,
             limits,
             m,
             "embed",
@@ -229,12 +240,17 @@ pub fn load(
     })
 }
 
-fn embed_backend(dir: &Path, pooling: Option<Pooling>, int8: bool) -> Result<EmbedBackend> {
+fn embed_backend(
+    dir: &Path,
+    pooling: Option<Pooling>,
+    (int8, storage): (bool, WeightStorage),
+) -> Result<EmbedBackend> {
     let st = bert4rs::tasks::embed::read_st_config(dir)?;
     let pooling = pooling
         .or(st.as_ref().map(|s| s.pooling))
         .unwrap_or(Pooling::Mean);
-    let mut encoder = SentenceEncoder::with_pooling(dir, pooling, &candle_core::Device::Cpu)?;
+    let mut encoder =
+        SentenceEncoder::with_pooling_as(dir, pooling, &candle_core::Device::Cpu, storage)?;
     encoder.batch_size = SUB_BATCH;
     if int8 {
         encoder.model.quantize_int8()?;

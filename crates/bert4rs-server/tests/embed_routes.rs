@@ -6,6 +6,8 @@
 mod common;
 
 use base64::Engine;
+use bert4rs::models::hub::WeightStorage;
+use bert4rs_server::ServeOptions;
 use common::*;
 use serde_json::{json, Value};
 
@@ -54,9 +56,24 @@ async fn embed_matches_sentence_transformers_and_batch_equals_single() {
 /// sentence-transformers, and a batch still equals each text alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn int8_embed_stays_near_f32_and_batch_equals_single() {
+    served_minilm_stays_near_f32(|o| o.int8 = true, 0.99).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bf16_embed_stays_within_0_999_of_f32_and_batch_equals_single() {
+    served_minilm_stays_near_f32(|o| o.dtype = WeightStorage::Bf16, 0.999).await;
+    let mut both = options(&[("minilm", &asset("minilm"))]);
+    (both.int8, both.dtype) = (true, WeightStorage::Bf16);
+    let err = both.validate().unwrap_err().to_string();
+    assert!(err.contains("--int8") && err.contains("bf16"), "{err}");
+}
+
+/// MiniLM served with `set`'s options: every sentence within cosine `floor` of
+/// sentence-transformers' f32 embedding, and a text alone equal to its row in a batch.
+async fn served_minilm_stays_near_f32(set: impl FnOnce(&mut ServeOptions), floor: f32) {
     let minilm = asset("minilm");
     let mut opts = options(&[("minilm", &minilm)]);
-    opts.int8 = true;
+    set(&mut opts);
     let server = TestServer::start(opts).await;
     let fx = json("parity/minilm.json");
     let sentences: Vec<String> = serde_json::from_value(fx["sentences"].clone()).unwrap();
@@ -70,7 +87,10 @@ async fn int8_embed_stays_near_f32_and_batch_equals_single() {
     for (i, (q, f)) in batch.iter().zip(&golden).enumerate() {
         // Both are unit vectors: the dot product is the cosine.
         let cos: f32 = q.iter().zip(f).map(|(a, b)| a * b).sum();
-        assert!((0.99..1.0).contains(&cos), "sentence {i}: cosine {cos}");
+        assert!(
+            (floor..=1.0001).contains(&cos),
+            "sentence {i}: cosine {cos}"
+        );
     }
     for (i, s) in sentences.iter().enumerate().take(3) {
         let (_, one) = post(&client, &server.at("/embed"), &json!({"inputs": s})).await;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Encoder speed against ONNX Runtime, f32 and dynamic int8, in one run: bert4rs f32 vs ORT
-# f32 and bert4rs --int8 vs ORT's `quantize_dynamic` of the same exported weights, at
+# Encoder speed against ONNX Runtime, f32 and dynamic int8, in one run: bert4rs f32 (and
+# with bf16 weights) vs ORT f32 and bert4rs --int8 vs ORT's `quantize_dynamic` of the same
+# exported weights (and bert4rs's resident memory after loading), at
 # BERT-base 8 x 128 and 1 x 32 and MiniLM 32 x 64, same thread count. Prints each ratio and
 # the share of the machine's measured f32 FMA peak (int8 rows: of twice that, the AVX2
 # int8 multiply-add rate: vpmaddubsw + vpmaddwd do 32 multiply-adds per ymm pair where an
@@ -22,7 +23,7 @@ $bench --peak --threads "$threads" >>"$out"
 for shape in "bert-base 8 128 $base" "bert-base 1 32 $base" "minilm 32 64 $minilm"; do
   set -- $shape
   echo "== $1 batch $2 x seq $3" >&2
-  for q in "" --int8; do
+  for q in "" --bf16 --int8; do
     $bench --model-dir "$4" --batch "$2" --seq "$3" --threads "$threads" --warmup 3 --iters "$iters" $q |
       sed "s/^{/{\"model\": \"$1\", /" >>"$out"
   done
@@ -34,9 +35,9 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 peak = next(r for r in rows if r["impl"] == "fma-peak")["gflops"]
 cfg = {"bert-base": (768, 3072, 12), "minilm": (384, 1536, 6)}
-peer = {"bert4rs": "onnxruntime", "bert4rs-int8": "onnxruntime-int8"}
+peer = {"bert4rs": "onnxruntime", "bert4rs-bf16": "onnxruntime", "bert4rs-int8": "onnxruntime-int8"}
 print(f"measured f32 FMA peak: {peak:.0f} GFLOP/s on {rows[0]['threads']} threads (int8 peak taken as 2x)")
-print(f"{'model':10} {'shape':>8} {'impl':17} {'ms':>9} {'vs ORT same dtype':>18} {'% peak':>7}")
+print(f"{'model':10} {'shape':>8} {'impl':17} {'ms':>9} {'vs ORT same dtype':>18} {'% peak':>7} {'RSS MB':>7}")
 for key in dict.fromkeys((r["model"], r["batch"], r["seq"]) for r in rows if "model" in r):
     group = {r["impl"]: r for r in rows if (r.get("model"), r.get("batch"), r.get("seq")) == key}
     h, i, l = cfg[key[0]]
@@ -46,6 +47,7 @@ for key in dict.fromkeys((r["model"], r["batch"], r["seq"]) for r in rows if "mo
         p = peak * (2 if name.endswith("int8") else 1)
         pct = flops / (r["ms"] / 1e3) / 1e9 / p * 100
         ratio = f"{group[peer[name]]['ms'] / r['ms']:.2f}x" if name in peer and peer[name] in group else ""
-        print(f"{key[0]:10} {f'{b}x{t}':>8} {name:17} {r['ms']:9.1f} {ratio:>18} {pct:6.1f}%")
+        rss = f"{r['rss_mb']:.0f}" if "rss_mb" in r else ""
+        print(f"{key[0]:10} {f'{b}x{t}':>8} {name:17} {r['ms']:9.1f} {ratio:>18} {pct:6.1f}% {rss:>7}")
 PY
 rm -f "$out"

@@ -59,6 +59,11 @@ impl TextClassifier {
         &self.model.spec().labels
     }
 
+    /// Whether the model has DeeBERT off-ramps (for [`Self::predict_early_exit`]).
+    pub fn has_exit_ramps(&self) -> bool {
+        self.model.exit_ramps().is_some()
+    }
+
     /// Runs the encoder on dynamically quantised int8 (see
     /// [`crate::models::BertModel::quantize_int8`]).
     pub fn quantize_int8(&mut self) -> Result<()> {

@@ -46,6 +46,10 @@ pub struct Args {
     /// memory, f32 arithmetic; not with --int8).
     #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
     dtype: super::WeightDtype,
+    /// Early exit for classifiers trained with task.early_exit: each text stops at the
+    /// first layer whose off-ramp's prediction entropy (nats) is below this.
+    #[arg(long)]
+    early_exit_entropy: Option<f32>,
     /// Compute threads (default: one per core).
     #[arg(long, value_parser = super::at_least_one())]
     threads: Option<usize>,
@@ -66,6 +70,7 @@ pub fn run(a: Args) -> Result<()> {
         auto_truncate: a.auto_truncate,
         int8: a.int8,
         dtype: a.dtype.storage(),
+        early_exit_entropy: a.early_exit_entropy,
     };
     opts.validate()?;
     if let Some(n) = a.threads {

@@ -49,6 +49,9 @@ pub struct ServeOptions {
     /// How classifiers and sentence encoders keep their encoder's matrices (bf16: half the
     /// weight memory, f32 arithmetic).
     pub dtype: bert4rs::models::hub::WeightStorage,
+    /// Early exit for classifiers trained with `task.early_exit`: each text stops at the
+    /// first off-ramp whose prediction entropy (nats) is below this.
+    pub early_exit_entropy: Option<f32>,
 }
 
 impl Default for ServeOptions {
@@ -64,6 +67,7 @@ impl Default for ServeOptions {
             auto_truncate: false,
             int8: false,
             dtype: bert4rs::models::hub::WeightStorage::F32,
+            early_exit_entropy: None,
         }
     }
 }
@@ -77,6 +81,14 @@ impl ServeOptions {
         }
         if self.int8 && self.dtype != bert4rs::models::hub::WeightStorage::F32 {
             return bad("--int8 and --dtype bf16 exclude each other: pick one");
+        }
+        if let Some(e) = self
+            .early_exit_entropy
+            .filter(|e| !(e.is_finite() && *e >= 0.0))
+        {
+            return Err(Error::Invalid(format!(
+                "--early-exit-entropy {e}: expected a finite entropy ≥ 0 (nats)"
+            )));
         }
         for (i, m) in self.models.iter().enumerate() {
             if self.models[..i].iter().any(|o| o.name == m.name) {
@@ -122,10 +134,15 @@ impl AppState {
             max_batch_tokens: opts.max_batch_tokens,
             max_batch_requests: opts.max_batch_requests,
         };
+        let load = models::LoadOptions {
+            pooling: opts.pooling,
+            int8: opts.int8,
+            storage: opts.dtype,
+            early_exit_entropy: opts.early_exit_entropy,
+        };
         let mut models = Vec::new();
         for spec in &opts.models {
-            let precision = (opts.int8, opts.dtype);
-            let served = models::load(spec, (opts.pooling, precision), limits, &metrics)?;
+            let served = models::load(spec, load, limits, &metrics)?;
             check_budget(&served, opts.max_batch_tokens)?;
             log::info!(
                 "{}: {} model from {}",
@@ -134,6 +151,12 @@ impl AppState {
                 spec.dir.display()
             );
             models.push(served);
+        }
+        let classifies = (models.iter()).any(|m| matches!(m.kind, models::Kind::Classifier(_)));
+        if opts.early_exit_entropy.is_some() && !classifies {
+            return Err(Error::Invalid(
+                "--early-exit-entropy is for classifiers; no served model is one".into(),
+            ));
         }
         Ok(Arc::new(AppState {
             models,

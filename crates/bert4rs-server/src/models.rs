@@ -75,6 +75,8 @@ pub struct ClassifyBackend {
     pub classifier: TextClassifier,
     /// Longest input in tokens (a windowed model reads longer texts whole).
     pub max_input_length: usize,
+    /// Early exit (DeeBERT): each text stops at the first off-ramp below this entropy.
+    pub early_exit_entropy: Option<f32>,
 }
 
 impl Backend for ClassifyBackend {
@@ -85,7 +87,13 @@ impl Backend for ClassifyBackend {
         // A windowed model re-reads each text whole; the others were checked (or cut) to
         // the position table's length, which is what the classifier truncates to here.
         let max_len = self.classifier.max_sequence_length();
-        (self.classifier).predict(source, batch.to_vec(), max_len, SUB_BATCH)
+        let c = &self.classifier;
+        match self.early_exit_entropy {
+            None => c.predict(source, batch.to_vec(), max_len, SUB_BATCH),
+            Some(e) => Ok(c
+                .predict_early_exit(source, batch.to_vec(), max_len, SUB_BATCH, e)?
+                .0),
+        }
     }
 }
 
@@ -164,16 +172,36 @@ fn has_architecture(cfg: &serde_json::Value, suffix: &str) -> bool {
     })
 }
 
+/// How [`load`] prepares every model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Pooling of embedding models (default: their sentence-transformers config, else mean).
+    pub pooling: Option<Pooling>,
+    /// int8 weights (encoders: dynamically quantised).
+    pub int8: bool,
+    /// How classifiers and sentence encoders keep their matrices (bf16: an error for other
+    /// kinds).
+    pub storage: WeightStorage,
+    /// Classifiers answer from the first off-ramp whose entropy is below this (an error
+    /// for a classifier trained without `task.early_exit`).
+    pub early_exit_entropy: Option<f32>,
+}
+
 /// Loads `spec` as the kind its `config.json` declares: a GPT-2 generates, a token model
-/// tags, a `*ForSequenceClassification` classifies, any other encoder embeds; with `int8`
-/// on int8 weights (encoders: dynamically quantised); `storage` for classifiers and
-/// sentence encoders (bf16: an error for other kinds).
+/// tags, a `*ForSequenceClassification` classifies, any other encoder embeds, as `opts`
+/// says.
 pub fn load(
     spec: &ModelSpec,
-    (pooling, (int8, storage)): (Option<Pooling>, (bool, WeightStorage)),
+    opts: LoadOptions,
     limits: BatchLimits,
     metrics: &Arc<Metrics>,
 ) -> Result<Served> {
+    let LoadOptions {
+        pooling,
+        int8,
+        storage,
+        early_exit_entropy,
+    } = opts;
     let dir = &spec.dir;
     if !dir.is_dir() {
         return Err(Error::Invalid(format!(
@@ -220,9 +248,17 @@ pub fn load(
             true => usize::MAX,
             false => classifier.max_sequence_length(),
         };
+        if early_exit_entropy.is_some() && !classifier.has_exit_ramps() {
+            return Err(Error::config(
+                dir,
+                "--early-exit-entropy: this classifier has no off-ramps (train it with \
+                 task.early_exit)",
+            ));
+        }
         let b = ClassifyBackend {
             classifier,
             max_input_length,
+            early_exit_entropy,
         };
         Kind::Classifier(Queue::start(b, limits, m, "predict"))
     } else {

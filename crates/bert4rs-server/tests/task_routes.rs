@@ -229,3 +229,55 @@ async fn generate_and_its_stream_give_the_library_s_text() {
     }
     server.stop().await;
 }
+
+/// `--early-exit-entropy`: `/predict` answers as the library's early exit at the same
+/// threshold (0: the full model; 10 nats: every text at the first off-ramp), and a server
+/// that cannot exit early refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predict_exits_early_as_the_library_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cls = train_classifier_with(tmp.path(), "ramps", &["task.early_exit=\"joint\""]);
+    let texts = ["good good 3", "bad bad 7", "good", "bad news and good news"];
+    let lib = TextClassifier::from_dir(&cls).unwrap();
+    let client = reqwest::Client::new();
+    for entropy in [0.0, 10.0] {
+        let (want, layers) = lib
+            .predict_texts_early_exit(&texts, 512, 32, entropy)
+            .unwrap();
+        let mut opts = options(&[("cls", &cls)]);
+        opts.early_exit_entropy = Some(entropy);
+        let server = TestServer::start(opts).await;
+        let (status, got) = post(&client, &server.at("/predict"), &json!({"inputs": texts})).await;
+        assert_eq!(status, 200, "{got}");
+        for (i, w) in want.iter().enumerate() {
+            let Prediction::Label { probabilities, .. } = w else {
+                panic!("single-label model")
+            };
+            for (l, p) in probabilities {
+                let row = got[i].as_array().unwrap();
+                let s = row.iter().find(|x| x["label"] == l.as_str()).unwrap()["score"].as_f64();
+                assert!((s.unwrap() as f32 - p).abs() < 1e-6, "{entropy}: {l}");
+            }
+        }
+        let full = lib.predict_texts(&texts, 512, 32).unwrap();
+        assert_eq!(entropy == 0.0, want == full, "exit at {layers:?}");
+        server.stop().await;
+    }
+    let plain = train_classifier(tmp.path());
+    for (dir, needle) in [
+        (&plain, "no off-ramps"),
+        (&fixture("models/bert-a"), "no served model"),
+    ] {
+        let mut opts = options(&[("m", dir)]);
+        opts.early_exit_entropy = Some(0.5);
+        let err = bert4rs_server::AppState::load(opts)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+    let mut opts = options(&[("cls", &cls)]);
+    opts.early_exit_entropy = Some(f32::NAN);
+    let err = opts.validate().unwrap_err().to_string();
+    assert!(err.contains("--early-exit-entropy"), "{err}");
+}

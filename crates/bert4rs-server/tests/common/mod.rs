@@ -133,6 +133,11 @@ pub fn mixed_texts(n: usize, max_words: usize, seed: u64) -> Vec<String> {
 
 /// A classifier trained for a few steps on `good`/`bad` texts (from the `bert-a` fixture).
 pub fn train_classifier(dir: &Path) -> PathBuf {
+    train_classifier_with(dir, "cls", &[])
+}
+
+/// [`train_classifier`] into `dir/name` with more config overrides.
+pub fn train_classifier_with(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let rows: Vec<String> = (0..24)
         .flat_map(|i| {
             [("good", "pos"), ("bad", "neg")].map(|(w, l)| {
@@ -142,15 +147,17 @@ pub fn train_classifier(dir: &Path) -> PathBuf {
         .collect();
     let data = dir.join("cls.jsonl");
     std::fs::write(&data, rows.join("\n") + "\n").unwrap();
-    run_training(&[
+    let mut sets = vec![
         format!("model={:?}", fixture("models/bert-a").to_str().unwrap()),
-        format!("output_dir={:?}", dir.join("cls").to_str().unwrap()),
+        format!("output_dir={:?}", dir.join(name).to_str().unwrap()),
         format!("data.train={:?}", data.to_str().unwrap()),
         format!("data.dev={:?}", data.to_str().unwrap()),
         "train.epochs=1".into(),
         "train.batch_size=8".into(),
         "data.max_length=16".into(),
-    ])
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    run_training(&sets)
 }
 
 /// A token classifier (PER/LOC) trained for a few steps (from the `tiny-cls` fixture).

@@ -88,16 +88,9 @@ impl Bf16Panels {
             unsafe {
                 let bias = (false, Some(b));
                 let out_ptr = out.as_mut_ptr();
-                sgemm::gemm_packed_bf16(
-                    (rows, n, k),
-                    xs,
-                    &self.panels,
-                    out_ptr,
-                    n,
-                    1.0,
-                    bias,
-                    threads,
-                );
+                let (panels, tile) = (sgemm::PackedB::Bf16(&self.panels), sgemm::Tile::best());
+                let c = (out_ptr, n);
+                sgemm::gemm_packed_on(tile, (rows, n, k), xs, panels, c, 1.0, bias, threads);
                 out.set_len(rows * n);
             }
             out

@@ -121,37 +121,26 @@ fn bf16_is_refused_with_int8_and_for_taggers_before_any_work() {
     let input = tmp.path().join("in.txt");
     std::fs::write(&input, "hello world\n").unwrap();
     let out = tmp.path().join("out.jsonl");
-    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
     let m = fixture("train/tiny-cls");
-    let both = bin(&[
-        "embed",
-        "--model",
-        m.to_str().unwrap(),
-        "--input",
-        i,
-        "--output",
-        o,
-        "--dtype",
-        "bf16",
-        "--int8",
-    ]);
-    assert!(!both.status.success());
-    let err = String::from_utf8_lossy(&both.stderr);
+    // The command on `model` with these options; its stderr, which must report a failure.
+    let refused = |cmd: &str, model: &Path, opts: &[&str]| {
+        let mut args = vec![cmd, "--model", model.to_str().unwrap()];
+        args.extend([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        args.extend(opts);
+        let r = bin(&args);
+        assert!(!r.status.success(), "{cmd} {opts:?} ran");
+        String::from_utf8_lossy(&r.stderr).to_string()
+    };
+    let err = refused("embed", &m, &["--dtype", "bf16", "--int8"]);
     assert!(err.contains("--int8") && err.contains("--dtype"), "{err}");
-    let bad = bin(&[
-        "embed",
-        "--model",
-        m.to_str().unwrap(),
-        "--input",
-        i,
-        "--output",
-        o,
-        "--dtype",
-        "fp8",
-    ]);
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success() && err.contains("fp8"), "{err}");
-    // A tagger: written by a short token-classification run.
+    let err = refused("embed", &m, &["--dtype", "fp8"]);
+    assert!(err.contains("fp8"), "{err}");
+    // A token classifier: the same weights, declared as one.
     let tagger = tmp.path().join("tagger");
     std::fs::create_dir_all(&tagger).unwrap();
     for f in std::fs::read_dir(&m).unwrap() {
@@ -162,21 +151,7 @@ fn bf16_is_refused_with_int8_and_for_taggers_before_any_work() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text.replace("ForSequenceClassification", "ForTokenClassification");
     std::fs::write(&cfg, text).unwrap();
-    let r = bin(&[
-        "predict",
-        "--model",
-        tagger.to_str().unwrap(),
-        "--input",
-        i,
-        "--output",
-        o,
-        "--dtype",
-        "bf16",
-    ]);
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(
-        !r.status.success() && err.contains("token or relation model"),
-        "{err}"
-    );
+    let err = refused("predict", &tagger, &["--dtype", "bf16"]);
+    assert!(err.contains("token or relation model"), "{err}");
     assert!(!out.exists(), "nothing written");
 }

@@ -250,36 +250,10 @@ pub unsafe fn gemm_packed(
     );
 }
 
-/// [`gemm_packed`] with B packed as bf16 ([`pack_weight_t_bf16`]): half the weight memory;
-/// each panel is widened to f32 in L1 before the tiles read it, so the products and sums are
-/// those of the f32 kernel on the bf16-rounded weight, bit for bit.
-///
-/// # Safety
-/// As [`gemm_packed`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_packed_bf16(
-    dims: (usize, usize, usize),
-    a: Strided,
-    packed_b: &[u16],
-    c: *mut f32,
-    c_rs: usize,
-    scale: f32,
-    onto: (bool, Option<&[f32]>),
-    threads: usize,
-) {
-    gemm_packed_on(
-        Tile::best(),
-        dims,
-        a,
-        PackedB::Bf16(packed_b),
-        (c, c_rs),
-        scale,
-        onto,
-        threads,
-    );
-}
-
-/// A packed B operand: f32 panels, or the bits of bf16 panels.
+/// A packed B operand for [`gemm_packed_on`]: f32 panels, or the bits of bf16 panels
+/// ([`pack_weight_t_bf16`]: half the memory), each widened to f32 in L1 before the tiles
+/// read it, so the products and sums are those of the f32 panels of the bf16-rounded
+/// weight, bit for bit.
 #[derive(Clone, Copy, Debug)]
 pub enum PackedB<'a> {
     F32(&'a [f32]),

@@ -281,38 +281,17 @@ fn bf16_panels_multiply_exactly_as_f32_panels_of_the_rounded_weight() {
             rs: k,
             cs: 1,
         };
-        let run = |bf16: bool| {
+        let (p32, p16) = (pack_weight_t(&w, n, k), pack_weight_t_bf16(&w, n, k));
+        let run = |b: PackedB| {
             let mut c = vec![0f32; rows * n];
-            let onto = (false, Some(&bias[..]));
-            unsafe {
-                if bf16 {
-                    let packed = pack_weight_t_bf16(&w, n, k);
-                    gemm_packed_bf16(
-                        (rows, n, k),
-                        xs,
-                        &packed,
-                        c.as_mut_ptr(),
-                        n,
-                        1.0,
-                        onto,
-                        threads,
-                    )
-                } else {
-                    let packed = pack_weight_t(&w, n, k);
-                    gemm_packed(
-                        (rows, n, k),
-                        xs,
-                        &packed,
-                        c.as_mut_ptr(),
-                        n,
-                        1.0,
-                        onto,
-                        threads,
-                    )
-                }
-            };
+            let (dims, onto, tile) = ((rows, n, k), (false, Some(&bias[..])), Tile::best());
+            unsafe { gemm_packed_on(tile, dims, xs, b, (c.as_mut_ptr(), n), 1.0, onto, threads) };
             c
         };
-        assert_eq!(run(true), run(false), "{rows} x {n} x {k}");
+        assert_eq!(
+            run(PackedB::Bf16(&p16)),
+            run(PackedB::F32(&p32)),
+            "{rows} x {n} x {k}"
+        );
     }
 }

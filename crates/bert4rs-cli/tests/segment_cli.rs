@@ -6,7 +6,7 @@ mod common;
 
 use common::{bin, fixture};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const SENTENCES: [&[&str]; 4] = [
     &["中国", "人民", "很", "好"],
@@ -97,18 +97,22 @@ fn train_run(config: &str, sets: &[String]) {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
 }
 
-fn segment(model: &Path, dir: &Path, texts: &str) -> String {
+/// `bert4rs segment` of `texts` with `model` in `dir`: the run and the output path.
+fn run_segment(model: &Path, dir: &Path, texts: &str) -> (std::process::Output, PathBuf) {
     let (input, out) = (dir.join("texts.txt"), dir.join("words.txt"));
     std::fs::write(&input, texts).unwrap();
-    let r = bin(&[
-        "segment",
-        "--model",
+    let (m, i, o) = (
         model.to_str().unwrap(),
-        "--input",
         input.to_str().unwrap(),
-        "--output",
         out.to_str().unwrap(),
-    ]);
+    );
+    let r = bin(&["segment", "--model", m, "--input", i, "--output", o]);
+    (r, out)
+}
+
+/// The words `segment` writes for `texts`.
+fn segment(model: &Path, dir: &Path, texts: &str) -> String {
+    let (r, out) = run_segment(model, dir, texts);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     std::fs::read_to_string(&out).unwrap()
 }
@@ -145,19 +149,7 @@ fn an_encoder_tagger_splits_inside_a_run_that_its_vocabulary_holds_as_one_piece(
 #[test]
 fn segment_refuses_a_model_that_is_not_a_tagger() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("t.txt");
-    std::fs::write(&input, "中国\n").unwrap();
-    let out = tmp.path().join("o.txt");
-    let model = fixture("train/tiny-cls");
-    let r = bin(&[
-        "segment",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let (r, out) = run_segment(&fixture("train/tiny-cls"), tmp.path(), "中国\n");
     assert!(!r.status.success());
     assert!(!out.exists(), "nothing written");
     let err = String::from_utf8_lossy(&r.stderr);

@@ -34,10 +34,8 @@ pub struct Bf16Panels {
 impl Bf16Panels {
     /// Panels of `w [n, k]` (bf16 bits; no further rounding).
     pub fn new(w: &[u16], n: usize, k: usize) -> Self {
-        let wide: Vec<f32> = w
-            .iter()
-            .map(|&v| f32::from_bits(u32::from(v) << 16))
-            .collect();
+        let mut wide = vec![0f32; w.len()];
+        sgemm::widen_bf16(w, &mut wide);
         Bf16Panels {
             panels: sgemm::pack_weight_t_bf16(&wide, n, k),
             n,

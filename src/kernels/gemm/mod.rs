@@ -16,7 +16,7 @@
 //! last bits.
 
 use super::common::OutPtr;
-use pack::{pack_a, pack_b_into, widen_bf16, with_scratch, SCRATCH_A, SCRATCH_B, SCRATCH_W};
+use pack::{pack_a, pack_b_into, with_scratch, SCRATCH_A, SCRATCH_B, SCRATCH_W};
 use tiles::kernel_scalar;
 #[cfg(target_arch = "x86_64")]
 use tiles::{kernel_avx2, kernel_avx512};
@@ -28,6 +28,7 @@ pub mod skinny;
 mod tiles;
 
 pub use check::tile_mismatches;
+pub(crate) use pack::widen_bf16;
 pub use pack::{pack_b, pack_weight_t, pack_weight_t_bf16, packed_len};
 use rayon::prelude::*;
 use std::sync::OnceLock;

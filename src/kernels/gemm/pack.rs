@@ -87,7 +87,7 @@ pub fn pack_weight_t_bf16(w: &[f32], n: usize, k: usize) -> Vec<u16> {
 }
 
 /// `dst[i] = src[i]` read as bf16 bits: the bits become the upper half of an f32 (exact).
-pub(super) fn widen_bf16(src: &[u16], dst: &mut [f32]) {
+pub(crate) fn widen_bf16(src: &[u16], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
         // SAFETY: AVX2 was detected at run time.

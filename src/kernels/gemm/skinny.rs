@@ -33,10 +33,8 @@ pub fn skinny_linear_bf16(x: &[f32], rows: usize, k: usize, w: &[u16], b: &[f32]
         let outputs = block.len() / rows;
         let w = &w[first * k..(first + outputs) * k];
         if block_dots_narrow(w, x, rows, k, block).is_none() {
-            let wide: Vec<f32> = w
-                .iter()
-                .map(|&v| f32::from_bits(u32::from(v) << 16))
-                .collect();
+            let mut wide = vec![0f32; w.len()];
+            super::widen_bf16(w, &mut wide);
             block_dots(&wide, x, rows, k, block);
         }
     })

@@ -282,6 +282,14 @@ impl Linear {
         })
     }
 
+    /// The bias, or `n` zeros for a layer without one (the bf16 and int8 kernels take one).
+    fn bias_or_zeros(&self, n: usize, device: &candle_core::Device) -> Result<Tensor> {
+        match &self.bias {
+            Some(b) => Ok(b.clone()),
+            None => Ok(Tensor::zeros(n, DType::F32, device)?),
+        }
+    }
+
     /// `act(x2 [rows, in] · wᵀ + b)` through the bf16 weight and its panels (inference).
     fn forward_bf16(&self, p: &Bf16Panels, x2: &Tensor, act: Option<Gelu>) -> Result<Tensor> {
         let rows = x2.dim(0)?;
@@ -293,14 +301,7 @@ impl Linear {
                 p.cols()
             )));
         }
-        let zeros;
-        let b = match &self.bias {
-            Some(b) => b,
-            None => {
-                zeros = Tensor::zeros(p.rows(), DType::F32, x2.device())?;
-                &zeros
-            }
-        };
+        let b = &self.bias_or_zeros(p.rows(), x2.device())?;
         let x2 = x2.to_dtype(DType::F32)?.contiguous()?;
         let y = kernels::with_bf16_bits(&self.weight, |w| {
             kernels::with_f32(&x2, |xv| {
@@ -325,14 +326,7 @@ impl Linear {
                 q.cols()
             )));
         }
-        let zeros;
-        let b = match &self.bias {
-            Some(b) => b,
-            None => {
-                zeros = Tensor::zeros(n, DType::F32, x2.device())?;
-                &zeros
-            }
-        };
+        let b = &self.bias_or_zeros(n, x2.device())?;
         let x2 = x2.to_dtype(DType::F32)?.contiguous()?;
         let y = kernels::with_f32(&x2, |xv| {
             kernels::with_f32(b, |bv| Ok(q.linear(xv, rows, bv)))

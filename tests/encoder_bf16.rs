@@ -120,20 +120,7 @@ fn a_padded_bf16_batch_equals_each_text_alone() {
         &[2, 99, 3],
         &[2, 5, 6, 7, 3],
     ]);
-    let out = model.forward(&batch, false).unwrap();
-    for row in 0..3 {
-        let (single, len) = unpadded_row(&batch, row);
-        let alone = model.forward(&single, false).unwrap();
-        let in_batch = (out.last_hidden_state.narrow(0, row, 1).unwrap())
-            .narrow(1, 0, len)
-            .unwrap();
-        assert_close(
-            &alone.last_hidden_state,
-            &in_batch,
-            TOL,
-            &format!("row {row}"),
-        );
-    }
+    assert_batch_equals_alone(&model, &batch, TOL, "bf16");
 }
 
 #[test]

@@ -134,30 +134,6 @@ fn padded_batch_equals_one_text_at_a_time() {
         let dir = fixture(meta["model_dir"].as_str().unwrap());
         let model = load_encoder(&dir, &Device::Cpu, false).unwrap().model;
         let batch = input_from_golden(&g, "case1");
-        let out = model.forward(&batch, false).unwrap();
-        for row in 0..batch.input_ids.dim(0).unwrap() {
-            let (single, len) = unpadded_row(&batch, row);
-            let alone = model.forward(&single, false).unwrap();
-            let in_batch = out
-                .last_hidden_state
-                .narrow(0, row, 1)
-                .unwrap()
-                .narrow(1, 0, len)
-                .unwrap();
-            assert_close(
-                &alone.last_hidden_state,
-                &in_batch,
-                TOL,
-                &format!("{name} row {row}"),
-            );
-            if let (Some(a), Some(b)) = (&alone.pooler_output, &out.pooler_output) {
-                assert_close(
-                    a,
-                    &b.narrow(0, row, 1).unwrap(),
-                    TOL,
-                    &format!("{name} pooler row {row}"),
-                );
-            }
-        }
+        assert_batch_equals_alone(&model, &batch, TOL, name);
     }
 }

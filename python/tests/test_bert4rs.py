@@ -215,30 +215,27 @@ def test_compute_releases_the_gil(minilm):
     assert during > 5, "another Python thread ran while encode computed"
 
 
-def test_encode_equals_the_cli_embed(minilm, tmp_path):
+def _cli_embed(minilm, tmp_path, texts, *options):
+    """`bert4rs embed` of `texts` with `options`, as an array."""
     import subprocess
     from conftest import _binary
-    texts = ["A man is eating food.", "我爱北京天安门", "ok"]
-    inp = tmp_path / "in.txt"
+    inp, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
     inp.write_text("\n".join(texts) + "\n")
-    out = tmp_path / "out.jsonl"
     subprocess.run([_binary(), "embed", "--model", minilm, "--input", str(inp),
-                    "--output", str(out)], check=True, capture_output=True)
-    cli = np.array([json.loads(l)["embedding"] for l in out.read_text().splitlines()])
+                    "--output", str(out), *options], check=True, capture_output=True)
+    return np.array([json.loads(l)["embedding"] for l in out.read_text().splitlines()])
+
+
+def test_encode_equals_the_cli_embed(minilm, tmp_path):
+    texts = ["A man is eating food.", "我爱北京天安门", "ok"]
+    cli = _cli_embed(minilm, tmp_path, texts)
     ours = bert4rs.SentenceEncoder(minilm).encode(texts)
     assert np.abs(cli - ours).max() <= 1e-6
 
 
 def test_int8_encode_equals_the_cli_embed_int8_and_stays_near_f32(minilm, tmp_path):
-    import subprocess
-    from conftest import _binary
     texts = ["A man is eating food.", "我爱北京天安门", "ok"]
-    inp = tmp_path / "in.txt"
-    inp.write_text("\n".join(texts) + "\n")
-    out = tmp_path / "out.jsonl"
-    subprocess.run([_binary(), "embed", "--model", minilm, "--input", str(inp),
-                    "--output", str(out), "--int8"], check=True, capture_output=True)
-    cli = np.array([json.loads(l)["embedding"] for l in out.read_text().splitlines()])
+    cli = _cli_embed(minilm, tmp_path, texts, "--int8")
     q = bert4rs.SentenceEncoder(minilm, int8=True)
     ours = q.encode(texts)
     assert np.abs(cli - ours).max() <= 1e-6
@@ -251,15 +248,8 @@ def test_int8_encode_equals_the_cli_embed_int8_and_stays_near_f32(minilm, tmp_pa
 
 
 def test_bf16_encode_equals_the_cli_embed_bf16_and_stays_within_0_999_of_f32(minilm, tmp_path):
-    import subprocess
-    from conftest import _binary
     texts = ["A man is eating food.", "我爱北京天安门", "ok"]
-    inp = tmp_path / "in.txt"
-    inp.write_text("\n".join(texts) + "\n")
-    out = tmp_path / "out.jsonl"
-    subprocess.run([_binary(), "embed", "--model", minilm, "--input", str(inp),
-                    "--output", str(out), "--dtype", "bf16"], check=True, capture_output=True)
-    cli = np.array([json.loads(l)["embedding"] for l in out.read_text().splitlines()])
+    cli = _cli_embed(minilm, tmp_path, texts, "--dtype", "bf16")
     ours = bert4rs.SentenceEncoder(minilm, dtype="bf16").encode(texts)
     assert np.abs(cli - ours).max() <= 1e-6
     plain = bert4rs.SentenceEncoder(minilm).encode(texts)

@@ -132,6 +132,30 @@ pub fn unpadded_row(batch: &EncoderInput, row: usize) -> (EncoderInput, usize) {
     (single, len)
 }
 
+/// Each row of the right-padded `batch` run alone through `model` equals its rows in the
+/// batch within `tol`: the last hidden state, and the pooler output where there is one.
+pub fn assert_batch_equals_alone(
+    model: &bert4rs::models::bert::BertModel,
+    batch: &EncoderInput,
+    tol: f32,
+    what: &str,
+) {
+    let out = model.forward(batch, false).unwrap();
+    for row in 0..batch.input_ids.dim(0).unwrap() {
+        let (single, len) = unpadded_row(batch, row);
+        let alone = model.forward(&single, false).unwrap();
+        let in_batch = (out.last_hidden_state.narrow(0, row, 1).unwrap())
+            .narrow(1, 0, len)
+            .unwrap();
+        let at = format!("{what} row {row}");
+        assert_close(&alone.last_hidden_state, &in_batch, tol, &at);
+        if let (Some(a), Some(b)) = (&alone.pooler_output, &out.pooler_output) {
+            let b = b.narrow(0, row, 1).unwrap();
+            assert_close(a, &b, tol, &format!("{what} pooler row {row}"));
+        }
+    }
+}
+
 /// Rebuilds a tiny random GPT-2 fixture (`tests/fixtures/gpt2/<name>`) as an HF model
 /// directory in a temp dir: every weight is a pure function of (seed, name, index), the
 /// generator `reference/make_gpt2_fixtures.py` used, so no megabyte weights are committed.

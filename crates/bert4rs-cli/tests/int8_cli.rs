@@ -5,6 +5,7 @@ mod common;
 
 use common::{bin, fixture};
 use std::path::Path;
+use std::process::Output;
 
 fn vectors(path: &Path, field: &str) -> Vec<Vec<f32>> {
     std::fs::read_to_string(path)
@@ -33,30 +34,35 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (n(a) * n(b))
 }
 
+/// `bert4rs CMD --model MODEL --input INPUT --output OUT` with `opts`.
+fn run_io(cmd: &str, model: &Path, input: &Path, out: &Path, opts: &[&str]) -> Output {
+    let mut args = vec![cmd, "--model", model.to_str().unwrap()];
+    args.extend(["--input", input.to_str().unwrap()]);
+    args.extend(["--output", out.to_str().unwrap()]);
+    args.extend(opts);
+    bin(&args)
+}
+
+/// The `field` vectors `cmd` writes for `input` under each of `variants`' options.
+fn outputs(cmd: &str, field: &str, input: &Path, variants: [&[&str]; 2]) -> Vec<Vec<Vec<f32>>> {
+    let model = fixture("train/tiny-cls");
+    (variants.iter().enumerate())
+        .map(|(v, opts)| {
+            let out = input.with_file_name(format!("{cmd}-{v}.jsonl"));
+            let r = run_io(cmd, &model, input, &out, opts);
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            vectors(&out, field)
+        })
+        .collect()
+}
+
 #[test]
 fn embed_and_predict_with_int8_stay_near_f32_but_run_quantised() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = fixture("train/tiny-cls");
     let input = tmp.path().join("in.txt");
     std::fs::write(&input, "hello world\nthe lazy dog, again\na fox\n").unwrap();
     for (cmd, field) in [("embed", "embedding"), ("predict", "probabilities")] {
-        let mut outs = Vec::new();
-        for int8 in [false, true] {
-            let out = tmp.path().join(format!("{cmd}-{int8}.jsonl"));
-            let mut args = vec![cmd, "--model", model.to_str().unwrap()];
-            args.extend([
-                "--input",
-                input.to_str().unwrap(),
-                "--output",
-                out.to_str().unwrap(),
-            ]);
-            if int8 {
-                args.push("--int8");
-            }
-            let o = bin(&args);
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            outs.push(vectors(&out, field));
-        }
+        let outs = outputs(cmd, field, &input, [&[], &["--int8"]]);
         assert_eq!(outs[1].len(), 3, "{cmd}: one line per text");
         for (f, q) in outs[0].iter().zip(&outs[1]) {
             assert_ne!(f, q, "{cmd}: --int8 gave f32's exact values");
@@ -73,16 +79,12 @@ fn embed_predict_and_eval_with_bf16_weights_stay_within_cosine_0_9999_of_f32() {
     let input = tmp.path().join("in.txt");
     std::fs::write(&input, "hello world\nthe lazy dog, again\na fox\n").unwrap();
     for (cmd, field) in [("embed", "embedding"), ("predict", "probabilities")] {
-        let mut outs = Vec::new();
-        for dtype in ["f32", "bf16"] {
-            let out = tmp.path().join(format!("{cmd}-{dtype}.jsonl"));
-            let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
-            let r = bin(&[
-                cmd, "--model", m, "--input", i, "--output", o, "--dtype", dtype,
-            ]);
-            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-            outs.push(vectors(&out, field));
-        }
+        let outs = outputs(
+            cmd,
+            field,
+            &input,
+            [&["--dtype", "f32"], &["--dtype", "bf16"]],
+        );
         assert_eq!(outs[1].len(), 3, "{cmd}: one line per text");
         for (a, b) in outs[0].iter().zip(&outs[1]) {
             assert!(cosine(a, b) > 0.9999, "{cmd}: {a:?} vs {b:?}");
@@ -124,15 +126,7 @@ fn bf16_is_refused_with_int8_and_for_taggers_before_any_work() {
     let m = fixture("train/tiny-cls");
     // The command on `model` with these options; its stderr, which must report a failure.
     let refused = |cmd: &str, model: &Path, opts: &[&str]| {
-        let mut args = vec![cmd, "--model", model.to_str().unwrap()];
-        args.extend([
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ]);
-        args.extend(opts);
-        let r = bin(&args);
+        let r = run_io(cmd, model, &input, &out, opts);
         assert!(!r.status.success(), "{cmd} {opts:?} ran");
         String::from_utf8_lossy(&r.stderr).to_string()
     };

@@ -4,13 +4,13 @@
 //! which must be there), a batch decodes as each prompt alone, and training refuses it.
 //!
 //! Tolerances: int8 vs the original f32 model within 5 % of the largest logit (the rounding
-//! of 127-level weights and activations); int8 vs f32-with-dequantised-weights: above 0 (the
+//! of 127-level weights and activations, and of the bf16 key/value cache); int8 vs f32-with-dequantised-weights: above 0 (the
 //! activations really are quantised) and within 5 % as well.
 
 mod common;
 
 use bert4rs::generate::{self, GenerationConfig};
-use bert4rs::kernels::Int8Weight;
+use bert4rs::kernels::{Int8Weight, KvDtype};
 use bert4rs::models::gpt2::Gpt2LMHeadModel;
 use candle_core::{Device, Tensor};
 use common::gpt2_fixture_dir;
@@ -95,6 +95,9 @@ fn int8_model_stays_near_f32_and_its_dequantized_twin() {
         let mut int8 = load(dir.path());
         int8.quantize_int8().unwrap();
         assert!(int8.is_int8() && !f32_model.is_int8());
+        // The int8 decoder keeps its keys and values in bf16; f32 decoding stays exact.
+        assert_eq!(int8.new_cache(2).kv_dtype(), Some(KvDtype::Bf16));
+        assert_eq!(f32_model.new_cache(2).kv_dtype(), Some(KvDtype::F32));
         for p in PROMPTS {
             let (q, t, f) = (logits(&int8, p), logits(&twin, p), logits(&f32_model, p));
             let exact = q

@@ -32,7 +32,7 @@ pub use dropout::DropMask;
 pub use gelu::{gelu_erf, gelu_tanh, Gelu};
 pub use greedy_head::GreedyScreen;
 pub use int8::Int8Weight;
-pub use kv_attention::{cached_causal_attention, KvBuffer};
+pub use kv_attention::{cached_causal_attention, KvBuffer, KvDtype};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
 pub use linear::{linear_frozen, linear_train, prepare_frozen_weight, Epilogue};
 pub use rnn::{rnn_layer, RnnCell};

@@ -3,7 +3,7 @@
 
 use super::{position_of, Gpt2Model};
 use crate::error::{Error, Result};
-use crate::kernels::{self, KvBuffer};
+use crate::kernels::{self, KvBuffer, KvDtype};
 use candle_core::Tensor;
 
 /// Keys, values, masks and next positions of every sequence being decoded.
@@ -31,6 +31,11 @@ impl Gpt2Cache {
         self.mask.len()
     }
 
+    /// How keys and values are stored (`None` for a model without layers).
+    pub fn kv_dtype(&self) -> Option<KvDtype> {
+        self.layers.first().map(KvBuffer::dtype)
+    }
+
     /// Keeps sequence `order[i]` as sequence `i` (beam search).
     pub fn reorder(&mut self, order: &[usize]) {
         for l in &mut self.layers {
@@ -42,12 +47,18 @@ impl Gpt2Cache {
 }
 
 impl Gpt2Model {
-    /// An empty cache for `rows` sequences.
+    /// An empty cache for `rows` sequences: f32, or bf16 for the int8 decoder (see
+    /// [`KvDtype::Bf16`]).
     pub fn new_cache(&self, rows: usize) -> Gpt2Cache {
         let c = &self.config;
+        let dtype = if self.is_int8() {
+            KvDtype::Bf16
+        } else {
+            KvDtype::F32
+        };
         Gpt2Cache {
             layers: (0..c.n_layer)
-                .map(|_| KvBuffer::new(rows, c.n_head, c.head_dim()))
+                .map(|_| KvBuffer::with_dtype(rows, c.n_head, c.head_dim(), dtype))
                 .collect(),
             mask: vec![Vec::new(); rows],
             next_position: vec![0; rows],

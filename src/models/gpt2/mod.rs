@@ -223,6 +223,13 @@ impl Gpt2Model {
         Ok(())
     }
 
+    /// True once [`Self::quantize_int8`] ran.
+    pub fn is_int8(&self) -> bool {
+        self.h
+            .first()
+            .is_some_and(|b| b.attn.c_attn.int8().is_some())
+    }
+
     /// Every linear layer of the blocks with its HF name.
     fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         let mut all = Vec::with_capacity(4 * self.h.len());

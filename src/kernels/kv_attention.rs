@@ -10,7 +10,7 @@
 //! training runs the differentiable tensor-op attention.
 
 use super::common::OutPtr;
-use super::simd::{dispatch, dot, LANES};
+use super::simd::{dispatch, dot, dot_widened};
 use super::softmax::{softmax_row_in_place, softmax_rows_in_place_best};
 use super::sparse_attention::{leading_padding, sparse_positions};
 use rayon::prelude::*;
@@ -82,20 +82,7 @@ impl KvElem for u16 {
     }
     #[inline(always)]
     fn dot(q: &[f32], k: &[u16]) -> f32 {
-        let mut acc = [0f32; LANES];
-        let (cq, ck) = (q.chunks_exact(LANES), k.chunks_exact(LANES));
-        let rest: f32 = cq
-            .remainder()
-            .iter()
-            .zip(ck.remainder())
-            .map(|(x, y)| x * y.to_f32())
-            .sum();
-        for (x, y) in cq.zip(ck) {
-            for l in 0..LANES {
-                acc[l] += x[l] * y[l].to_f32();
-            }
-        }
-        acc.iter().sum::<f32>() + rest
+        dot_widened(q, k, u16::to_f32)
     }
     fn attend_best(
         q: &[f32],

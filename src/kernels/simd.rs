@@ -80,17 +80,24 @@ pub const LANES: usize = 16;
 /// separately, no fused multiply-add). Inline it into a [`dispatch`]ed kernel.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_widened(a, b, |y| y)
+}
+
+/// [`dot`] of `a` with `b` widened to f32 element by element (bf16 bits, say): the same
+/// products and summation order as [`dot`] on the widened values.
+#[inline(always)]
+pub fn dot_widened<T: Copy>(a: &[f32], b: &[T], widen: impl Fn(T) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let rest: f32 = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(x, y)| x * y)
+        .map(|(x, &y)| x * widen(y))
         .sum();
     for (x, y) in ca.zip(cb) {
         for l in 0..LANES {
-            acc[l] += x[l] * y[l];
+            acc[l] += x[l] * widen(y[l]);
         }
     }
     acc.iter().sum::<f32>() + rest

@@ -4,8 +4,9 @@
 //! which must be there), a batch decodes as each prompt alone, and training refuses it.
 //!
 //! Tolerances: int8 vs the original f32 model within 5 % of the largest logit (the rounding
-//! of 127-level weights and activations, and of the bf16 key/value cache); int8 vs f32-with-dequantised-weights: above 0 (the
-//! activations really are quantised) and within 5 % as well.
+//! of 127-level weights and activations, and of the bf16 key/value cache); int8 vs
+//! f32-with-dequantised-weights: above 0 (the activations really are quantised) and within
+//! 5 % as well.
 
 mod common;
 

@@ -97,19 +97,26 @@ impl KvElem for u16 {
     }
 }
 
-/// One cache array, `[rows, heads, capacity, head_dim]`.
-#[derive(Clone, Debug)]
-enum Store {
-    F32(Vec<f32>),
-    Bf16(Vec<u16>),
+/// The key and value arrays, each `[rows, heads, capacity, head_dim]`.
+#[derive(Clone, Debug, Default)]
+struct Arrays<T> {
+    k: Vec<T>,
+    v: Vec<T>,
 }
 
-/// Runs `$body` with `$v` bound to the store's element slice (mutable with `mut`).
-macro_rules! with_store {
-    ($store:expr, $v:ident => $body:expr) => {
+/// The arrays in one element type (keys and values always share it).
+#[derive(Clone, Debug)]
+enum Store {
+    F32(Arrays<f32>),
+    Bf16(Arrays<u16>),
+}
+
+/// Runs `$body` with `$a` bound to the store's [`Arrays`], whatever their element type.
+macro_rules! with_arrays {
+    ($store:expr, $a:ident => $body:expr) => {
         match $store {
-            Store::F32($v) => $body,
-            Store::Bf16($v) => $body,
+            Store::F32($a) => $body,
+            Store::Bf16($a) => $body,
         }
     };
 }
@@ -118,8 +125,7 @@ macro_rules! with_store {
 /// `[rows, heads, capacity, head_dim]` so each (row, head) block is contiguous.
 #[derive(Clone, Debug)]
 pub struct KvBuffer {
-    k: Store,
-    v: Store,
+    store: Store,
     rows: usize,
     heads: usize,
     head_dim: usize,
@@ -135,13 +141,12 @@ impl KvBuffer {
 
     /// An empty cache for `rows` sequences storing `dtype`.
     pub fn with_dtype(rows: usize, heads: usize, head_dim: usize, dtype: KvDtype) -> Self {
-        let empty = || match dtype {
-            KvDtype::F32 => Store::F32(Vec::new()),
-            KvDtype::Bf16 => Store::Bf16(Vec::new()),
+        let store = match dtype {
+            KvDtype::F32 => Store::F32(Arrays::default()),
+            KvDtype::Bf16 => Store::Bf16(Arrays::default()),
         };
         KvBuffer {
-            k: empty(),
-            v: empty(),
+            store,
             rows,
             heads,
             head_dim,
@@ -152,7 +157,7 @@ impl KvBuffer {
 
     /// How keys and values are stored.
     pub fn dtype(&self) -> KvDtype {
-        match self.k {
+        match self.store {
             Store::F32(_) => KvDtype::F32,
             Store::Bf16(_) => KvDtype::Bf16,
         }
@@ -185,9 +190,9 @@ impl KvBuffer {
             self.capacity,
             self.len,
         );
-        for store in [&mut self.k, &mut self.v] {
-            with_store!(store, a => *a = regrid(a, blocks, old_cap * d, cap * d, used * d, |b| b));
-        }
+        with_arrays!(&mut self.store, a => for x in [&mut a.k, &mut a.v] {
+            *x = regrid(x, blocks, old_cap * d, cap * d, used * d, |b| b);
+        });
         self.capacity = cap;
     }
 
@@ -198,9 +203,9 @@ impl KvBuffer {
         let (heads, used) = (self.heads, self.len * self.head_dim);
         // Block `dst·heads + h` takes block `order[dst]·heads + h`.
         let from = |b: usize| order[b / heads] * heads + b % heads;
-        for store in [&mut self.k, &mut self.v] {
-            with_store!(store, a => *a = regrid(a, order.len() * heads, block, block, used, from));
-        }
+        with_arrays!(&mut self.store, a => for x in [&mut a.k, &mut a.v] {
+            *x = regrid(x, order.len() * heads, block, block, used, from);
+        });
         self.rows = order.len();
     }
 }
@@ -253,11 +258,7 @@ pub fn cached_causal_attention(
         past,
         t,
     };
-    match (&cache.k, &cache.v) {
-        (Store::F32(k), Store::F32(v)) => attend_all(qkv, k, v, key_mask, shape, scale, sparse),
-        (Store::Bf16(k), Store::Bf16(v)) => attend_all(qkv, k, v, key_mask, shape, scale, sparse),
-        _ => unreachable!("keys and values share one dtype"), // ok: set together in with_dtype
-    }
+    with_arrays!(&cache.store, a => attend_all(qkv, &a.k, &a.v, key_mask, shape, scale, sparse))
 }
 
 /// The sizes of one [`cached_causal_attention`] call.
@@ -358,29 +359,20 @@ fn attend_gathered<T: KvElem>(
 
 /// Copies the new keys and values into the cache after the `len` cached positions.
 fn append(qkv: &[f32], t: usize, cache: &mut KvBuffer) {
-    let (rows, heads, d, cap, past) = (
-        cache.rows,
-        cache.heads,
-        cache.head_dim,
-        cache.capacity,
-        cache.len,
-    );
+    let (heads, d, cap, past) = (cache.heads, cache.head_dim, cache.capacity, cache.len);
     let h = heads * d;
-    let write = |store: &mut Store, offset: usize| {
-        with_store!(store, a => for r in 0..rows {
-            for i in 0..t {
-                let src = &qkv[(r * t + i) * 3 * h + offset..][..h];
-                for head in 0..heads {
-                    let at = ((r * heads + head) * cap + past + i) * d;
-                    for (dst, &x) in a[at..at + d].iter_mut().zip(&src[head * d..][..d]) {
-                        *dst = KvElem::from_f32(x);
-                    }
+    with_arrays!(&mut cache.store, a => for (dst, offset) in [(&mut a.k, h), (&mut a.v, 2 * h)] {
+        // Token `r·t + i` of `qkv` is row r's new position `past + i`.
+        for (token, x) in qkv.chunks_exact(3 * h).enumerate() {
+            let (r, i) = (token / t, token % t);
+            for (head, x) in x[offset..][..h].chunks_exact(d).enumerate() {
+                let at = ((r * heads + head) * cap + past + i) * d;
+                for (y, &v) in dst[at..at + d].iter_mut().zip(x) {
+                    *y = KvElem::from_f32(v);
                 }
             }
-        })
-    };
-    write(&mut cache.k, h);
-    write(&mut cache.v, 2 * h);
+        }
+    });
 }
 
 /// One query: `ctx = softmax(scale · q·Kᵀ, masked) · V`.

@@ -289,7 +289,9 @@ fn a_pruned_model_runs_on_int8() {
     let e = expected();
     let mut model = load(&fixture("pruning/pruned-twice"), false);
     let f32_logits = model.forward(&input(&e), false).unwrap();
-    model.quantize_int8().unwrap();
+    model
+        .quantize_int8(bert4rs::kernels::CodeWidth::default())
+        .unwrap();
     let q = model.forward(&input(&e), false).unwrap();
     // Layers of 1, 3 and 3 heads of 8 dims: widths the integer GEMM's 16-column panels pad.
     let scale = common::scale(&f32_logits);

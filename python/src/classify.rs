@@ -43,14 +43,14 @@ impl Classifier {
                     true => {
                         let mut t = EntityTagger::from_dir(&dir)?;
                         if int8 {
-                            t.quantize_int8()?;
+                            t.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
                         }
                         Classifies::Tokens(Box::new(t))
                     }
                     false => {
                         let mut c = TextClassifier::from_dir_as(&dir, storage)?;
                         if int8 {
-                            c.quantize_int8()?;
+                            c.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
                         }
                         Classifies::Sequences(Box::new(c))
                     }
@@ -181,7 +181,7 @@ impl Tagger {
             .detach(|| -> bert4rs::Result<EntityTagger> {
                 let mut t = EntityTagger::from_dir(&dir)?;
                 if int8 {
-                    t.quantize_int8()?;
+                    t.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
                 }
                 Ok(t)
             })

@@ -45,7 +45,8 @@ impl SentenceEncoder {
             .detach(|| -> bert4rs::Result<_> {
                 let mut enc = bert4rs::SentenceEncoder::from_dir_as(&dir, storage)?;
                 if int8 {
-                    enc.model.quantize_int8()?;
+                    enc.model
+                        .quantize_int8(bert4rs::kernels::CodeWidth::default())?;
                 }
                 Ok(enc)
             })
@@ -101,7 +102,8 @@ impl SentenceEncoder {
                                 dir, kind, &device, storage,
                             )?;
                             if int8 {
-                                enc.model.quantize_int8()?;
+                                enc.model
+                                    .quantize_int8(bert4rs::kernels::CodeWidth::default())?;
                             }
                             Ok(enc)
                         })

@@ -121,7 +121,7 @@ pub enum Gelu {
 
 impl Gelu {
     /// The slice kernel `out = gelu(x)` for this variant.
-    fn slice_kernel(self) -> fn(&[f32], &mut [f32]) {
+    pub(super) fn slice_kernel(self) -> fn(&[f32], &mut [f32]) {
         match self {
             Gelu::Erf => gelu_slice_best,
             Gelu::Tanh => gelu_tanh_slice_best,

@@ -7,8 +7,9 @@
 //!   at run time and the products are exact integers ([`qgemm`]) — what the encoders and
 //!   GPT-2 decoding use.
 
+use super::gelu::Gelu;
 use super::gemm::skinny::{self, MAX_ROWS, TASK_OUTPUTS};
-use super::qgemm::{self, PackedI8};
+use super::qgemm::{self, CodeWidth, PackedI8};
 use rayon::prelude::*;
 
 /// A `[n, k]` weight as int8 with one f32 scale per output row.
@@ -17,8 +18,9 @@ pub struct Int8Weight {
     q: Vec<i8>,
     scale: Vec<f32>,
     k: usize,
-    /// Set by [`Self::with_dynamic_activations`]: the weight packed for the integer GEMM.
-    dynamic: Option<PackedI8>,
+    /// Set by [`Self::with_dynamic_activations`]: the weight packed for the integer GEMM and
+    /// the width of the activations' codes.
+    dynamic: Option<(PackedI8, CodeWidth)>,
     /// Per input channel, `1 / s_j` that inputs are multiplied by before they are quantised
     /// (the weight's column `j` was multiplied by `s_j`: [`Self::quantize_smoothed`]).
     inv_smooth: Option<Vec<f32>>,
@@ -91,11 +93,11 @@ impl Int8Weight {
         q
     }
 
-    /// Makes [`Self::linear`] quantise its input rows too (W8A8, [`qgemm`]): every product
-    /// is then an exact integer one, about twice the f32 rate on AVX2, at the cost of
-    /// rounding each activation to its row's 7-bit grid.
-    pub fn with_dynamic_activations(mut self) -> Self {
-        self.dynamic = Some(PackedI8::pack(&self.q, self.rows(), self.k));
+    /// Makes [`Self::linear`] quantise its input rows too ([`qgemm`]): every product is
+    /// then an exact integer one, at the cost of rounding each activation to its row's grid
+    /// of `width` codes.
+    pub fn with_dynamic_activations(mut self, width: CodeWidth) -> Self {
+        self.dynamic = Some((PackedI8::pack(&self.q, self.rows(), self.k), width));
         self
     }
 
@@ -125,23 +127,20 @@ impl Int8Weight {
 
     /// Bytes held (the int8 values, the scales and any packed copy).
     pub fn bytes(&self) -> usize {
-        self.q.len() + 4 * self.scale.len() + self.dynamic.as_ref().map_or(0, |p| p.bytes())
+        self.q.len() + 4 * self.scale.len() + self.dynamic.as_ref().map_or(0, |(p, _)| p.bytes())
     }
 
-    /// `x [rows, k] · Wᵀ + b` → `[rows, n]`, any number of rows (taken [`MAX_ROWS`] at a
-    /// time: each group streams the weights once).
-    pub fn linear(&self, x: &[f32], rows: usize, b: &[f32]) -> Vec<f32> {
+    /// `act(x [rows, k] · Wᵀ + b)` → `[rows, n]`, any number of rows (taken [`MAX_ROWS`] at
+    /// a time: each group streams the weights once).
+    pub fn linear(&self, x: &[f32], rows: usize, b: &[f32], act: Option<Gelu>) -> Vec<f32> {
         let (n, k) = (self.rows(), self.k);
         assert!(
             x.len() == rows * k && b.len() == n,
             "Int8Weight::linear shapes"
         ); // ok: the layer checks shapes before calling
-        if let Some(packed) = &self.dynamic {
-            let a = match &self.inv_smooth {
-                Some(inv) => qgemm::quantize_rows_scaled(x, rows, k, inv),
-                None => qgemm::quantize_rows(x, rows, k),
-            };
-            return qgemm::gemm(&a, packed, &self.scale, b);
+        if let Some((packed, width)) = &self.dynamic {
+            let a = qgemm::quantize_rows(x, rows, k, self.inv_smooth.as_deref(), *width);
+            return qgemm::gemm(&a, packed, &self.scale, b, act);
         }
         let mut out = vec![0f32; rows * n];
         for r0 in (0..rows).step_by(MAX_ROWS) {
@@ -162,6 +161,9 @@ impl Int8Weight {
                     out[(r0 + r) * n + o] = v * self.scale[o] + b[o];
                 }
             }
+        }
+        if let Some(act) = act {
+            act.forward_in_place(&mut out);
         }
         out
     }
@@ -222,7 +224,7 @@ mod tests {
         let b = values(n, 3);
         for rows in [1, 2, 5, 16, 17, 40] {
             let x = values(rows * k, 4 + rows);
-            let y = q.linear(&x, rows, &b);
+            let y = q.linear(&x, rows, &b, None);
             for r in 0..rows {
                 for o in 0..n {
                     let want: f64 = b[o] as f64

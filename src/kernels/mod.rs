@@ -35,6 +35,7 @@ pub use int8::Int8Weight;
 pub use kv_attention::{cached_causal_attention, KvBuffer, KvDtype};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_composite};
 pub use linear::{linear_frozen, linear_train, prepare_frozen_weight, Epilogue};
+pub use qgemm::CodeWidth;
 pub use rnn::{rnn_layer, RnnCell};
 pub use softmax::{masked_softmax, masked_softmax_composite};
 pub use sparse_attention::{leading_padding, sparse_allowed, sparse_attention, sparse_positions};

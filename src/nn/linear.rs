@@ -3,6 +3,7 @@
 use super::dropout::Dropout;
 use super::params::{Init, Params};
 use crate::error::{Error, Result};
+use crate::kernels::qgemm::CodeWidth;
 use crate::kernels::{self, Bf16Panels, Epilogue, Gelu, GreedyScreen, Int8Weight};
 use candle_core::{DType, Tensor, D};
 use std::sync::Arc;
@@ -117,13 +118,18 @@ impl Linear {
         Ok(())
     }
 
-    /// Switches inference to dynamically quantised int8 (W8A8): the weight as in
-    /// [`Self::quantize_int8`], and each row of the input quantised at run time to 7-bit
-    /// codes with its own scale, summed exactly in integers ([`kernels::qgemm`]); a row's
+    /// Switches inference to dynamically quantised int8: the weight as in
+    /// [`Self::quantize_int8`], and each row of the input quantised at run time to codes of
+    /// `width` with its own scale, summed exactly in integers ([`kernels::qgemm`]); a row's
     /// output does not depend on the other rows. `act_scale`: the typical magnitude of
     /// each input channel, to smooth outlier channels into the weight
     /// ([`Int8Weight::quantize_smoothed`]).
-    pub fn quantize_int8_dynamic(&mut self, name: &str, act_scale: Option<&[f32]>) -> Result<()> {
+    pub fn quantize_int8_dynamic(
+        &mut self,
+        name: &str,
+        act_scale: Option<&[f32]>,
+        width: CodeWidth,
+    ) -> Result<()> {
         let k = self.weight.dim(1)?;
         if let Some(a) = act_scale.filter(|a| a.len() != k) {
             return Err(Error::Invalid(format!(
@@ -136,7 +142,7 @@ impl Linear {
                 Some(a) => Int8Weight::quantize_smoothed(w, n, k, a),
                 None => Int8Weight::quantize(w, n, k),
             }
-            .with_dynamic_activations()
+            .with_dynamic_activations(width)
         })
     }
 
@@ -311,8 +317,15 @@ impl Linear {
         Ok(Tensor::from_vec(y, (rows, p.rows()), x2.device())?)
     }
 
-    /// `x2 [rows, in]` through the int8 weight (inference only: no gradient flows through).
-    fn forward_int8(&self, q: &Int8Weight, x2: &Tensor, rows: usize) -> Result<Tensor> {
+    /// `act(x2 [rows, in] · wᵀ + b)` through the int8 weight (inference only: no gradient
+    /// flows through).
+    fn forward_int8(
+        &self,
+        q: &Int8Weight,
+        x2: &Tensor,
+        rows: usize,
+        act: Option<Gelu>,
+    ) -> Result<Tensor> {
         if x2.track_op() {
             return Err(Error::Invalid(
                 "an int8 layer is for inference only: no gradient flows through it".into(),
@@ -329,7 +342,7 @@ impl Linear {
         let b = &self.bias_or_zeros(n, x2.device())?;
         let x2 = x2.to_dtype(DType::F32)?.contiguous()?;
         let y = kernels::with_f32(&x2, |xv| {
-            kernels::with_f32(b, |bv| Ok(q.linear(xv, rows, bv)))
+            kernels::with_f32(b, |bv| Ok(q.linear(xv, rows, bv, act)))
         })?;
         Ok(Tensor::from_vec(y, (rows, n), x2.device())?)
     }
@@ -343,7 +356,7 @@ impl Linear {
         // One 2-D GEMM over all rows instead of a batched one with a broadcast weight.
         let x2 = x.reshape((rows, in_dim))?;
         let (y, act_done) = match &self.int8 {
-            Some(q) => (self.forward_int8(q, &x2, rows)?, false),
+            Some(q) => (self.forward_int8(q, &x2, rows, act)?, true),
             None => self.forward_f32(&x2, act)?,
         };
         let y = match act {

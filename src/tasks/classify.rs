@@ -22,6 +22,7 @@ use crate::data::labelled::Batch;
 pub use crate::data::labelled::{Problem, Targets};
 use crate::data::windows::WindowOptions;
 use crate::error::{Error, Result};
+use crate::kernels::CodeWidth;
 use crate::models::bert::{BertModel, EncoderInput, EncoderOutput};
 use crate::models::hub::{self, WeightStorage};
 use crate::models::load_encoder_as;
@@ -332,8 +333,8 @@ impl SequenceClassifier {
 
     /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]); the
     /// head stays f32. Inference only.
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        self.encoder.quantize_int8()
+    pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
+        self.encoder.quantize_int8(width)
     }
 
     /// Gates on the encoder's heads ([`BertModel::set_head_gates`]), for head importance.

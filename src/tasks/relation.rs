@@ -9,6 +9,7 @@
 
 use crate::data::batch::EncoderInput;
 use crate::error::{Error, Result};
+use crate::kernels::CodeWidth;
 use crate::models::bert::BertModel;
 use crate::models::{hub, load_encoder};
 use crate::nn::{Dropout, Linear, Params};
@@ -124,8 +125,8 @@ impl RelationClassifier {
 
     /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]); the
     /// head stays f32.
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        self.encoder.quantize_int8()
+    pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
+        self.encoder.quantize_int8(width)
     }
 
     /// The encoder.

@@ -16,6 +16,7 @@ use crate::data::aligned::TokenBatch;
 use crate::data::batch::EncoderInput;
 use crate::data::tags::Scheme;
 use crate::error::{Error, Result};
+use crate::kernels::CodeWidth;
 use crate::models::bert::BertModel;
 use crate::models::{hub, load_encoder};
 use crate::nn::{
@@ -243,9 +244,9 @@ impl TokenClassifier {
 
     /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]); the
     /// head stays f32. An error for an encoder-free tagger.
-    pub fn quantize_int8(&mut self) -> Result<()> {
+    pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
         match &mut self.body {
-            Body::Encoder(m) => m.quantize_int8(),
+            Body::Encoder(m) => m.quantize_int8(width),
             Body::Scratch(_) => Err(Error::Invalid(
                 "int8 quantises a pre-trained encoder; this model has none (an encoder-free \
                  tagger): run it without --int8"

@@ -7,6 +7,7 @@ use super::sequence::{predict_logits, windowed};
 use crate::data::dataset::Example;
 use crate::data::labelled::{Dataset, Problem};
 use crate::error::Result;
+use crate::kernels::CodeWidth;
 use crate::models::hub::WeightStorage;
 use crate::tasks::classify::{argmax, probabilities, SequenceClassifier};
 use crate::tokenize::Tokenizer;
@@ -66,8 +67,8 @@ impl TextClassifier {
 
     /// Runs the encoder on dynamically quantised int8 (see
     /// [`crate::models::BertModel::quantize_int8`]).
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        self.model.quantize_int8()
+    pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
+        self.model.quantize_int8(width)
     }
 
     /// The tokenizer.
@@ -198,8 +199,8 @@ impl EntityTagger {
 
     /// Runs the encoder on dynamically quantised int8 (an error for an encoder-free
     /// tagger).
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        self.model.quantize_int8()
+    pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
+        self.model.quantize_int8(width)
     }
 
     /// The entity labels (`PER`, `LOC`, ...) the model tags, in first-seen tag order.

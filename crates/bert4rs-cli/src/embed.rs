@@ -98,7 +98,8 @@ pub fn encoder(
         });
     enc.batch_size = batch_size;
     if int8 {
-        enc.model.quantize_int8()?;
+        enc.model
+            .quantize_int8(bert4rs::kernels::CodeWidth::default())?;
     }
     Ok(enc)
 }

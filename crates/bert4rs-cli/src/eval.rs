@@ -62,7 +62,7 @@ pub fn run(a: Args) -> Result<()> {
 fn evaluate_classifier(a: &Args) -> Result<bert4rs::train::Evaluation> {
     let mut model = SequenceClassifier::for_inference(&a.model, &Device::Cpu, a.dtype.storage())?;
     if a.int8 {
-        model.quantize_int8()?;
+        model.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
     }
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let dcfg = a.fields.config();

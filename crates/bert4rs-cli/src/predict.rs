@@ -50,7 +50,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let mut classifier = TextClassifier::from_dir_as(&a.model, a.dtype.storage())?;
     if a.int8 {
-        classifier.quantize_int8()?;
+        classifier.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
     }
     let ex = bert4rs::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
     let (max_len, batch) = (a.fields.max_length, a.fields.batch_size);

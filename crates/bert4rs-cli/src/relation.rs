@@ -19,7 +19,7 @@ fn dataset(
 ) -> Result<(RelationClassifier, RelationDataset, Vec<Vec<f32>>)> {
     let (mut model, tok) = RelationClassifier::from_dir(dir, &Device::Cpu, false, None)?;
     if int8 {
-        model.quantize_int8()?;
+        model.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
     }
     let ex = read_relations(data, labelled)?;
     let ds = RelationDataset::new(data, ex, &tok, model.spec(), fields.max_length)?;

@@ -16,7 +16,7 @@ use std::path::Path;
 fn load(dir: &Path, int8: bool) -> Result<(TokenClassifier, TokenVocab)> {
     let mut model = TokenClassifier::from_dir(dir, &Device::Cpu, false, None)?;
     if int8 {
-        model.quantize_int8()?;
+        model.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
     }
     let vocab = TokenVocab::from_dir(dir, &model)?;
     Ok((model, vocab))
@@ -36,7 +36,7 @@ pub fn predict_entities(
 ) -> Result<usize> {
     let mut tagger = EntityTagger::from_dir(dir)?;
     if int8 {
-        tagger.quantize_int8()?;
+        tagger.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
     }
     let ex = bert4rs::data::dataset::read_labelled(input, &fields.config(), false)?;
     let all = tagger.tag(input, ex, fields.max_length, fields.batch_size)?;

@@ -242,7 +242,7 @@ pub fn load(
     } else if has_architecture(&cfg, "ForSequenceClassification") {
         let mut classifier = TextClassifier::from_dir_as(dir, storage)?;
         if int8 {
-            classifier.quantize_int8()?;
+            classifier.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
         }
         let max_input_length = match classifier.reads_long_texts() {
             true => usize::MAX,
@@ -289,7 +289,9 @@ fn embed_backend(
         SentenceEncoder::with_pooling_as(dir, pooling, &candle_core::Device::Cpu, storage)?;
     encoder.batch_size = SUB_BATCH;
     if int8 {
-        encoder.model.quantize_int8()?;
+        encoder
+            .model
+            .quantize_int8(bert4rs::kernels::CodeWidth::default())?;
     }
     let capacity = encoder.model.config().max_sequence_length();
     let max_input_length = st
@@ -306,7 +308,7 @@ fn embed_backend(
 fn tag_backend(dir: &Path, int8: bool) -> Result<TagBackend> {
     let mut tagger = EntityTagger::from_dir(dir)?;
     if int8 {
-        tagger.quantize_int8()?;
+        tagger.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
     }
     let has_tokenizer = ["tokenizer.json", "vocab.txt"]
         .iter()

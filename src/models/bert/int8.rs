@@ -3,14 +3,15 @@
 
 use super::{BertModel, QkvProjections};
 use crate::error::Result;
+use crate::kernels::qgemm::CodeWidth;
 use crate::nn::Linear;
 
 impl BertModel {
     /// Switches every linear layer of the blocks and the pooler to dynamically quantised
     /// int8 ([`Linear::quantize_int8_dynamic`]: int8 weights per output channel, each
-    /// token's activations quantised at run time, exact integer sums); inference only.
-    /// Checked for every layer before any changes.
-    pub fn quantize_int8(&mut self) -> Result<()> {
+    /// token's activations quantised at run time to codes of `width`, exact integer sums);
+    /// inference only. Checked for every layer before any changes.
+    pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
         for (name, l) in self.linears_mut() {
             l.check_int8(&name)?;
         }
@@ -23,23 +24,23 @@ impl BertModel {
             let ln_out = l.output.layer_norm.output_scale()?;
             let qkv = name("attention.self");
             match &mut l.attention.projections {
-                QkvProjections::Fused(p) => p.quantize_int8_dynamic(&qkv, Some(&ln_in))?,
+                QkvProjections::Fused(p) => p.quantize_int8_dynamic(&qkv, Some(&ln_in), width)?,
                 QkvProjections::Separate(q, k, v) => {
                     for p in [q, k, v] {
-                        p.quantize_int8_dynamic(&qkv, Some(&ln_in))?;
+                        p.quantize_int8_dynamic(&qkv, Some(&ln_in), width)?;
                     }
                 }
             }
             let dense = &mut l.attention_output.dense;
-            dense.quantize_int8_dynamic(&name("attention.output.dense"), None)?;
+            dense.quantize_int8_dynamic(&name("attention.output.dense"), None, width)?;
             let dense = &mut l.intermediate.dense;
-            dense.quantize_int8_dynamic(&name("intermediate.dense"), Some(&ln_mid))?;
+            dense.quantize_int8_dynamic(&name("intermediate.dense"), Some(&ln_mid), width)?;
             let dense = &mut l.output.dense;
-            dense.quantize_int8_dynamic(&name("output.dense"), None)?;
+            dense.quantize_int8_dynamic(&name("output.dense"), None, width)?;
             ln_in = ln_out;
         }
         if let Some(p) = &mut self.pooler {
-            p.dense.quantize_int8_dynamic("pooler.dense", None)?;
+            p.dense.quantize_int8_dynamic("pooler.dense", None, width)?;
         }
         Ok(())
     }

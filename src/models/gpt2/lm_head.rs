@@ -4,6 +4,7 @@
 use super::{Gpt2Cache, Gpt2Model};
 use crate::config::Gpt2Config;
 use crate::error::{Error, Result};
+use crate::kernels::qgemm::CodeWidth;
 use crate::kernels::{self, GreedyScreen};
 use crate::models::hub;
 use crate::nn::{Linear, Params};
@@ -209,7 +210,8 @@ impl Gpt2LMHeadModel {
         self.transformer.check_int8()?;
         self.lm_head.check_int8("lm_head")?;
         self.transformer.quantize_int8()?;
-        self.lm_head.quantize_int8_dynamic("lm_head", None)?;
+        self.lm_head
+            .quantize_int8_dynamic("lm_head", None, CodeWidth::U7)?;
         // The bf16 screen reads the f32 head; the int8 head's argmax is its own.
         self.greedy = OnceLock::new();
         Ok(())

@@ -15,6 +15,7 @@ pub use lm_head::Gpt2LMHeadModel;
 
 use crate::config::{Gpt2Config, HiddenAct};
 use crate::error::{Error, Result};
+use crate::kernels::qgemm::CodeWidth;
 use crate::kernels::{self, KvBuffer};
 use crate::nn::{Dropout, Embedding, LayerNorm, Linear, Params};
 use candle_core::{DType, Device, Tensor, D};
@@ -218,7 +219,7 @@ impl Gpt2Model {
     /// [`Linear::quantize_int8_dynamic`]); inference only.
     pub fn quantize_int8(&mut self) -> Result<()> {
         for (name, l) in self.linears_mut() {
-            l.quantize_int8_dynamic(&name, None)?;
+            l.quantize_int8_dynamic(&name, None, CodeWidth::U7)?;
         }
         Ok(())
     }

@@ -1,0 +1,345 @@
+//! Per-row (per-token) quantisation of activations for [`super::gemm`]: each row gets an
+//! asymmetric grid over its range [min(x, 0), max(x, 0)], `x ≈ s·(q − z)` with `q` in
+//! [0, Q]. Two code widths ([`Codes`]): 7-bit bytes (`Q` = 127) and wide 16-bit codes
+//! (`Q` = 4095 where the sums allow it, see [`wide_qmax`]).
+
+use super::tiles::{MR, MR_SHORT};
+use rayon::prelude::*;
+
+/// Largest 7-bit code (see the parent module's docs for why 7 bits).
+pub(super) const QMAX_U7: u16 = 127;
+/// Largest wide code: 12 bits, as fine as the activations need (an f32 layer's answers on
+/// Pang & Lee, docs/benchmarks.md) and exact in i32 sums up to ~4k inputs.
+const QMAX_WIDE: u16 = 4095;
+
+/// Which activation codes a dynamically quantised layer uses (its weights are int8 either
+/// way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CodeWidth {
+    /// 7-bit codes in bytes: `vpmaddubsw` (AVX2) / `vpdpbusd` (VNNI), the fastest.
+    U7,
+    /// 12-bit codes in i16 (`vpmaddwd` on AVX2): 32× finer steps for the same exact integer
+    /// sums; on Pang & Lee the classifier keeps its f32 accuracy, where 7-bit codes lose
+    /// 0.75 points. The tile does twice the instructions per product, so layers run ~15 %
+    /// slower than with 7-bit codes on AVX2.
+    #[default]
+    Wide,
+}
+
+impl CodeWidth {
+    /// The width of `bits`-bit codes: 7 or 12.
+    pub fn from_bits(bits: u32) -> Option<Self> {
+        match bits {
+            7 => Some(CodeWidth::U7),
+            12 => Some(CodeWidth::Wide),
+            _ => None,
+        }
+    }
+}
+
+/// The codes of a batch of rows, one width.
+pub(super) enum Codes {
+    U7(Vec<u8>),
+    Wide(Vec<i16>),
+}
+
+/// Rows of activations quantised per row, padded to whole register tiles and depth
+/// groups of 4.
+pub struct QuantRows {
+    pub(super) codes: Codes,
+    pub(super) scale: Vec<f32>,
+    pub(super) zero: Vec<i32>,
+    pub(super) rows: usize,
+    pub(super) kp: usize,
+}
+
+/// The largest wide code for sums over `kp` depths: every partial and final sum
+/// `Σ q·w` (|q| ≤ Q, |w| ≤ 127) must fit in i32, so `Q ≤ i32::MAX / (127·kp)`, taken as
+/// `2^b − 1` and at most [`QMAX_WIDE`] (12 bits up to 4128 inputs, e.g. BERT-large's FFN).
+pub(super) fn wide_qmax(kp: usize) -> u16 {
+    let cap = (i32::MAX as u64 / (127 * kp.max(1) as u64)).min(QMAX_WIDE as u64);
+    // 2^b − 1 ≤ cap (cap ≥ 1 for any kp below 16.9 M inputs).
+    let bits = 64 - (cap + 1).leading_zeros() - 1;
+    ((1u64 << bits) - 1).max(1) as u16
+}
+
+/// Quantises `x [rows, k] · diag(inv)` (each input channel scaled first: SmoothQuant's
+/// migration, see [`crate::kernels::Int8Weight::quantize_smoothed`]; `None` for no scaling)
+/// row by row: `s = (max − min) / Q` over the row and 0, `z = round(−min / s)`,
+/// `q = clamp(round(x / s) + z, 0, Q)`. A row of zeros gets `s = 1, z = 0`.
+pub fn quantize_rows(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    inv: Option<&[f32]>,
+    width: CodeWidth,
+) -> QuantRows {
+    quantize_rows_with(x, rows, k, inv, width, true)
+}
+
+/// [`quantize_rows`] with the AVX2 code (`avx2`, where present) or the plain one.
+pub(super) fn quantize_rows_with(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    inv: Option<&[f32]>,
+    width: CodeWidth,
+    avx2: bool,
+) -> QuantRows {
+    let ones;
+    let inv = match inv {
+        Some(v) => v,
+        None => {
+            ones = vec![1f32; k];
+            &ones
+        }
+    };
+    let avx2 = avx2 && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
+    let kp = k.div_ceil(4) * 4;
+    // Whole tiles of either height (a multiple of both).
+    let padded = rows.div_ceil(MR * MR_SHORT / 2) * (MR * MR_SHORT / 2);
+    let mut scale = vec![1f32; padded];
+    let mut zero = vec![0i32; padded];
+    let codes = match width {
+        CodeWidth::U7 => Codes::U7(codes_of(
+            x,
+            (rows, k, kp),
+            padded,
+            inv,
+            QMAX_U7,
+            avx2,
+            (&mut scale, &mut zero),
+        )),
+        CodeWidth::Wide => Codes::Wide(codes_of(
+            x,
+            (rows, k, kp),
+            padded,
+            inv,
+            wide_qmax(kp),
+            avx2,
+            (&mut scale, &mut zero),
+        )),
+    };
+    QuantRows {
+        codes,
+        scale,
+        zero,
+        rows,
+        kp,
+    }
+}
+
+/// A code type: bytes or i16.
+pub(super) trait Code: Copy + Default + Send + Sync {
+    fn from_level(v: f32) -> Self;
+    /// `q[..8] = levels` (8 × i32, each in [0, Q]), AVX2.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn store8(q: *mut Self, levels: std::arch::x86_64::__m256i);
+}
+
+impl Code for u8 {
+    fn from_level(v: f32) -> Self {
+        v as u8
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn store8(q: *mut u8, c: std::arch::x86_64::__m256i) {
+        use std::arch::x86_64::*;
+        let w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256::<1>(c));
+        let b = _mm_packus_epi16(w, w);
+        (q as *mut i64).write_unaligned(_mm_cvtsi128_si64(b));
+    }
+}
+
+impl Code for i16 {
+    fn from_level(v: f32) -> Self {
+        v as i16
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn store8(q: *mut i16, c: std::arch::x86_64::__m256i) {
+        use std::arch::x86_64::*;
+        let w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256::<1>(c));
+        _mm_storeu_si128(q as *mut __m128i, w);
+    }
+}
+
+/// The codes of `x [rows, k]` padded to `[padded, kp]` (zero in the padding), filling each
+/// row's scale and zero point.
+fn codes_of<T: Code>(
+    x: &[f32],
+    (rows, k, kp): (usize, usize, usize),
+    padded: usize,
+    inv: &[f32],
+    qmax: u16,
+    avx2: bool,
+    (scale, zero): (&mut [f32], &mut [i32]),
+) -> Vec<T> {
+    let mut q = vec![T::default(); padded * kp];
+    q.par_chunks_mut(kp)
+        .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
+        .take(rows)
+        .enumerate()
+        .for_each(|(r, (qr, (s, z)))| {
+            let xr = &x[r * k..][..k];
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: AVX2 + FMA are present.
+                return unsafe { quantize_row_avx2(xr, inv, qmax as f32, qr, s, z) };
+            }
+            let _ = avx2;
+            quantize_row(xr, inv, qmax as f32, qr, s, z)
+        });
+    q
+}
+
+/// [`quantize_row`] with AVX2 intrinsics (LLVM's own vectorisation of the plain loop
+/// shuffled lanes back and forth: 10 % of an int8 BERT pass). Same rounding (ties to
+/// even), same order of operations, so the same codes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_row_avx2<T: Code>(
+    x: &[f32],
+    c: &[f32],
+    qmax: f32,
+    q: &mut [T],
+    s: &mut f32,
+    z: &mut i32,
+) {
+    use std::arch::x86_64::*;
+    let body = x.len() / 8 * 8;
+    let at = |i: usize| {
+        _mm256_mul_ps(
+            _mm256_loadu_ps(x.as_ptr().add(i)),
+            _mm256_loadu_ps(c.as_ptr().add(i)),
+        )
+    };
+    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for i in (0..body).step_by(8) {
+        let v = at(i);
+        lo = _mm256_min_ps(lo, v);
+        hi = _mm256_max_ps(hi, v);
+    }
+    let (mut l8, mut h8) = ([0f32; 8], [0f32; 8]);
+    _mm256_storeu_ps(l8.as_mut_ptr(), lo);
+    _mm256_storeu_ps(h8.as_mut_ptr(), hi);
+    let tail: Vec<f32> = x[body..]
+        .iter()
+        .zip(&c[body..])
+        .map(|(v, c)| v * c)
+        .collect();
+    let lo = l8.iter().chain(&tail).fold(0f32, |m, v| m.min(*v));
+    let hi = h8.iter().chain(&tail).fold(0f32, |m, v| m.max(*v));
+    let Some((scale, zf)) = row_grid(lo, hi, qmax) else {
+        return;
+    };
+    (*s, *z) = (scale, zf as i32);
+    let inv = 1.0 / scale;
+    let (vinv, vz) = (_mm256_set1_ps(inv), _mm256_set1_ps(zf));
+    let (zero, top) = (_mm256_setzero_ps(), _mm256_set1_ps(qmax));
+    for i in (0..body).step_by(8) {
+        let v = _mm256_add_ps(_mm256_mul_ps(at(i), vinv), vz);
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+        T::store8(
+            q.as_mut_ptr().add(i),
+            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, zero), top)),
+        );
+    }
+    for (d, v) in q[body..].iter_mut().zip(&tail) {
+        *d = T::from_level((v * inv + zf).round_ties_even().clamp(0.0, qmax));
+    }
+}
+
+/// A row's scale and zero point from its range (which includes 0) on a grid of `qmax`
+/// steps; `None` for an all-zero (or non-finite) row, which keeps `s = 1, z = 0` and
+/// codes 0.
+fn row_grid(lo: f32, hi: f32, qmax: f32) -> Option<(f32, f32)> {
+    let range = hi - lo;
+    if range <= 0.0 || !range.is_finite() {
+        return None;
+    }
+    let s = range / qmax;
+    Some((s, (-lo / s).round_ties_even()))
+}
+
+fn quantize_row<T: Code>(x: &[f32], c: &[f32], qmax: f32, q: &mut [T], s: &mut f32, z: &mut i32) {
+    let x: Vec<f32> = x.iter().zip(c).map(|(v, c)| v * c).collect();
+    let lo = x.iter().fold(0f32, |m, v| m.min(*v));
+    let hi = x.iter().fold(0f32, |m, v| m.max(*v));
+    let Some((scale, zf)) = row_grid(lo, hi, qmax) else {
+        return;
+    };
+    (*s, *z) = (scale, zf as i32);
+    let inv = 1.0 / scale;
+    for (d, v) in q.iter_mut().zip(&x) {
+        *d = T::from_level((v * inv + zf).round_ties_even().clamp(0.0, qmax));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f32 / 506.0 - 1.0) * 0.5)
+            .collect()
+    }
+
+    fn levels(a: &QuantRows) -> Vec<i32> {
+        match &a.codes {
+            Codes::U7(q) => q.iter().map(|v| *v as i32).collect(),
+            Codes::Wide(q) => q.iter().map(|v| *v as i32).collect(),
+        }
+    }
+
+    #[test]
+    fn row_codes_stay_on_their_grid_and_within_half_a_step() {
+        let k = 50;
+        let mut x = values(3 * k, 9);
+        x[k..2 * k].iter_mut().for_each(|v| *v = v.abs() + 0.1); // one-sided row
+        x[2 * k..].fill(0.0);
+        for (width, top) in [(CodeWidth::U7, 127), (CodeWidth::Wide, 4095)] {
+            let a = quantize_rows(&x, 3, k, None, width);
+            let q = levels(&a);
+            for r in 0..3 {
+                for i in 0..k {
+                    let c = q[r * a.kp + i];
+                    assert!((0..=top).contains(&c), "{width:?}: code {c}");
+                    let back = a.scale[r] * (c as f32 - a.zero[r] as f32);
+                    assert!((back - x[r * k + i]).abs() <= a.scale[r] * 0.5 + 1e-6);
+                }
+            }
+            assert_eq!((a.scale[2], a.zero[2]), (1.0, 0));
+            // The grid spans the row: its extreme value gets the extreme code.
+            assert!(q[a.kp..a.kp + k].contains(&top), "{width:?}");
+        }
+    }
+
+    #[test]
+    fn wide_codes_shrink_as_the_depth_grows_so_sums_fit_in_i32() {
+        assert_eq!(wide_qmax(768), 4095);
+        assert_eq!(wide_qmax(4128), 4095);
+        assert_eq!(wide_qmax(4132), 2047);
+        assert_eq!(wide_qmax(1 << 20), 15);
+        for kp in [4, 768, 3072, 4132, 70_000, 1 << 20] {
+            assert!(
+                127 * kp as i64 * wide_qmax(kp) as i64 <= i32::MAX as i64,
+                "{kp}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_avx2_and_plain_quantisers_give_the_same_codes() {
+        let (rows, k) = (9, 70);
+        let x = values(rows * k, 6);
+        let inv = values(k, 2).iter().map(|v| 1.5 + v).collect::<Vec<_>>();
+        for width in [CodeWidth::U7, CodeWidth::Wide] {
+            let a = quantize_rows(&x, rows, k, Some(&inv), width);
+            let plain = quantize_rows_with(&x, rows, k, Some(&inv), width, false);
+            assert_eq!(levels(&a), levels(&plain), "{width:?}");
+            assert_eq!((&a.scale, &a.zero), (&plain.scale, &plain.zero));
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Register tiles of the integer GEMM: `R` rows of activation codes × one 16-column weight
+//! panel (`[kp/4][16][4]` int8) → exact i32 sums. 7-bit byte codes: AVX-512 VNNI
+//! (`vpdpbusd`), AVX2 (`vpmaddubsw` + `vpmaddwd`) or plain Rust; wide i16 codes: AVX2
+//! (`vpmaddwd` on sign-extended weights) or plain Rust. Every tile of a width gives the
+//! same integers.
+
+/// Columns of a packed weight panel (two AVX2 vectors of 8 i32 sums).
+pub(super) const NR: usize = 16;
+/// Rows of a register tile (the most; see [`super::tile_rows`]).
+pub(super) const MR: usize = 6;
+/// Rows of the short tile, for a few rows (decoding): 8 rows take two 4-row tiles instead
+/// of two 6-row tiles that compute 4 padding rows.
+pub(super) const MR_SHORT: usize = 4;
+
+/// Whether this CPU has AVX-512 VNNI (`vpdpbusd`) and AVX-512 is not switched off
+/// (`BERT4RS_NO_AVX512`).
+#[cfg(target_arch = "x86_64")]
+fn has_vnni() -> bool {
+    static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *VNNI.get_or_init(|| {
+        crate::kernels::simd::isa() == crate::kernels::simd::Isa::Avx512
+            && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
+/// A SIMD tile of one height.
+#[cfg(target_arch = "x86_64")]
+type TileFn<T> = unsafe fn(&[T], &[i8], usize, &mut [[i32; NR]]);
+
+/// Runs the tile of `acc`'s height ([`MR`] or [`MR_SHORT`] rows).
+#[cfg(target_arch = "x86_64")]
+fn by_height<T>(
+    (f6, f4): (TileFn<T>, TileFn<T>),
+    a: &[T],
+    b: &[i8],
+    kp: usize,
+    acc: &mut [[i32; NR]],
+) {
+    // SAFETY: the caller checked the instruction set; both slices hold whole tiles of
+    // `kp` depth.
+    unsafe {
+        match acc.len() {
+            MR => f6(a, b, kp, acc),
+            _ => f4(a, b, kp, acc),
+        }
+    }
+}
+
+/// One tile's sums over 7-bit byte codes: the AVX-512 VNNI or AVX2 tile where `simd` is
+/// asked for and present. `a` holds `acc.len()` rows of `kp` codes.
+pub(super) fn tile_u7(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]], simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd && has_vnni() {
+            return by_height((tile_vnni::<MR>, tile_vnni::<MR_SHORT>), a, b, kp, acc);
+        }
+        if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+            return by_height((tile_avx2::<MR>, tile_avx2::<MR_SHORT>), a, b, kp, acc);
+        }
+    }
+    let _ = simd;
+    tile_scalar(a, b, kp, acc)
+}
+
+/// One tile's sums over wide i16 codes: the AVX2 tile where `simd` is asked for and
+/// present.
+pub(super) fn tile_wide(a: &[i16], b: &[i8], kp: usize, acc: &mut [[i32; NR]], simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+        return by_height(
+            (tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>),
+            a,
+            b,
+            kp,
+            acc,
+        );
+    }
+    let _ = simd;
+    tile_scalar(a, b, kp, acc)
+}
+
+/// `R` × 16 tile on AVX-512 VNNI: a group of 4 depths of a panel is one zmm (16 columns × 4
+/// bytes), and `vpdpbusd` multiplies u8 by s8, sums the 4 products into i32 and accumulates
+/// in one instruction (the AVX2 tile needs three): the same exact integers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn tile_vnni<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
+    use std::arch::x86_64::*;
+    let mut c = [_mm512_setzero_si512(); R];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..kp / 4 {
+        let bv = _mm512_loadu_si512(bp.add(g * 64) as *const __m512i);
+        for (r, cr) in c.iter_mut().enumerate() {
+            let av = _mm512_set1_epi32((ap.add(r * kp + g * 4) as *const i32).read_unaligned());
+            *cr = _mm512_dpbusd_epi32(*cr, av, bv);
+        }
+    }
+    for (cr, out) in c.iter().zip(acc.iter_mut()) {
+        _mm512_storeu_si512(out.as_mut_ptr() as *mut __m512i, *cr);
+    }
+}
+
+/// Reference tile: the same exact integer sums as the SIMD tiles, for either code type.
+pub(super) fn tile_scalar<T: Copy + Into<i32>>(
+    a: &[T],
+    b: &[i8],
+    kp: usize,
+    acc: &mut [[i32; NR]],
+) {
+    for g in 0..kp / 4 {
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = &a[r * kp + g * 4..][..4];
+            for (c, v) in row.iter_mut().enumerate() {
+                let bv = &b[g * NR * 4 + c * 4..][..4];
+                *v += (0..4).map(|i| av[i].into() * bv[i] as i32).sum::<i32>();
+            }
+        }
+    }
+}
+
+/// `R` × 16 tile: per group of 4 depths, `vpmaddubsw` (u8 × s8 → pairs in i16, never
+/// saturating with 7-bit activations), `vpmaddwd` by ones (→ i32 sums of 4) and an add.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn tile_avx2<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut c = [[_mm256_setzero_si256(); 2]; R];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..kp / 4 {
+        let b0 = _mm256_loadu_si256(bp.add(g * 64) as *const __m256i);
+        let b1 = _mm256_loadu_si256(bp.add(g * 64 + 32) as *const __m256i);
+        for (r, cr) in c.iter_mut().enumerate() {
+            let av = _mm256_set1_epi32((ap.add(r * kp + g * 4) as *const i32).read_unaligned());
+            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones);
+            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones);
+            cr[0] = _mm256_add_epi32(cr[0], p0);
+            cr[1] = _mm256_add_epi32(cr[1], p1);
+        }
+    }
+    for (cr, out) in c.iter().zip(acc.iter_mut()) {
+        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, cr[0]);
+        _mm256_storeu_si256(out.as_mut_ptr().add(8) as *mut __m256i, cr[1]);
+    }
+}
+
+/// `R` × 16 tile over i16 codes, as two 8-column halves of the panel. Per group of 4
+/// depths, 4 columns' 16 weight bytes are sign-extended to i16 (`vpmovsxbw`), so each i32
+/// lane holds one column's depths (0, 1) or (2, 3); the row's 4 codes are broadcast as one
+/// 64-bit value to match, and `vpmaddwd` + `vpaddd` accumulate. Sums of the lane pairs
+/// (`vphaddd`) give the columns at the end. Exact while `Q·127·kp` fits in i32
+/// ([`super::quantize::wide_qmax`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn tile_wide_avx2<const R: usize>(a: &[i16], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
+    use std::arch::x86_64::*;
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for half in 0..2 {
+        let mut c = [[_mm256_setzero_si256(); 2]; R];
+        for g in 0..kp / 4 {
+            let w = bp.add(g * 64 + half * 32);
+            let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w as *const __m128i));
+            let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(16) as *const __m128i));
+            for (r, cr) in c.iter_mut().enumerate() {
+                let av =
+                    _mm256_set1_epi64x((ap.add(r * kp + g * 4) as *const i64).read_unaligned());
+                cr[0] = _mm256_add_epi32(cr[0], _mm256_madd_epi16(av, w0));
+                cr[1] = _mm256_add_epi32(cr[1], _mm256_madd_epi16(av, w1));
+            }
+        }
+        for (cr, out) in c.iter().zip(acc.iter_mut()) {
+            // [c0 c1 c4 c5 | c2 c3 c6 c7] → columns in order.
+            let s = _mm256_hadd_epi32(cr[0], cr[1]);
+            let s = _mm256_permute4x64_epi64::<0b11_01_10_00>(s);
+            _mm256_storeu_si256(out.as_mut_ptr().add(half * 8) as *mut __m256i, s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(kp: usize) -> Vec<i8> {
+        (0..NR * kp)
+            .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
+            .collect()
+    }
+
+    #[test]
+    fn the_simd_tile_equals_the_scalar_tile_even_at_the_code_extremes() {
+        let kp = 40;
+        let mut a: Vec<u8> = (0..MR * kp).map(|i| (i * 31 % 128) as u8).collect();
+        // The largest pair sums: 127 × ±127 twice over (2 · 127² = 32258 < i16::MAX).
+        a[..kp].fill(127);
+        let mut b = weights(kp);
+        b[..8].fill(-127);
+        for r in [MR, MR_SHORT] {
+            let (mut simd, mut scalar) = ([[0i32; NR]; MR], [[0i32; NR]; MR]);
+            tile_u7(&a, &b, kp, &mut simd[..r], true);
+            tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
+            assert_eq!(simd, scalar, "{r}-row tile");
+        }
+    }
+
+    #[test]
+    fn the_wide_simd_tile_equals_the_scalar_tile_at_the_largest_sums() {
+        // 4092 depths of the largest 12-bit code against ±127: sums near ±2.1e9.
+        let kp = 4092;
+        let mut a: Vec<i16> = (0..MR * kp).map(|i| (i * 31 % 4096) as i16).collect();
+        a[..kp].fill(4095);
+        let mut b = weights(kp);
+        for g in 0..kp / 4 {
+            b[g * 64..g * 64 + 4].fill(127); // column 0 all +127
+            b[g * 64 + 60..g * 64 + 64].fill(-127); // column 15 all −127
+        }
+        for r in [MR, MR_SHORT] {
+            let (mut simd, mut scalar) = ([[0i32; NR]; MR], [[0i32; NR]; MR]);
+            tile_wide(&a, &b, kp, &mut simd[..r], true);
+            tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
+            assert_eq!(simd, scalar, "{r}-row tile");
+            assert_eq!(simd[0][0], 4095 * 127 * kp as i32);
+            assert_eq!(simd[0][15], -4095 * 127 * kp as i32);
+        }
+    }
+}

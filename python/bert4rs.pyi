@@ -11,7 +11,7 @@ class SentenceEncoder:
     """Sentence embeddings, as sentence-transformers' SentenceTransformer."""
 
     def __init__(self, path: str, threads: Optional[int] = None, int8: bool = False,
-                 dtype: str = "f32") -> None: ...
+                 dtype: str = "f32", int8_activations: Optional[int] = None) -> None: ...
     @overload
     def encode(self, sentences: str, batch_size: int = 32,
                normalize_embeddings: Optional[bool] = None, pooling: Optional[str] = None,
@@ -27,7 +27,8 @@ class SentenceEncoder:
 class Classifier:
     """A fine-tuned classifier directory: a sequence model predicts, a token model tags."""
 
-    def __init__(self, path: str, int8: bool = False, dtype: str = "f32") -> None: ...
+    def __init__(self, path: str, int8: bool = False, dtype: str = "f32",
+                 int8_activations: Optional[int] = None) -> None: ...
     @property
     def labels(self) -> List[str]: ...
     @overload
@@ -46,7 +47,8 @@ class Classifier:
 class Tagger:
     """A fine-tuned token-classification (NER) directory."""
 
-    def __init__(self, path: str) -> None: ...
+    def __init__(self, path: str, int8: bool = False,
+                 int8_activations: Optional[int] = None) -> None: ...
     @overload
     def tag(self, texts: str, max_length: int = 128,
             batch_size: int = 32) -> List[Dict[str, Any]]: ...
@@ -67,7 +69,8 @@ class Generator:
 class Tokenizer:
     """A tokenizer directory, called as an HF tokenizer is (numpy int64 arrays)."""
 
-    def __init__(self, path: str) -> None: ...
+    def __init__(self, path: str, int8: bool = False,
+                 int8_activations: Optional[int] = None) -> None: ...
     def __call__(self, text: Union[str, Sequence[str]],
                  text_pair: Optional[Union[str, Sequence[str]]] = None,
                  padding: Optional[Union[bool, str]] = None,

@@ -1,6 +1,6 @@
 //! `bert4rs.Classifier` and `bert4rs.Tagger`: labels and entities of fine-tuned models.
 
-use crate::{existing_dir, one_or_list, py_err, texts_of, weight_storage};
+use crate::{existing_dir, int8_width, one_or_list, py_err, texts_of, weight_storage};
 use bert4rs::models::hub::WeightStorage;
 use bert4rs::train::predict::{EntityTagger, Prediction, TextClassifier};
 use pyo3::exceptions::PyValueError;
@@ -22,13 +22,20 @@ enum Classifies {
 
 #[pymethods]
 impl Classifier {
-    /// `int8=True` runs the encoder dynamically quantised (as `bert4rs predict --int8`);
-    /// `dtype="bf16"` keeps a sequence classifier's encoder matrices as bf16 (as
+    /// `int8=True` runs the encoder dynamically quantised (as `bert4rs predict --int8`;
+    /// `int8_activations=7` as `--int8-activations 7`); `dtype="bf16"` keeps a sequence classifier's encoder matrices as bf16 (as
     /// `--dtype bf16`).
     #[new]
-    #[pyo3(signature = (path, int8=false, dtype="f32"))]
-    fn new(py: Python<'_>, path: &str, int8: bool, dtype: &str) -> PyResult<Self> {
+    #[pyo3(signature = (path, int8=false, dtype="f32", int8_activations=None))]
+    fn new(
+        py: Python<'_>,
+        path: &str,
+        int8: bool,
+        dtype: &str,
+        int8_activations: Option<u32>,
+    ) -> PyResult<Self> {
         let storage = weight_storage(dtype, int8)?;
+        let int8 = int8_width(int8, int8_activations)?;
         let dir = existing_dir(path)?;
         let tokens = bert4rs::tasks::token_classify::is_token_model(&dir);
         if tokens && storage != WeightStorage::F32 {
@@ -42,15 +49,15 @@ impl Classifier {
                 Ok(match tokens {
                     true => {
                         let mut t = EntityTagger::from_dir(&dir)?;
-                        if int8 {
-                            t.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+                        if let Some(width) = int8 {
+                            t.quantize_int8(width)?;
                         }
                         Classifies::Tokens(Box::new(t))
                     }
                     false => {
                         let mut c = TextClassifier::from_dir_as(&dir, storage)?;
-                        if int8 {
-                            c.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+                        if let Some(width) = int8 {
+                            c.quantize_int8(width)?;
                         }
                         Classifies::Sequences(Box::new(c))
                     }
@@ -172,16 +179,22 @@ pub(crate) struct Tagger {
 #[pymethods]
 impl Tagger {
     /// `int8=True` runs the encoder dynamically quantised (an error for an encoder-free
-    /// tagger).
+    /// tagger; `int8_activations=7`: 7-bit activation codes).
     #[new]
-    #[pyo3(signature = (path, int8=false))]
-    fn new(py: Python<'_>, path: &str, int8: bool) -> PyResult<Self> {
+    #[pyo3(signature = (path, int8=false, int8_activations=None))]
+    fn new(
+        py: Python<'_>,
+        path: &str,
+        int8: bool,
+        int8_activations: Option<u32>,
+    ) -> PyResult<Self> {
+        let int8 = int8_width(int8, int8_activations)?;
         let dir = existing_dir(path)?;
         let inner = py
             .detach(|| -> bert4rs::Result<EntityTagger> {
                 let mut t = EntityTagger::from_dir(&dir)?;
-                if int8 {
-                    t.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+                if let Some(width) = int8 {
+                    t.quantize_int8(width)?;
                 }
                 Ok(t)
             })

@@ -1,6 +1,6 @@
 //! `bert4rs.SentenceEncoder`: sentence-transformers' `encode`.
 
-use crate::{existing_dir, py_err, texts_of, threads, weight_storage};
+use crate::{existing_dir, int8_width, py_err, texts_of, threads, weight_storage};
 use bert4rs::models::hub::WeightStorage;
 use bert4rs::Pooling;
 use numpy::{PyArray1, PyArray2};
@@ -17,8 +17,8 @@ pub(crate) struct SentenceEncoder {
     inner: bert4rs::SentenceEncoder,
     /// The last `pooling=` override's encoder.
     other: Option<bert4rs::SentenceEncoder>,
-    /// Encoders run on dynamically quantised int8.
-    int8: bool,
+    /// Encoders run on dynamically quantised int8, activation codes of this width.
+    int8: Option<bert4rs::kernels::CodeWidth>,
     /// How the encoders keep their matrices.
     storage: WeightStorage,
 }
@@ -27,26 +27,28 @@ pub(crate) struct SentenceEncoder {
 impl SentenceEncoder {
     /// `int8=True` runs the encoder on dynamically quantised int8 (int8 weights per output
     /// channel, each token's activations quantised at run time): faster, embeddings within
-    /// cosine 0.99 of f32. `dtype="bf16"` keeps the encoder's matrices as bf16: half the
+    /// cosine 0.999 of f32 (`int8_activations=7`: 7-bit activation codes, faster, 0.99).
+    /// `dtype="bf16"` keeps the encoder's matrices as bf16: half the
     /// weight memory, f32 arithmetic, embeddings within cosine 0.999 of f32.
     #[new]
-    #[pyo3(signature = (path, threads=None, int8=false, dtype="f32"))]
+    #[pyo3(signature = (path, threads=None, int8=false, dtype="f32", int8_activations=None))]
     fn new(
         py: Python<'_>,
         path: &str,
         threads: Option<usize>,
         int8: bool,
         dtype: &str,
+        int8_activations: Option<u32>,
     ) -> PyResult<Self> {
         let storage = weight_storage(dtype, int8)?;
+        let int8 = int8_width(int8, int8_activations)?;
         self::threads(threads)?;
         let dir = existing_dir(path)?;
         let inner = py
             .detach(|| -> bert4rs::Result<_> {
                 let mut enc = bert4rs::SentenceEncoder::from_dir_as(&dir, storage)?;
-                if int8 {
-                    enc.model
-                        .quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+                if let Some(width) = int8 {
+                    enc.model.quantize_int8(width)?;
                 }
                 Ok(enc)
             })
@@ -101,9 +103,8 @@ impl SentenceEncoder {
                             let mut enc = bert4rs::SentenceEncoder::with_pooling_as(
                                 dir, kind, &device, storage,
                             )?;
-                            if int8 {
-                                enc.model
-                                    .quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+                            if let Some(width) = int8 {
+                                enc.model.quantize_int8(width)?;
                             }
                             Ok(enc)
                         })

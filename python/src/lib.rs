@@ -40,6 +40,28 @@ pub(crate) fn py_err(e: Error) -> PyErr {
 
 /// The weight storage a `dtype=` argument names ("f32" / "float32", "bf16" / "bfloat16");
 /// a `ValueError` naming the argument for anything else, or for bf16 with `int8=True`.
+/// `int8=` and `int8_activations=` (7 or 12 bits, default 12) → the encoder's int8 setting:
+/// `None` for f32; a ValueError naming the parameter otherwise.
+pub(crate) fn int8_width(
+    int8: bool,
+    bits: Option<u32>,
+) -> PyResult<Option<bert4rs::kernels::CodeWidth>> {
+    match (int8, bits) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(PyValueError::new_err(
+            "int8_activations= applies to int8=True: pass int8=True too",
+        )),
+        (true, bits) => bert4rs::kernels::CodeWidth::from_bits(bits.unwrap_or(12))
+            .map(Some)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "int8_activations={}: expected 7 or 12 (bits per activation code)",
+                    bits.unwrap_or(12)
+                ))
+            }),
+    }
+}
+
 pub(crate) fn weight_storage(dtype: &str, int8: bool) -> PyResult<WeightStorage> {
     let storage = match dtype {
         "f32" | "float32" => WeightStorage::F32,

@@ -37,6 +37,8 @@ pub struct Args {
     /// cosine 0.99 of f32.
     #[arg(long)]
     int8: bool,
+    #[command(flatten)]
+    int8_activations: super::Int8Activations,
     /// Weight storage: f32, or bf16 (half the weight memory, f32 arithmetic; not with
     /// --int8).
     #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
@@ -52,7 +54,7 @@ pub fn run(a: Args) -> Result<()> {
         a.normalize,
         a.batch_size,
         &a.opts,
-        (a.int8, a.dtype.storage()),
+        (a.int8_activations.with(a.int8), a.dtype.storage()),
     )?;
     let inputs = read_examples(&a.input)?;
     let bar = super::progress_bar(inputs.len(), 256);
@@ -76,7 +78,7 @@ pub fn encoder(
     normalize: bool,
     batch_size: usize,
     opts: &TokenizeOpts,
-    (int8, storage): (bool, WeightStorage),
+    (int8, storage): (Option<bert4rs::kernels::CodeWidth>, WeightStorage),
 ) -> Result<SentenceEncoder> {
     let st = read_st_config(model)?;
     let pooling: Pooling = match pooling {
@@ -97,9 +99,8 @@ pub fn encoder(
             None
         });
     enc.batch_size = batch_size;
-    if int8 {
-        enc.model
-            .quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+    if let Some(width) = int8 {
+        enc.model.quantize_int8(width)?;
     }
     Ok(enc)
 }

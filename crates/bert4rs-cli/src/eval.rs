@@ -27,6 +27,8 @@ pub struct Args {
     /// pre-trained encoder (classifiers, taggers, relation models).
     #[arg(long)]
     int8: bool,
+    #[command(flatten)]
+    int8_activations: super::Int8Activations,
     /// Weight storage: f32, or bf16 (half the weight memory, f32 arithmetic; not with
     /// --int8).
     #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
@@ -43,10 +45,11 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     super::check_early_exit(&a.model, a.early_exit_entropy)?;
     super::check_dtype(a.dtype, &a.model)?;
+    let int8 = a.int8_activations.with(a.int8);
     let ev = if bert4rs::tasks::relation::is_relation_model(&a.model) {
-        super::relation::evaluate(&a.model, &a.data, &a.fields, a.int8)?
+        super::relation::evaluate(&a.model, &a.data, &a.fields, int8)?
     } else if bert4rs::tasks::token_classify::is_token_model(&a.model) {
-        super::token::evaluate(&a.model, &a.data, &a.fields, a.int8)?
+        super::token::evaluate(&a.model, &a.data, &a.fields, int8)?
     } else {
         evaluate_classifier(&a)?
     };
@@ -61,8 +64,8 @@ pub fn run(a: Args) -> Result<()> {
 
 fn evaluate_classifier(a: &Args) -> Result<bert4rs::train::Evaluation> {
     let mut model = SequenceClassifier::for_inference(&a.model, &Device::Cpu, a.dtype.storage())?;
-    if a.int8 {
-        model.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+    if let Some(width) = a.int8_activations.with(a.int8) {
+        model.quantize_int8(width)?;
     }
     let tokenizer = Tokenizer::from_dir(&a.model)?;
     let dcfg = a.fields.config();

@@ -63,7 +63,7 @@ fn evaluate(a: &Args, pooling: Option<&str>, data: &SentencePairs) -> Result<ser
         false,
         a.batch_size,
         &a.opts,
-        (false, bert4rs::models::hub::WeightStorage::F32),
+        (None, bert4rs::models::hub::WeightStorage::F32),
     )?;
     let vecs = enc.embed(&data.sentences)?;
     let (all, positives) = data.vectors(&vecs, a.positive_threshold);

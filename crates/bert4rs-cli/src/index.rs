@@ -52,6 +52,8 @@ struct BuildArgs {
     #[arg(long)]
     int8: bool,
     #[command(flatten)]
+    int8_activations: super::Int8Activations,
+    #[command(flatten)]
     opts: TokenizeOpts,
 }
 
@@ -80,6 +82,8 @@ struct SearchArgs {
     /// cosine 0.99 of f32.
     #[arg(long)]
     int8: bool,
+    #[command(flatten)]
+    int8_activations: super::Int8Activations,
     /// Write the JSON lines here (atomically) instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -111,7 +115,10 @@ fn build(a: BuildArgs) -> Result<()> {
         true,
         a.batch_size,
         &a.opts,
-        (a.int8, bert4rs::models::hub::WeightStorage::F32),
+        (
+            a.int8_activations.with(a.int8),
+            bert4rs::models::hub::WeightStorage::F32,
+        ),
     )?;
     let inputs = read_examples(&a.input)?;
     if inputs.is_empty() {
@@ -194,7 +201,10 @@ fn search(a: SearchArgs) -> Result<()> {
         true,
         a.batch_size,
         &opts,
-        (a.int8, bert4rs::models::hub::WeightStorage::F32),
+        (
+            a.int8_activations.with(a.int8),
+            bert4rs::models::hub::WeightStorage::F32,
+        ),
     )?;
     let vecs = enc.embed_inputs(&queries, |_| {})?;
     let mut out = Vec::new();

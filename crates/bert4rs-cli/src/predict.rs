@@ -23,6 +23,8 @@ pub struct Args {
     /// pre-trained encoder (classifiers, taggers, relation models).
     #[arg(long)]
     int8: bool,
+    #[command(flatten)]
+    int8_activations: super::Int8Activations,
     /// Weight storage: f32, or bf16 (half the weight memory, f32 arithmetic; not with
     /// --int8).
     #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
@@ -38,19 +40,20 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     super::check_early_exit(&a.model, a.early_exit_entropy)?;
     super::check_dtype(a.dtype, &a.model)?;
+    let int8 = a.int8_activations.with(a.int8);
     if bert4rs::tasks::relation::is_relation_model(&a.model) {
-        let n = super::relation::predict(&a.model, &a.input, &a.output, &a.fields, a.int8)?;
+        let n = super::relation::predict(&a.model, &a.input, &a.output, &a.fields, int8)?;
         eprintln!("{n} predictions → {}", a.output.display());
         return Ok(());
     }
     if bert4rs::tasks::token_classify::is_token_model(&a.model) {
-        let n = super::token::predict_entities(&a.model, &a.input, &a.output, &a.fields, a.int8)?;
+        let n = super::token::predict_entities(&a.model, &a.input, &a.output, &a.fields, int8)?;
         eprintln!("{n} predictions → {}", a.output.display());
         return Ok(());
     }
     let mut classifier = TextClassifier::from_dir_as(&a.model, a.dtype.storage())?;
-    if a.int8 {
-        classifier.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+    if let Some(width) = int8 {
+        classifier.quantize_int8(width)?;
     }
     let ex = bert4rs::data::dataset::read_labelled(&a.input, &a.fields.config(), false)?;
     let (max_len, batch) = (a.fields.max_length, a.fields.batch_size);

@@ -3,6 +3,7 @@
 use super::DataArgs;
 use bert4rs::data::relation::read_relations;
 use bert4rs::error::Result;
+use bert4rs::kernels::CodeWidth;
 use bert4rs::tasks::classify::probabilities;
 use bert4rs::tasks::relation::RelationClassifier;
 use bert4rs::train::relation::{evaluate_logits, predict_logits, RelationDataset};
@@ -15,11 +16,11 @@ fn dataset(
     data: &Path,
     labelled: bool,
     fields: &DataArgs,
-    int8: bool,
+    int8: Option<CodeWidth>,
 ) -> Result<(RelationClassifier, RelationDataset, Vec<Vec<f32>>)> {
     let (mut model, tok) = RelationClassifier::from_dir(dir, &Device::Cpu, false, None)?;
-    if int8 {
-        model.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+    if let Some(width) = int8 {
+        model.quantize_int8(width)?;
     }
     let ex = read_relations(data, labelled)?;
     let ds = RelationDataset::new(data, ex, &tok, model.spec(), fields.max_length)?;
@@ -33,7 +34,7 @@ pub fn predict(
     input: &Path,
     output: &Path,
     fields: &DataArgs,
-    int8: bool,
+    int8: Option<CodeWidth>,
 ) -> Result<usize> {
     let (model, _, logits) = dataset(dir, input, false, fields, int8)?;
     let labels = &model.spec().labels;
@@ -56,7 +57,12 @@ pub fn predict(
 }
 
 /// Loss, accuracy and relation F1 on a labelled file.
-pub fn evaluate(dir: &Path, data: &Path, fields: &DataArgs, int8: bool) -> Result<Evaluation> {
+pub fn evaluate(
+    dir: &Path,
+    data: &Path,
+    fields: &DataArgs,
+    int8: Option<CodeWidth>,
+) -> Result<Evaluation> {
     let (model, ds, logits) = dataset(dir, data, true, fields, int8)?;
     evaluate_logits(&model, &ds, &logits, &data.display().to_string(), 0)
 }

@@ -42,6 +42,8 @@ pub struct Args {
     /// activations at run time), GPT-2 on int8 weights.
     #[arg(long)]
     int8: bool,
+    #[command(flatten)]
+    int8_activations: super::Int8Activations,
     /// Weight storage for classifiers and sentence encoders: f32, or bf16 (half the weight
     /// memory, f32 arithmetic; not with --int8).
     #[arg(long, value_enum, default_value = "f32", conflicts_with = "int8")]
@@ -68,7 +70,7 @@ pub fn run(a: Args) -> Result<()> {
         max_client_batch_size: a.max_client_batch_size,
         payload_limit: a.payload_limit,
         auto_truncate: a.auto_truncate,
-        int8: a.int8,
+        int8: a.int8_activations.with(a.int8),
         dtype: a.dtype.storage(),
         early_exit_entropy: a.early_exit_entropy,
     };

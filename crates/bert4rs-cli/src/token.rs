@@ -5,6 +5,7 @@ use super::DataArgs;
 use bert4rs::data::aligned::TokenDataset;
 use bert4rs::data::tagged::{read_tagged, TaggedFormat};
 use bert4rs::error::{Error, Result};
+use bert4rs::kernels::CodeWidth;
 use bert4rs::tasks::token_classify::TokenClassifier;
 use bert4rs::train::entity_metrics::entity_metrics;
 use bert4rs::train::predict::EntityTagger;
@@ -13,10 +14,10 @@ use bert4rs::train::Evaluation;
 use candle_core::Device;
 use std::path::Path;
 
-fn load(dir: &Path, int8: bool) -> Result<(TokenClassifier, TokenVocab)> {
+fn load(dir: &Path, int8: Option<CodeWidth>) -> Result<(TokenClassifier, TokenVocab)> {
     let mut model = TokenClassifier::from_dir(dir, &Device::Cpu, false, None)?;
-    if int8 {
-        model.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+    if let Some(width) = int8 {
+        model.quantize_int8(width)?;
     }
     let vocab = TokenVocab::from_dir(dir, &model)?;
     Ok((model, vocab))
@@ -32,11 +33,11 @@ pub fn predict_entities(
     input: &Path,
     output: &Path,
     fields: &DataArgs,
-    int8: bool,
+    int8: Option<CodeWidth>,
 ) -> Result<usize> {
     let mut tagger = EntityTagger::from_dir(dir)?;
-    if int8 {
-        tagger.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+    if let Some(width) = int8 {
+        tagger.quantize_int8(width)?;
     }
     let ex = bert4rs::data::dataset::read_labelled(input, &fields.config(), false)?;
     let all = tagger.tag(input, ex, fields.max_length, fields.batch_size)?;
@@ -51,7 +52,12 @@ pub fn predict_entities(
 }
 
 /// Entity metrics of the model on a tagged file (CoNLL or JSONL).
-pub fn evaluate(dir: &Path, data: &Path, fields: &DataArgs, int8: bool) -> Result<Evaluation> {
+pub fn evaluate(
+    dir: &Path,
+    data: &Path,
+    fields: &DataArgs,
+    int8: Option<CodeWidth>,
+) -> Result<Evaluation> {
     let (model, vocab) = load(dir, int8)?;
     let spec = model.spec();
     let fmt = TaggedFormat {

@@ -72,6 +72,30 @@ fn embed_and_predict_with_int8_stay_near_f32_but_run_quantised() {
 }
 
 #[test]
+fn int8_activations_picks_the_code_width_and_rejects_other_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "hello world\nthe lazy dog, again\na fox\n").unwrap();
+    let v: [&[&str]; 2] = [&["--int8"], &["--int8", "--int8-activations", "7"]];
+    let outs = outputs("embed", "embedding", &input, v);
+    for (wide, u7) in outs[0].iter().zip(&outs[1]) {
+        assert_ne!(wide, u7, "7-bit codes gave the 12-bit codes' values");
+        assert!(cosine(wide, u7) >= 0.98, "cosine {}", cosine(wide, u7));
+    }
+    let model = fixture("train/tiny-cls");
+    let out = tmp.path().join("x.jsonl");
+    for (opts, says) in [
+        (&["--int8", "--int8-activations", "8"][..], "7 or 12"),
+        (&["--int8-activations", "7"][..], "--int8"),
+    ] {
+        let r = run_io("embed", &model, &input, &out, opts);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && err.contains(says), "{opts:?}: {err}");
+        assert!(!out.exists(), "{opts:?} wrote an output");
+    }
+}
+
+#[test]
 fn embed_predict_and_eval_with_bf16_weights_stay_within_cosine_0_9999_of_f32() {
     let tmp = tempfile::tempdir().unwrap();
     let model = fixture("train/tiny-cls");

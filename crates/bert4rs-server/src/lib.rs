@@ -44,8 +44,9 @@ pub struct ServeOptions {
     pub payload_limit: usize,
     /// Truncate over-long inputs unless a request says `"truncate": false`.
     pub auto_truncate: bool,
-    /// Run every model on int8: encoders dynamically quantised, GPT-2 on int8 weights.
-    pub int8: bool,
+    /// Run every model on int8: encoders dynamically quantised with activation codes of
+    /// this width, GPT-2 on int8 weights; `None`: f32.
+    pub int8: Option<bert4rs::kernels::CodeWidth>,
     /// How classifiers and sentence encoders keep their encoder's matrices (bf16: half the
     /// weight memory, f32 arithmetic).
     pub dtype: bert4rs::models::hub::WeightStorage,
@@ -65,7 +66,7 @@ impl Default for ServeOptions {
             max_client_batch_size: 32,
             payload_limit: 2_000_000,
             auto_truncate: false,
-            int8: false,
+            int8: None,
             dtype: bert4rs::models::hub::WeightStorage::F32,
             early_exit_entropy: None,
         }
@@ -79,7 +80,7 @@ impl ServeOptions {
         if self.models.is_empty() {
             return bad("give at least one --model DIR (or NAME=DIR)");
         }
-        if self.int8 && self.dtype != bert4rs::models::hub::WeightStorage::F32 {
+        if self.int8.is_some() && self.dtype != bert4rs::models::hub::WeightStorage::F32 {
             return bad("--int8 and --dtype bf16 exclude each other: pick one");
         }
         if let Some(e) = self

@@ -5,6 +5,7 @@ use crate::queue::{Backend, BatchLimits, Queue};
 use crate::Metrics;
 use bert4rs::data::dataset::Example;
 use bert4rs::generate::TextGenerator;
+use bert4rs::kernels::CodeWidth;
 use bert4rs::models::hub::WeightStorage;
 use bert4rs::tokenize::Encoding;
 use bert4rs::train::predict::{EntityTagger, Prediction, TextClassifier};
@@ -177,8 +178,8 @@ fn has_architecture(cfg: &serde_json::Value, suffix: &str) -> bool {
 pub struct LoadOptions {
     /// Pooling of embedding models (default: their sentence-transformers config, else mean).
     pub pooling: Option<Pooling>,
-    /// int8 weights (encoders: dynamically quantised).
-    pub int8: bool,
+    /// int8 weights (encoders: dynamically quantised, activation codes of this width).
+    pub int8: Option<CodeWidth>,
     /// How classifiers and sentence encoders keep their matrices (bf16: an error for other
     /// kinds).
     pub storage: WeightStorage,
@@ -221,7 +222,7 @@ pub fn load(
     let kind = if cfg.get("model_type").and_then(|t| t.as_str()) == Some("gpt2") {
         plain_only("GPT-2 model")?;
         let mut g = TextGenerator::from_dir(dir, None)?;
-        if int8 {
+        if int8.is_some() {
             g.quantize_int8()?;
         }
         if !g.has_tokenizer() {
@@ -241,8 +242,8 @@ pub fn load(
         Kind::Tagger(Queue::start(tag_backend(dir, int8)?, limits, m, "tag"))
     } else if has_architecture(&cfg, "ForSequenceClassification") {
         let mut classifier = TextClassifier::from_dir_as(dir, storage)?;
-        if int8 {
-            classifier.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+        if let Some(width) = int8 {
+            classifier.quantize_int8(width)?;
         }
         let max_input_length = match classifier.reads_long_texts() {
             true => usize::MAX,
@@ -279,7 +280,7 @@ pub fn load(
 fn embed_backend(
     dir: &Path,
     pooling: Option<Pooling>,
-    (int8, storage): (bool, WeightStorage),
+    (int8, storage): (Option<CodeWidth>, WeightStorage),
 ) -> Result<EmbedBackend> {
     let st = bert4rs::tasks::embed::read_st_config(dir)?;
     let pooling = pooling
@@ -288,10 +289,8 @@ fn embed_backend(
     let mut encoder =
         SentenceEncoder::with_pooling_as(dir, pooling, &candle_core::Device::Cpu, storage)?;
     encoder.batch_size = SUB_BATCH;
-    if int8 {
-        encoder
-            .model
-            .quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+    if let Some(width) = int8 {
+        encoder.model.quantize_int8(width)?;
     }
     let capacity = encoder.model.config().max_sequence_length();
     let max_input_length = st
@@ -305,10 +304,10 @@ fn embed_backend(
     })
 }
 
-fn tag_backend(dir: &Path, int8: bool) -> Result<TagBackend> {
+fn tag_backend(dir: &Path, int8: Option<CodeWidth>) -> Result<TagBackend> {
     let mut tagger = EntityTagger::from_dir(dir)?;
-    if int8 {
-        tagger.quantize_int8(bert4rs::kernels::CodeWidth::default())?;
+    if let Some(width) = int8 {
+        tagger.quantize_int8(width)?;
     }
     let has_tokenizer = ["tokenizer.json", "vocab.txt"]
         .iter()

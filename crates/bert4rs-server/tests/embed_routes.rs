@@ -6,6 +6,7 @@
 mod common;
 
 use base64::Engine;
+use bert4rs::kernels::CodeWidth;
 use bert4rs::models::hub::WeightStorage;
 use bert4rs_server::ServeOptions;
 use common::*;
@@ -52,18 +53,20 @@ async fn embed_matches_sentence_transformers_and_batch_equals_single() {
     server.stop().await;
 }
 
-/// `--int8`: `/embed` answers from the quantised encoder, within cosine 0.99 of
-/// sentence-transformers, and a batch still equals each text alone.
+/// `--int8`: `/embed` answers from the quantised encoder, within cosine 0.999 of
+/// sentence-transformers with 12-bit activation codes (0.99 with 7-bit ones), and a batch
+/// still equals each text alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn int8_embed_stays_near_f32_and_batch_equals_single() {
-    served_minilm_stays_near_f32(|o| o.int8 = true, 0.99).await;
+    served_minilm_stays_near_f32(|o| o.int8 = Some(CodeWidth::Wide), 0.999).await;
+    served_minilm_stays_near_f32(|o| o.int8 = Some(CodeWidth::U7), 0.99).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bf16_embed_stays_within_0_999_of_f32_and_batch_equals_single() {
     served_minilm_stays_near_f32(|o| o.dtype = WeightStorage::Bf16, 0.999).await;
     let mut both = options(&[("minilm", &asset("minilm"))]);
-    (both.int8, both.dtype) = (true, WeightStorage::Bf16);
+    (both.int8, both.dtype) = (Some(CodeWidth::default()), WeightStorage::Bf16);
     let err = both.validate().unwrap_err().to_string();
     assert!(err.contains("--int8") && err.contains("bf16"), "{err}");
 }

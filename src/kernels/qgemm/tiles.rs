@@ -1,8 +1,8 @@
 //! Register tiles of the integer GEMM: `R` rows of activation codes × one 16-column weight
 //! panel (`[kp/4][16][4]` int8) → exact i32 sums. 7-bit byte codes: AVX-512 VNNI
-//! (`vpdpbusd`), AVX2 (`vpmaddubsw` + `vpmaddwd`) or plain Rust; wide i16 codes: AVX2
-//! (`vpmaddwd` on sign-extended weights) or plain Rust. Every tile of a width gives the
-//! same integers.
+//! (`vpdpbusd`), AVX2 (`vpmaddubsw` + `vpmaddwd`) or plain Rust; wide i16 codes: AVX-512
+//! VNNI (`vpdpwssd`), AVX2 (`vpmaddwd`), both on sign-extended weights, or plain Rust.
+//! Every tile of a width gives the same integers.
 
 /// Columns of a packed weight panel (two AVX2 vectors of 8 i32 sums).
 pub(super) const NR: usize = 16;
@@ -62,18 +62,19 @@ pub(super) fn tile_u7(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]], simd
     tile_scalar(a, b, kp, acc)
 }
 
-/// One tile's sums over wide i16 codes: the AVX2 tile where `simd` is asked for and
-/// present.
+/// One tile's sums over wide i16 codes: the AVX-512 VNNI or AVX2 tile where `simd` is
+/// asked for and present.
 pub(super) fn tile_wide(a: &[i16], b: &[i8], kp: usize, acc: &mut [[i32; NR]], simd: bool) {
     #[cfg(target_arch = "x86_64")]
-    if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
-        return by_height(
-            (tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>),
-            a,
-            b,
-            kp,
-            acc,
-        );
+    {
+        if simd && has_vnni() {
+            let f: (TileFn<i16>, TileFn<i16>) = (tile_wide_vnni::<MR>, tile_wide_vnni::<MR_SHORT>);
+            return by_height(f, a, b, kp, acc);
+        }
+        if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+            let f: (TileFn<i16>, TileFn<i16>) = (tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>);
+            return by_height(f, a, b, kp, acc);
+        }
     }
     let _ = simd;
     tile_scalar(a, b, kp, acc)
@@ -173,6 +174,38 @@ unsafe fn tile_wide_avx2<const R: usize>(a: &[i16], b: &[i8], kp: usize, acc: &m
             let s = _mm256_hadd_epi32(cr[0], cr[1]);
             let s = _mm256_permute4x64_epi64::<0b11_01_10_00>(s);
             _mm256_storeu_si256(out.as_mut_ptr().add(half * 8) as *mut __m256i, s);
+        }
+    }
+}
+
+/// `R` × 16 tile over i16 codes on AVX-512 VNNI: per group of 4 depths, 8 columns' 32
+/// weight bytes sign-extended to i16 (`vpmovsxbw`) fill a zmm whose i32 lanes hold one
+/// column's depths (0, 1) or (2, 3); the row's 4 codes broadcast as one 64-bit value, and
+/// `vpdpwssd` multiplies the i16 pairs, sums them and accumulates in one instruction. Each
+/// 64-bit lane's two halves add up to a column at the end. The same integers as
+/// [`tile_wide_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn tile_wide_vnni<const R: usize>(a: &[i16], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
+    use std::arch::x86_64::*;
+    let mut c = [[_mm512_setzero_si512(); 2]; R];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..kp / 4 {
+        let w = bp.add(g * 64);
+        let w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w as *const __m256i));
+        let w1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w.add(32) as *const __m256i));
+        for (r, cr) in c.iter_mut().enumerate() {
+            let av = _mm512_set1_epi64((ap.add(r * kp + g * 4) as *const i64).read_unaligned());
+            cr[0] = _mm512_dpwssd_epi32(cr[0], av, w0);
+            cr[1] = _mm512_dpwssd_epi32(cr[1], av, w1);
+        }
+    }
+    for (cr, out) in c.iter().zip(acc.iter_mut()) {
+        for (half, v) in cr.iter().enumerate() {
+            // Low + high i32 of each 64-bit lane, then the 8 low halves.
+            let sums = _mm512_add_epi32(*v, _mm512_srli_epi64::<32>(*v));
+            let cols = _mm512_cvtepi64_epi32(sums);
+            _mm256_storeu_si256(out.as_mut_ptr().add(half * 8) as *mut __m256i, cols);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! - weight-only (W8A32): activations stay f32 and every product is an f32 FMA of the
 //!   converted weight, so the only error is the weights' rounding and results equal an f32
 //!   layer with the dequantised weights up to summation order;
-//! - dynamic (W8A8, [`Int8Weight::with_dynamic_activations`]): each input row is quantised
+//! - dynamic ([`Int8Weight::with_dynamic_activations`]): each input row is quantised
 //!   at run time and the products are exact integers ([`qgemm`]) — what the encoders and
 //!   GPT-2 decoding use.
 

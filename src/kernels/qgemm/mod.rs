@@ -1,17 +1,21 @@
-//! Integer GEMM for dynamically quantised inference (W8A8): `y = x · Wᵀ + b` with the
-//! weight int8 per output channel (symmetric) and each row of `x` quantised at run time,
-//! products summed exactly in i32 and scaled back to f32 once per output.
+//! Integer GEMM for dynamically quantised inference: `y = x · Wᵀ + b` with the weight int8
+//! per output channel (symmetric) and each row of `x` quantised at run time, products
+//! summed exactly in i32 and scaled back to f32 once per output.
 //!
-//! Activations are quantised per row (per token) to **7 bits, asymmetric**: `x ≈ s·(q − z)`
-//! with `q` in [0, 127] over the row's range [min(x, 0), max(x, 0)]. Why 7 bits: AVX2's
-//! `vpmaddubsw` multiplies u8 by s8 and adds pairs into a *saturating* i16, and with 8-bit
-//! activations a pair can reach 2·255·127 > 32767 (ONNX Runtime's U8S8 path accepts that
-//! risk and offers `reduce_range` to avoid it). With `q ≤ 127` a pair is at most
-//! 2·127·127 = 32258, so no sum ever saturates and every product is exact. The asymmetric
-//! range keeps a one-sided row (after GELU) at full resolution, which a symmetric 8-bit
-//! scale would halve, so the 7-bit grid is as fine as symmetric 8 bits on such rows.
+//! Activations are quantised per row (per token), asymmetric over the row's range
+//! [min(x, 0), max(x, 0)]: `x ≈ s·(q − z)`, in one of two widths ([`CodeWidth`]):
+//! - **12-bit codes** in i16 (the default): `vpmaddwd` multiplies them by the sign-extended
+//!   weights; `Q·127·k` must fit in i32, which holds up to k = 4128 (narrower codes
+//!   beyond). Half the 7-bit path's products per instruction, but the rounding of the
+//!   activations almost vanishes (a Pang & Lee classifier keeps its f32 accuracy).
+//! - **7-bit codes** in bytes: AVX2's `vpmaddubsw` multiplies u8 by s8 and adds pairs into a
+//!   *saturating* i16; with 8-bit activations a pair can reach 2·255·127 > 32767 (ONNX
+//!   Runtime's U8S8 path accepts that risk and offers `reduce_range` to avoid it). With
+//!   `q ≤ 127` a pair is at most 2·127·127 = 32258, so no sum ever saturates. The
+//!   asymmetric range keeps a one-sided row (after GELU) at full resolution, which a
+//!   symmetric 8-bit scale would halve.
 //!
-//! Tiles: AVX-512 VNNI (`vpdpbusd`, where present), AVX2, plain Rust, chosen at run time.
+//! Tiles (`tiles.rs`): AVX-512 VNNI where present, AVX2, plain Rust, chosen at run time.
 //! Because the sums are exact integers, every tile, thread split and batch composition
 //! gives bit-identical outputs: a row's result never depends on the other rows, and an
 //! AVX2 machine computes the same bits as a VNNI one.

@@ -23,61 +23,78 @@ fn has_vnni() -> bool {
     })
 }
 
-/// A SIMD tile of one height.
-#[cfg(target_arch = "x86_64")]
+/// A tile kernel of one height; the SIMD ones need their instruction set (checked by
+/// [`Tile::u7`] / [`Tile::wide`]).
 type TileFn<T> = unsafe fn(&[T], &[i8], usize, &mut [[i32; NR]]);
 
-/// Runs the tile of `acc`'s height ([`MR`] or [`MR_SHORT`] rows).
-#[cfg(target_arch = "x86_64")]
-fn by_height<T>(
-    (f6, f4): (TileFn<T>, TileFn<T>),
-    a: &[T],
-    b: &[i8],
-    kp: usize,
-    acc: &mut [[i32; NR]],
-) {
-    // SAFETY: the caller checked the instruction set; both slices hold whole tiles of
-    // `kp` depth.
-    unsafe {
-        match acc.len() {
-            MR => f6(a, b, kp, acc),
-            _ => f4(a, b, kp, acc),
+/// The tiles of one code type for this CPU, chosen once per GEMM (a per-tile choice cost
+/// ~2 % of a MiniLM pass).
+pub(super) struct Tile<T> {
+    full: TileFn<T>,
+    short: TileFn<T>,
+}
+
+// By hand: a derive would ask `T: Copy`, but only the function pointers are copied.
+impl<T> Clone for Tile<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Tile<T> {}
+
+impl Tile<u8> {
+    /// 7-bit byte codes: the AVX-512 VNNI or AVX2 tiles where `simd` is asked for and
+    /// present, else the plain one.
+    pub(super) fn u7(simd: bool) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd && has_vnni() {
+                return Tile::of(tile_vnni::<MR>, tile_vnni::<MR_SHORT>);
+            }
+            if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+                return Tile::of(tile_avx2::<MR>, tile_avx2::<MR_SHORT>);
+            }
         }
+        let _ = simd;
+        Tile::of(tile_scalar, tile_scalar)
     }
 }
 
-/// One tile's sums over 7-bit byte codes: the AVX-512 VNNI or AVX2 tile where `simd` is
-/// asked for and present. `a` holds `acc.len()` rows of `kp` codes.
-pub(super) fn tile_u7(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]], simd: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if simd && has_vnni() {
-            return by_height((tile_vnni::<MR>, tile_vnni::<MR_SHORT>), a, b, kp, acc);
+impl Tile<i16> {
+    /// Wide i16 codes: the AVX-512 VNNI or AVX2 tiles where `simd` is asked for and
+    /// present, else the plain one.
+    pub(super) fn wide(simd: bool) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd && has_vnni() {
+                return Tile::of(tile_wide_vnni::<MR>, tile_wide_vnni::<MR_SHORT>);
+            }
+            if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
+                return Tile::of(tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>);
+            }
         }
-        if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
-            return by_height((tile_avx2::<MR>, tile_avx2::<MR_SHORT>), a, b, kp, acc);
-        }
+        let _ = simd;
+        Tile::of(tile_scalar, tile_scalar)
     }
-    let _ = simd;
-    tile_scalar(a, b, kp, acc)
 }
 
-/// One tile's sums over wide i16 codes: the AVX-512 VNNI or AVX2 tile where `simd` is
-/// asked for and present.
-pub(super) fn tile_wide(a: &[i16], b: &[i8], kp: usize, acc: &mut [[i32; NR]], simd: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if simd && has_vnni() {
-            let f: (TileFn<i16>, TileFn<i16>) = (tile_wide_vnni::<MR>, tile_wide_vnni::<MR_SHORT>);
-            return by_height(f, a, b, kp, acc);
-        }
-        if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
-            let f: (TileFn<i16>, TileFn<i16>) = (tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>);
-            return by_height(f, a, b, kp, acc);
-        }
+impl<T> Tile<T> {
+    fn of(full: TileFn<T>, short: TileFn<T>) -> Self {
+        Tile { full, short }
     }
-    let _ = simd;
-    tile_scalar(a, b, kp, acc)
+
+    /// `acc` (of [`MR`] or [`MR_SHORT`] rows) = the products of `acc.len()` rows of `a`
+    /// (`kp` codes each) and the panel `b` (overwritten, not accumulated).
+    pub(super) fn run(self, a: &[T], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
+        assert!(a.len() >= acc.len() * kp && b.len() >= NR * kp); // ok: whole tiles
+        let f = if acc.len() == MR {
+            self.full
+        } else {
+            self.short
+        };
+        // SAFETY: the constructor checked the instruction set; the slices hold whole tiles.
+        unsafe { f(a, b, kp, acc) }
+    }
 }
 
 /// `R` × 16 tile on AVX-512 VNNI: a group of 4 depths of a panel is one zmm (16 columns × 4
@@ -101,13 +118,15 @@ unsafe fn tile_vnni<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i
     }
 }
 
-/// Reference tile: the same exact integer sums as the SIMD tiles, for either code type.
+/// Reference tile: the same exact integer sums as the SIMD tiles (written over `acc`), for
+/// either code type.
 pub(super) fn tile_scalar<T: Copy + Into<i32>>(
     a: &[T],
     b: &[i8],
     kp: usize,
     acc: &mut [[i32; NR]],
 ) {
+    acc.iter_mut().for_each(|row| row.fill(0));
     for g in 0..kp / 4 {
         for (r, row) in acc.iter_mut().enumerate() {
             let av = &a[r * kp + g * 4..][..4];
@@ -229,10 +248,11 @@ mod tests {
         let mut b = weights(kp);
         b[..8].fill(-127);
         for r in [MR, MR_SHORT] {
-            let (mut simd, mut scalar) = ([[0i32; NR]; MR], [[0i32; NR]; MR]);
-            tile_u7(&a, &b, kp, &mut simd[..r], true);
+            // Both start dirty: a tile writes its sums over `acc`.
+            let (mut simd, mut scalar) = ([[7i32; NR]; MR], [[-3i32; NR]; MR]);
+            Tile::u7(true).run(&a, &b, kp, &mut simd[..r]);
             tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
-            assert_eq!(simd, scalar, "{r}-row tile");
+            assert_eq!(simd[..r], scalar[..r], "{r}-row tile");
         }
     }
 
@@ -248,10 +268,11 @@ mod tests {
             b[g * 64 + 60..g * 64 + 64].fill(-127); // column 15 all −127
         }
         for r in [MR, MR_SHORT] {
-            let (mut simd, mut scalar) = ([[0i32; NR]; MR], [[0i32; NR]; MR]);
-            tile_wide(&a, &b, kp, &mut simd[..r], true);
+            // Both start dirty: a tile writes its sums over `acc`.
+            let (mut simd, mut scalar) = ([[7i32; NR]; MR], [[-3i32; NR]; MR]);
+            Tile::wide(true).run(&a, &b, kp, &mut simd[..r]);
             tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
-            assert_eq!(simd, scalar, "{r}-row tile");
+            assert_eq!(simd[..r], scalar[..r], "{r}-row tile");
             assert_eq!(simd[0][0], 4095 * 127 * kp as i32);
             assert_eq!(simd[0][15], -4095 * 127 * kp as i32);
         }

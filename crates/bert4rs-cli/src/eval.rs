@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long)]
     output: Option<PathBuf>,
     /// Run the encoder on dynamically quantised int8 (weights per output channel, each
-    /// token's activations at run time): about 1.6x faster on AVX2. Any model with a
+    /// token's activations at run time): about 1.3-1.6x faster on AVX2. Any model with a
     /// pre-trained encoder (classifiers, taggers, relation models).
     #[arg(long)]
     int8: bool,

@@ -21,7 +21,7 @@ pub enum CodeWidth {
     /// 12-bit codes in i16 (`vpmaddwd` on AVX2, `vpdpwssd` on VNNI): 32× finer steps for
     /// the same exact integer sums; on Pang & Lee the classifier keeps its f32 accuracy,
     /// where 7-bit codes lose 0.75 points. The AVX2 tile does twice the instructions per
-    /// product (~20 % more tile time, 6–8 % more per BERT-base pass).
+    /// product (~20 % more tile time; docs/benchmarks.md has the runs).
     #[default]
     Wide,
 }

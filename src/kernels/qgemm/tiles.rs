@@ -47,13 +47,12 @@ impl Tile<u8> {
     /// present, else the plain one.
     pub(super) fn u7(simd: bool) -> Self {
         #[cfg(target_arch = "x86_64")]
-        {
-            if simd && has_vnni() {
-                return Tile::of(tile_vnni::<MR>, tile_vnni::<MR_SHORT>);
-            }
-            if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
-                return Tile::of(tile_avx2::<MR>, tile_avx2::<MR_SHORT>);
-            }
+        if let Some(t) = Tile::simd(
+            simd,
+            (tile_vnni::<MR>, tile_vnni::<MR_SHORT>),
+            (tile_avx2::<MR>, tile_avx2::<MR_SHORT>),
+        ) {
+            return t;
         }
         let _ = simd;
         Tile::of(tile_scalar, tile_scalar)
@@ -65,13 +64,12 @@ impl Tile<i16> {
     /// present, else the plain one.
     pub(super) fn wide(simd: bool) -> Self {
         #[cfg(target_arch = "x86_64")]
-        {
-            if simd && has_vnni() {
-                return Tile::of(tile_wide_vnni::<MR>, tile_wide_vnni::<MR_SHORT>);
-            }
-            if simd && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline {
-                return Tile::of(tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>);
-            }
+        if let Some(t) = Tile::simd(
+            simd,
+            (tile_wide_vnni::<MR>, tile_wide_vnni::<MR_SHORT>),
+            (tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>),
+        ) {
+            return t;
         }
         let _ = simd;
         Tile::of(tile_scalar, tile_scalar)
@@ -81,6 +79,24 @@ impl Tile<i16> {
 impl<T> Tile<T> {
     fn of(full: TileFn<T>, short: TileFn<T>) -> Self {
         Tile { full, short }
+    }
+
+    /// The `vnni` pair where the CPU has AVX-512 VNNI, else the `avx2` pair where it has
+    /// AVX2; `None` without either or when `simd` is not asked for.
+    #[cfg(target_arch = "x86_64")]
+    fn simd(
+        simd: bool,
+        vnni: (TileFn<T>, TileFn<T>),
+        avx2: (TileFn<T>, TileFn<T>),
+    ) -> Option<Self> {
+        if !simd {
+            return None;
+        }
+        if has_vnni() {
+            return Some(Tile::of(vnni.0, vnni.1));
+        }
+        let has_avx2 = crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
+        has_avx2.then(|| Tile::of(avx2.0, avx2.1))
     }
 
     /// `acc` (of [`MR`] or [`MR_SHORT`] rows) = the products of `acc.len()` rows of `a`

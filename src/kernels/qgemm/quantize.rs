@@ -7,7 +7,7 @@ use super::tiles::{MR, MR_SHORT};
 use rayon::prelude::*;
 
 /// Largest 7-bit code (see the parent module's docs for why 7 bits, not 8).
-pub(super) const QMAX_U7: u16 = 127;
+const QMAX_U7: u16 = 127;
 /// Largest wide code: 12 bits, as fine as the activations need (an f32 layer's answers on
 /// Pang & Lee, docs/benchmarks.md) and exact in i32 sums up to ~4k inputs.
 const QMAX_WIDE: u16 = 4095;
@@ -78,7 +78,7 @@ pub fn quantize_rows(
 }
 
 /// [`quantize_rows`] with the AVX2 code (`avx2`, where present) or the plain one.
-pub(super) fn quantize_rows_with(
+fn quantize_rows_with(
     x: &[f32],
     rows: usize,
     k: usize,

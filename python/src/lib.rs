@@ -167,6 +167,31 @@ fn train<'py>(
     py.import("json")?.call_method1("loads", (summary,))
 }
 
+/// Writes an int8 copy of a BERT-family model directory (`bert4rs quantize`) that
+/// `SentenceEncoder`, `Classifier`, `Tagger` and every command load as they load the f32
+/// one; returns its summary as a dict.
+#[pyfunction]
+#[pyo3(signature = (model, output, int8_activations=12))]
+fn quantize<'py>(
+    py: Python<'py>,
+    model: &str,
+    output: &str,
+    int8_activations: u32,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(width) = int8_width(true, Some(int8_activations))? else {
+        return Err(PyValueError::new_err("int8_activations: expected 7 or 12"));
+    };
+    let src = existing_dir(model)?;
+    let out = PathBuf::from(output);
+    let summary = py
+        .detach(|| -> bert4rs::Result<String> {
+            let s = bert4rs::models::quantize::quantize_dir(&src, &out, width)?;
+            serde_json::to_string(&s).map_err(|e| Error::Invalid(e.to_string()))
+        })
+        .map_err(py_err)?;
+    py.import("json")?.call_method1("loads", (summary,))
+}
+
 #[pymodule]
 #[pyo3(name = "bert4rs")]
 fn bert4rs_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -177,6 +202,7 @@ fn bert4rs_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Generator>()?;
     m.add_class::<Tokenizer>()?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -257,6 +257,22 @@ def test_int8_encode_equals_the_cli_embed_int8_and_stays_near_f32(minilm, tmp_pa
             bert4rs.SentenceEncoder(minilm, **bad)
 
 
+def test_a_quantized_directory_encodes_exactly_as_int8_true(minilm, tmp_path):
+    texts = ["A man is eating food.", "我爱北京天安门", "ok"]
+    out = tmp_path / "int8"
+    summary = bert4rs.quantize(minilm, str(out))
+    assert summary["activation_bits"] == 12
+    assert summary["weight_bytes_after"] < 0.7 * summary["weight_bytes_before"]
+    saved = bert4rs.SentenceEncoder(str(out)).encode(texts)
+    assert np.array_equal(saved, bert4rs.SentenceEncoder(minilm, int8=True).encode(texts))
+    with pytest.raises(ValueError, match="int8 model"):
+        bert4rs.SentenceEncoder(str(out), dtype="bf16")
+    with pytest.raises(ValueError, match="7 or 12"):
+        bert4rs.quantize(minilm, str(tmp_path / "x"), int8_activations=8)
+    with pytest.raises(ValueError, match="already int8"):
+        bert4rs.quantize(str(out), str(tmp_path / "y"))
+
+
 def test_bf16_encode_equals_the_cli_embed_bf16_and_stays_within_0_999_of_f32(minilm, tmp_path):
     texts = ["A man is eating food.", "我爱北京天安门", "ok"]
     cli = _cli_embed(minilm, tmp_path, texts, "--dtype", "bf16")

@@ -97,8 +97,96 @@ impl Int8Weight {
     /// then an exact integer one, at the cost of rounding each activation to its row's grid
     /// of `width` codes.
     pub fn with_dynamic_activations(mut self, width: CodeWidth) -> Self {
-        self.dynamic = Some((PackedI8::pack(&self.q, self.rows(), self.k), width));
+        self.set_code_width(width);
         self
+    }
+
+    /// A weight saved by a `bert4rs quantize` directory: `q [n, k]` row-major (values in
+    /// [-127, 127]), `scale [n]`, and `inv_smooth [k]` (what inputs are multiplied by
+    /// before they are quantised) for a smoothed weight; the inverse of [`Self::parts`].
+    /// An error saying what does not fit.
+    pub fn from_parts(
+        q: Vec<i8>,
+        scale: Vec<f32>,
+        inv_smooth: Option<Vec<f32>>,
+    ) -> Result<Self, String> {
+        let n = scale.len();
+        if n == 0 || !q.len().is_multiple_of(n) {
+            return Err(format!("{} int8 values for {n} output scales", q.len()));
+        }
+        let k = q.len() / n;
+        if q.contains(&i8::MIN) {
+            return Err("an int8 value is -128; the range is [-127, 127]".into());
+        }
+        if let Some(s) = scale.iter().find(|s| !s.is_finite() || **s <= 0.0) {
+            return Err(format!(
+                "an output scale is {s}; scales are finite and positive"
+            ));
+        }
+        match &inv_smooth {
+            Some(m) if m.len() != k => {
+                return Err(format!("{} input multipliers for {k} inputs", m.len()))
+            }
+            Some(m) if m.iter().any(|v| !v.is_finite() || *v <= 0.0) => {
+                return Err("an input multiplier is not finite and positive".into())
+            }
+            _ => {}
+        }
+        Ok(Int8Weight {
+            q,
+            scale,
+            k,
+            dynamic: None,
+            inv_smooth,
+        })
+    }
+
+    /// The int8 values `[n, k]`, the output scales `[n]` and any input multipliers `[k]`.
+    pub fn parts(&self) -> (&[i8], &[f32], Option<&[f32]>) {
+        (&self.q, &self.scale, self.inv_smooth.as_deref())
+    }
+
+    /// The weights of `parts` stacked by output rows (Q, K and V into one layer), or
+    /// `None` when their input sizes or input multipliers differ.
+    pub fn stack(parts: &[&Int8Weight]) -> Option<Self> {
+        let first = parts.first()?;
+        let same = |p: &&Int8Weight| p.k == first.k && p.inv_smooth == first.inv_smooth;
+        if !parts.iter().all(same) {
+            return None;
+        }
+        Some(Int8Weight {
+            q: parts.iter().flat_map(|p| p.q.iter().copied()).collect(),
+            scale: parts.iter().flat_map(|p| p.scale.iter().copied()).collect(),
+            k: first.k,
+            dynamic: None,
+            inv_smooth: first.inv_smooth.clone(),
+        })
+    }
+
+    /// Output rows `[first, first + n)` as a weight of their own (not packed), the inverse of
+    /// [`Self::stack`].
+    pub fn rows_range(&self, first: usize, n: usize) -> Self {
+        Int8Weight {
+            q: self.q[first * self.k..(first + n) * self.k].to_vec(),
+            scale: self.scale[first..first + n].to_vec(),
+            k: self.k,
+            dynamic: None,
+            inv_smooth: self.inv_smooth.clone(),
+        }
+    }
+
+    /// The width of the activations' codes, for a dynamic weight.
+    pub fn code_width(&self) -> Option<CodeWidth> {
+        self.dynamic.as_ref().map(|(_, w)| *w)
+    }
+
+    /// Quantises inputs to codes of `width` from now on (packing the weight if it was not
+    /// dynamic yet).
+    pub fn set_code_width(&mut self, width: CodeWidth) {
+        match &mut self.dynamic {
+            Some((_, w)) => *w = width,
+            None => self.dynamic = Some((PackedI8::pack(&self.q, self.rows(), self.k), width)),
+        }
     }
 
     /// Whether inputs are quantised too ([`Self::with_dynamic_activations`]).
@@ -116,12 +204,14 @@ impl Int8Weight {
         self.k
     }
 
-    /// The f32 weight these int8 values stand for, `[n, k]`.
+    /// The f32 weight these int8 values stand for, `[n, k]` (smoothing undone).
     pub fn dequantized(&self) -> Vec<f32> {
+        let ones = vec![1f32; self.k];
+        let inv = self.inv_smooth.as_deref().unwrap_or(&ones);
         self.q
             .chunks_exact(self.k.max(1))
             .zip(&self.scale)
-            .flat_map(|(qr, s)| qr.iter().map(move |&v| v as f32 * s))
+            .flat_map(|(qr, s)| qr.iter().zip(inv).map(move |(&v, m)| v as f32 * s * m))
             .collect()
     }
 
@@ -238,6 +328,51 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn saved_parts_rebuild_the_same_weight_and_stacking_undoes_a_row_split() {
+        let (n, k) = (12, 40);
+        let w = values(n * k, 5);
+        let act: Vec<f32> = (0..k).map(|j| 0.5 + j as f32 / 10.0).collect();
+        let full = Int8Weight::quantize_smoothed(&w, n, k, &act);
+        let (q, scale, inv) = full.parts();
+        let back = Int8Weight::from_parts(q.to_vec(), scale.to_vec(), inv.map(<[f32]>::to_vec));
+        let back = back.unwrap();
+        assert_eq!(back.parts(), full.parts());
+        let thirds: Vec<_> = (0..3).map(|i| full.rows_range(i * 4, 4)).collect();
+        let stacked = Int8Weight::stack(&[&thirds[0], &thirds[1], &thirds[2]]).unwrap();
+        assert_eq!(stacked.parts(), full.parts());
+        // The dequantised weight undoes the smoothing: within a step of the original.
+        for (o, (d, v)) in full.dequantized().iter().zip(&w).enumerate() {
+            let step = scale[o / k] * inv.unwrap()[o % k];
+            assert!((d - v).abs() <= step / 2.0 + 1e-6, "{o}: {d} vs {v}");
+        }
+        let other = Int8Weight::quantize(&w[..4 * k], 4, k);
+        assert!(
+            Int8Weight::stack(&[&thirds[0], &other]).is_none(),
+            "multipliers differ"
+        );
+    }
+
+    #[test]
+    fn saved_parts_that_do_not_fit_are_refused_saying_why() {
+        let cases = [
+            (vec![1i8; 10], vec![0.1f32; 3], None, "10 int8 values for 3"),
+            (
+                vec![1; 6],
+                vec![0.1; 3],
+                Some(vec![1.0; 3]),
+                "3 input multipliers for 2",
+            ),
+            (vec![-128, 1], vec![0.1], None, "-128"),
+            (vec![1, 1], vec![f32::NAN], None, "finite and positive"),
+            (vec![1, 1], vec![0.1], Some(vec![1.0, 0.0]), "multiplier"),
+        ];
+        for (q, scale, inv, says) in cases {
+            let err = Int8Weight::from_parts(q, scale, inv).unwrap_err();
+            assert!(err.contains(says), "{err}");
         }
     }
 }

@@ -69,6 +69,15 @@ pub fn read_tensors_as(path: &Path, storage: WeightStorage) -> Result<HashMap<St
             unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.map_err(corrupt)?;
         let mut raw = Vec::new();
         for (name, view) in st.tensors() {
+            if view.dtype() == safetensors::Dtype::I8 {
+                return Err(Error::checkpoint(
+                    path,
+                    format!(
+                        "`{name}` is int8: this is a `bert4rs quantize` directory, which runs \
+                         inference only; use the f32 model it was made from"
+                    ),
+                ));
+            }
             let t = match storage {
                 WeightStorage::Bf16 if encoder_matrix(&name, view.shape()) => {
                     bf16_from_view(&view).map_err(corrupt)?
@@ -138,14 +147,22 @@ fn rename_legacy(name: &str) -> String {
 /// Writes tensors to a safetensors file atomically (temp file in the same directory, then
 /// rename), so an interrupted save never leaves a half-written checkpoint.
 pub fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = crate::util::temp_file_in(dir)?;
     let map: HashMap<String, Tensor> = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.contiguous()?)))
         .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&map, tmp.path())
-        .map_err(|e| Error::checkpoint(path, format!("cannot write: {e}")))?;
+    write_file_atomic(path, |tmp| {
+        candle_core::safetensors::save(&map, tmp)
+            .map_err(|e| Error::checkpoint(path, format!("cannot write: {e}")))
+    })
+}
+
+/// Writes a weight file atomically: `write` fills a temp file in `path`'s directory, which
+/// then replaces `path`.
+pub fn write_file_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = crate::util::temp_file_in(dir)?;
+    write(tmp.path())?;
     // The save replaces our temp file with a private (0600) one; weights are ordinary
     // output files, readable as every other file of the directory.
     #[cfg(unix)]
@@ -205,15 +222,32 @@ pub fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Copies the tokenizer and any other file of `src` (not the weights or config) into `out`;
-/// with `max_len`, `model_max_length` in `tokenizer_config.json` is raised to it so HF does
-/// not truncate below a model's new limit.
+/// An error when `out` is the model directory `src` itself (commands that write a new
+/// model directory check this before any long work).
+pub fn check_output(src: &Path, out: &Path) -> Result<()> {
+    if same_dir(src, out) {
+        return Err(Error::Invalid(format!(
+            "--output {} is the model directory itself; write the new model elsewhere",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Copies the tokenizer and any other file of `src` (not the weights or config) into `out`,
+/// and sentence-transformers' module folders (`1_Pooling/`, `2_Normalize/`); with
+/// `max_len`, `model_max_length` in `tokenizer_config.json` is raised to it so HF does not
+/// truncate below a model's new limit.
 pub fn copy_side_files(src: &Path, out: &Path, max_len: Option<usize>) -> Result<()> {
     let entries = std::fs::read_dir(src).map_err(|e| Error::io(src, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(src, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
+        if entry.path().is_dir() && is_module_dir(&name) {
+            copy_files(&entry.path(), &out.join(name.as_ref()))?;
+            continue;
+        }
         let skip = name == "config.json" || WEIGHT_FILES.contains(&name.as_ref());
         if skip || !entry.path().is_file() {
             continue;
@@ -226,6 +260,25 @@ pub fn copy_side_files(src: &Path, out: &Path, max_len: Option<usize>) -> Result
             _ => bytes,
         };
         crate::util::write_atomic(&out.join(name.as_ref()), &bytes)?;
+    }
+    Ok(())
+}
+
+/// `1_Pooling`, `2_Normalize`: a sentence-transformers module folder (a number, `_`, a name).
+fn is_module_dir(name: &str) -> bool {
+    name.split_once('_').is_some_and(|(n, rest)| {
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty()
+    })
+}
+
+/// Copies the files (not subfolders) of `src` into `out`, each atomically.
+fn copy_files(src: &Path, out: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(src).map_err(|e| Error::io(src, e))? {
+        let path = entry.map_err(|e| Error::io(src, e))?.path();
+        if let (true, Some(name)) = (path.is_file(), path.file_name()) {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            crate::util::write_atomic(&out.join(name), &bytes)?;
+        }
     }
     Ok(())
 }

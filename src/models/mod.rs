@@ -5,9 +5,11 @@ pub mod bert;
 pub mod encoder_decoder;
 pub mod gpt2;
 pub mod hub;
+pub mod int8_checkpoint;
 pub mod nezha;
 pub mod positions;
 pub mod pruning;
+pub mod quantize;
 pub mod roberta;
 
 use crate::config::{BertConfig, ModelType};
@@ -15,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::nn::Params;
 use bert::BertModel;
 use candle_core::Device;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Checkpoint keys that are buffers, not weights, and may be left unused silently.
@@ -57,12 +60,24 @@ pub fn load_encoder_as(
     if !dir.is_dir() {
         return Err(Error::config(dir, "model directory not found"));
     }
-    let cfg = BertConfig::from_file(&dir.join("config.json"))?;
+    let config_path = dir.join("config.json");
+    let cfg = BertConfig::from_file(&config_path)?;
+    let int8 = int8_checkpoint::int8_width(&cfg, &config_path)?;
+    if int8.is_some() && (trainable || storage != hub::WeightStorage::F32) {
+        return Err(Error::Invalid(format!(
+            "{} is an int8 model (`bert4rs quantize`): it runs inference as it is; train or \
+             load as {storage:?} from the f32 model it was made from",
+            dir.display()
+        )));
+    }
     if trainable && !hub::WEIGHT_FILES.iter().any(|f| dir.join(f).is_file()) {
         return new_encoder(&cfg, device, trainable);
     }
     let weights = hub::find_weights(dir)?;
-    let tensors = hub::read_tensors_as(&weights, storage)?;
+    let (tensors, saved) = match int8 {
+        Some(_) => int8_checkpoint::read(&weights)?,
+        None => (hub::read_tensors_as(&weights, storage)?, HashMap::new()),
+    };
     let prefix = encoder_prefix(&tensors, cfg.model_type, &weights)?;
     let params = Params::from_tensors(tensors, &weights, device, trainable);
     let scoped = if prefix.is_empty() {
@@ -70,7 +85,10 @@ pub fn load_encoder_as(
     } else {
         params.pp(&prefix)
     };
-    let model = BertModel::load(&scoped, &cfg)?;
+    let mut model = BertModel::load(&scoped, &cfg)?;
+    if let Some(width) = int8 {
+        load_int8(&mut model, saved, &prefix, width, &weights)?;
+    }
     let unused = params
         .unused_keys()
         .into_iter()
@@ -82,6 +100,38 @@ pub fn load_encoder_as(
         prefix,
         unused,
     })
+}
+
+/// Puts the int8 layers of a `bert4rs quantize` checkpoint (`saved`, full names) into
+/// `model`; an int8 tensor that is not one of the encoder's layers is an error.
+fn load_int8(
+    model: &mut BertModel,
+    saved: HashMap<String, crate::kernels::Int8Weight>,
+    prefix: &str,
+    width: crate::kernels::qgemm::CodeWidth,
+    file: &Path,
+) -> Result<()> {
+    let strip = |k: &str| match prefix {
+        "" => Some(k.to_string()),
+        p => k.strip_prefix(&format!("{p}.")).map(str::to_string),
+    };
+    let mut by_name = HashMap::with_capacity(saved.len());
+    for (k, w) in saved {
+        let name = strip(&k).ok_or_else(|| {
+            Error::checkpoint(file, format!("int8 `{k}.weight` is outside the encoder"))
+        })?;
+        by_name.insert(name, w);
+    }
+    model
+        .load_int8(&mut by_name, width)
+        .map_err(|e| Error::checkpoint(file, e.to_string()))?;
+    match by_name.keys().next() {
+        Some(k) => Err(Error::checkpoint(
+            file,
+            format!("int8 `{k}.weight` is not a linear layer of the encoder"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A new encoder of `cfg`, initialised as HF does: normal(0, `initializer_range`) weights and

@@ -37,12 +37,7 @@ pub fn extend_positions(
     let mut cfg = BertConfig::from_file(&config_path)?;
     let offset = cfg.position_offset();
     let from = cfg.max_position_embeddings;
-    if hub::same_dir(src, out) {
-        return Err(Error::Invalid(format!(
-            "--output {} is the model directory itself; write the extended model elsewhere",
-            out.display()
-        )));
-    }
+    hub::check_output(src, out)?;
     if to <= from {
         return Err(Error::Invalid(format!(
             "--to {to} must be larger than the current table of {from} positions \

@@ -39,7 +39,7 @@ pub fn prune_heads(
 ) -> Result<PruneSummary> {
     let config_path = src.join("config.json");
     let mut cfg = BertConfig::from_file(&config_path)?;
-    check_output(src, out)?;
+    hub::check_output(src, out)?;
     let before = cfg.clone();
     let pruned_now = merge_pruned(&mut cfg, heads)?;
     let weights = hub::find_weights(src)?;
@@ -75,17 +75,6 @@ pub fn prune_heads(
     hub::save_pretrained(out, &cfg.to_json()?, &named)?;
     hub::copy_side_files(src, out, None)?;
     Ok(summary)
-}
-
-/// An error when `out` is the model directory `src` itself (checked before any long work).
-pub fn check_output(src: &Path, out: &Path) -> Result<()> {
-    if hub::same_dir(src, out) {
-        return Err(Error::Invalid(format!(
-            "--output {} is the model directory itself; write the pruned model elsewhere",
-            out.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Adds `heads` to `cfg.pruned_heads` (sorted) and returns the heads that were not pruned

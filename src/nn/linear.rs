@@ -130,6 +130,12 @@ impl Linear {
         act_scale: Option<&[f32]>,
         width: CodeWidth,
     ) -> Result<()> {
+        if let Some(q) = &mut self.int8 {
+            // Already int8 (a saved int8 checkpoint, or a second call): same weights, only
+            // the activations' width changes.
+            Arc::make_mut(q).set_code_width(width);
+            return Ok(());
+        }
         let k = self.weight.dim(1)?;
         if let Some(a) = act_scale.filter(|a| a.len() != k) {
             return Err(Error::Invalid(format!(
@@ -144,6 +150,23 @@ impl Linear {
             }
             .with_dynamic_activations(width)
         })
+    }
+
+    /// Runs inference on `q`, int8 values saved earlier ([`Int8Weight::from_parts`]), in
+    /// place of the f32 GEMM copy; `q` must have this layer's shape (an error naming `name`).
+    pub fn set_int8(&mut self, name: &str, q: Int8Weight) -> Result<()> {
+        self.check_int8(name)?;
+        let (n, k) = self.weight.dims2()?;
+        if (q.rows(), q.cols()) != (n, k) {
+            return Err(Error::Invalid(format!(
+                "{name}: int8 weight [{}, {}] for a [{n}, {k}] layer",
+                q.rows(),
+                q.cols()
+            )));
+        }
+        self.int8 = Some(Arc::new(q));
+        self.weight_t = None;
+        Ok(())
     }
 
     /// True for a frozen bf16 weight (multiplied in f32 by [`Bf16Panels`]).

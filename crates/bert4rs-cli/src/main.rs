@@ -17,6 +17,7 @@ mod predict;
 mod prepare;
 mod prompt;
 mod prune_heads;
+mod quantize;
 mod relation;
 mod segment;
 mod serve;
@@ -75,6 +76,8 @@ enum Command {
     ExtendPositions(extend_positions::Args),
     /// Remove the least important attention heads (or the ones named) into a new directory.
     PruneHeads(prune_heads::Args),
+    /// Write an int8 copy of a model directory that every command loads (`--int8` saved).
+    Quantize(quantize::Args),
     /// Chinese word segmentation with a character-tagging model (`prepare zh-seg`).
     Segment(segment::Args),
     /// Serve models over HTTP: text-embeddings-inference's routes with dynamic batching.
@@ -116,6 +119,7 @@ fn run() -> i32 {
         Command::Prompt(a) => prompt::run(a),
         Command::ExtendPositions(a) => extend_positions::run(a),
         Command::PruneHeads(a) => prune_heads::run(a),
+        Command::Quantize(a) => quantize::run(a),
         Command::Segment(a) => segment::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Index(a) => index::run(a),

@@ -5,7 +5,8 @@
 use super::DataArgs;
 use bert4rs::data::labelled::Dataset;
 use bert4rs::error::{Error, Result};
-use bert4rs::models::pruning::{check_output, prune_heads};
+use bert4rs::models::hub::check_output;
+use bert4rs::models::pruning::prune_heads;
 use bert4rs::tasks::classify::SequenceClassifier;
 use bert4rs::train::pruning::{check_fraction, head_importance, heads_to_prune};
 use bert4rs::Tokenizer;

@@ -173,3 +173,107 @@ fn bf16_is_refused_with_int8_and_for_taggers_before_any_work() {
     assert!(err.contains("token or relation model"), "{err}");
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn a_quantized_directory_runs_every_command_exactly_as_int8_on_the_fly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "hello world\nthe lazy dog, again\na fox\n").unwrap();
+    let src = fixture("train/tiny-cls");
+    let q = tmp.path().join("int8");
+    let r = bin(&[
+        "quantize",
+        "--model",
+        src.to_str().unwrap(),
+        "--output",
+        q.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(summary["activation_bits"], 12);
+    assert!(summary["int8_layers"].as_u64().unwrap() > 0, "{summary}");
+    let u7: &[&str] = &["--int8", "--int8-activations", "7"];
+    for (cmd, on_src, on_q) in [
+        ("embed", &["--int8"][..], &[][..]),
+        ("predict", &["--int8"], &[]),
+        ("predict", u7, u7),
+    ] {
+        let (a, b) = (tmp.path().join("a.jsonl"), tmp.path().join("b.jsonl"));
+        for (model, opts, out) in [(&src, on_src, &a), (&q, on_q, &b)] {
+            let r = run_io(cmd, model, &input, out, opts);
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        }
+        let (a, b) = (
+            std::fs::read_to_string(a).unwrap(),
+            std::fs::read_to_string(b).unwrap(),
+        );
+        assert_eq!(
+            a, b,
+            "{cmd} {on_q:?}: the int8 directory differs from --int8"
+        );
+    }
+    let data = tmp.path().join("test.jsonl");
+    std::fs::write(&data, "{\"text\": \"hello world\", \"label\": \"pos\"}\n").unwrap();
+    let eval = |model: &Path, opts: &[&str]| {
+        let mut args = vec!["eval", "--model", model.to_str().unwrap()];
+        args.extend(["--data", data.to_str().unwrap()]);
+        args.extend(opts);
+        let r = bin(&args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        r.stdout
+    };
+    assert_eq!(eval(&src, &["--int8"]), eval(&q, &[]), "eval");
+}
+
+#[test]
+fn quantize_refuses_its_own_output_and_int8_directories_refuse_f32_only_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture("train/tiny-cls");
+    let q = tmp.path().join("int8");
+    let (s, qs) = (src.to_str().unwrap(), q.to_str().unwrap());
+    let err = |args: &[&str]| {
+        let r = bin(args);
+        assert!(!r.status.success(), "{args:?} ran");
+        String::from_utf8_lossy(&r.stderr).to_string()
+    };
+    assert!(err(&["quantize", "--model", s, "--output", s]).contains("model directory itself"));
+    assert!(err(&[
+        "quantize",
+        "--model",
+        s,
+        "--output",
+        qs,
+        "--int8-activations",
+        "8"
+    ])
+    .contains("7 or 12"));
+    assert!(!q.exists(), "a refused run wrote nothing");
+    assert!(bin(&["quantize", "--model", s, "--output", qs])
+        .status
+        .success());
+    let again = tmp.path().join("again");
+    let again = again.to_str().unwrap();
+    assert!(err(&["quantize", "--model", qs, "--output", again]).contains("already int8"));
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "hello world\n").unwrap();
+    let out = tmp.path().join("out.jsonl");
+    let r = run_io("embed", &q, &input, &out, &["--dtype", "bf16"]);
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("int8 model"),
+        "bf16 on int8"
+    );
+    let heads = [
+        "prune-heads",
+        "--model",
+        qs,
+        "--output",
+        again,
+        "--heads",
+        "{\"0\": [0]}",
+    ];
+    assert!(err(&heads).contains("bert4rs quantize"));
+    assert!(
+        !out.exists() && !Path::new(again).exists(),
+        "nothing written"
+    );
+}

@@ -62,6 +62,27 @@ async fn int8_embed_stays_near_f32_and_batch_equals_single() {
     served_minilm_stays_near_f32(|o| o.int8 = Some(CodeWidth::U7), 0.99).await;
 }
 
+/// A `bert4rs quantize` directory is served as it is, answering exactly as `--int8` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quantized_directory_serves_the_same_embeddings_as_int8_on_the_fly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saved = tmp.path().join("int8");
+    bert4rs::models::quantize::quantize_dir(&asset("minilm"), &saved, CodeWidth::Wide).unwrap();
+    let fx = json("parity/minilm.json");
+    let body = json!({"inputs": fx["sentences"].clone()});
+    let mut on_the_fly = options(&[("minilm", &asset("minilm"))]);
+    on_the_fly.int8 = Some(CodeWidth::Wide);
+    let mut answers = Vec::new();
+    for opts in [options(&[("minilm", &saved)]), on_the_fly] {
+        let server = TestServer::start(opts).await;
+        let (status, got) = post(&reqwest::Client::new(), &server.at("/embed"), &body).await;
+        assert_eq!(status, 200, "{got}");
+        answers.push(rows(&got));
+        server.stop().await;
+    }
+    assert_eq!(answers[0], answers[1]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bf16_embed_stays_within_0_999_of_f32_and_batch_equals_single() {
     served_minilm_stays_near_f32(|o| o.dtype = WeightStorage::Bf16, 0.999).await;

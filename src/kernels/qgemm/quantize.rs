@@ -35,6 +35,14 @@ impl CodeWidth {
             _ => None,
         }
     }
+
+    /// Bits per code: 7 or 12 (the inverse of [`Self::from_bits`]).
+    pub fn bits(self) -> u32 {
+        match self {
+            CodeWidth::U7 => 7,
+            CodeWidth::Wide => 12,
+        }
+    }
 }
 
 /// The codes of a batch of rows, one width.

@@ -2,9 +2,42 @@
 //! integer GEMM, Q/K/V and the FFN's first layer smoothed by their LayerNorm's scale.
 
 use super::{BertModel, QkvProjections};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::qgemm::CodeWidth;
+use crate::kernels::Int8Weight;
 use crate::nn::Linear;
+use std::collections::HashMap;
+
+/// Q, K and V in HF's order (the rows of a fused projection).
+const QKV: [&str; 3] = ["query", "key", "value"];
+
+/// The encoder's linear layers by HF name, borrowed through `$iter` / `$($r)+` (one list
+/// for the shared and the mutable walk).
+macro_rules! linears {
+    ($m:ident, $iter:ident, $($r:tt)+) => {{
+        let mut all = Vec::with_capacity(6 * $m.layers.len() + 1);
+        for (i, l) in $m.layers.$iter().enumerate() {
+            let name = |n: &str| format!("encoder.layer.{i}.{n}");
+            match $($r)+ l.attention.projections {
+                QkvProjections::Fused(qkv) => {
+                    all.push((name("attention.self.{query,key,value}"), qkv))
+                }
+                QkvProjections::Separate(q, k, v) => {
+                    all.push((name("attention.self.query"), q));
+                    all.push((name("attention.self.key"), k));
+                    all.push((name("attention.self.value"), v));
+                }
+            }
+            all.push((name("attention.output.dense"), $($r)+ l.attention_output.dense));
+            all.push((name("intermediate.dense"), $($r)+ l.intermediate.dense));
+            all.push((name("output.dense"), $($r)+ l.output.dense));
+        }
+        if let Some(p) = $($r)+ $m.pooler {
+            all.push(("pooler.dense".into(), $($r)+ p.dense));
+        }
+        all
+    }};
+}
 
 impl BertModel {
     /// Switches every linear layer of the blocks and the pooler to dynamically quantised
@@ -45,6 +78,58 @@ impl BertModel {
         Ok(())
     }
 
+    /// Every int8 linear layer by HF name (`encoder.layer.0.attention.self.query`, ...; a
+    /// fused Q/K/V split back into its three layers), for saving; empty before
+    /// [`Self::quantize_int8`].
+    pub fn int8_weights(&self) -> Vec<(String, Int8Weight)> {
+        let mut all = Vec::new();
+        for (name, l) in self.linears() {
+            let Some(q) = l.int8() else { continue };
+            match name.strip_suffix(".{query,key,value}") {
+                Some(stem) => {
+                    let h = q.rows() / 3;
+                    for (i, part) in QKV.iter().enumerate() {
+                        all.push((format!("{stem}.{part}"), q.rows_range(i * h, h)));
+                    }
+                }
+                None => all.push((name, q.clone())),
+            }
+        }
+        all
+    }
+
+    /// Runs every linear layer of the blocks and the pooler on `saved` (by HF name, as
+    /// [`Self::int8_weights`] gave them; each is taken out of the map) with activation codes
+    /// of `width`: the model as [`Self::quantize_int8`] left it. A layer missing from
+    /// `saved` is an error naming it.
+    pub fn load_int8(
+        &mut self,
+        saved: &mut HashMap<String, Int8Weight>,
+        width: CodeWidth,
+    ) -> Result<()> {
+        let mut take = |name: &str| {
+            saved.remove(name).ok_or_else(|| {
+                Error::Invalid(format!("{name}: no int8 weight in this int8 checkpoint"))
+            })
+        };
+        for (name, l) in self.linears_mut() {
+            let q = match name.strip_suffix(".{query,key,value}") {
+                Some(stem) => {
+                    let parts = QKV.map(|p| take(&format!("{stem}.{p}")));
+                    let [q, k, v] = parts;
+                    Int8Weight::stack(&[&q?, &k?, &v?]).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{stem}: query, key and value differ in input size or multipliers"
+                        ))
+                    })?
+                }
+                None => take(&name)?,
+            };
+            l.set_int8(&name, q.with_dynamic_activations(width))?;
+        }
+        Ok(())
+    }
+
     /// True once [`Self::quantize_int8`] ran.
     pub fn is_int8(&self) -> bool {
         self.layers
@@ -53,30 +138,12 @@ impl BertModel {
     }
 
     /// Every linear layer with its HF name (Q, K and V as one when they are fused).
+    fn linears(&self) -> Vec<(String, &Linear)> {
+        linears!(self, iter, &)
+    }
+
+    /// [`Self::linears`], mutable.
     fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
-        let mut all = Vec::with_capacity(6 * self.layers.len() + 1);
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            let name = |n: &str| format!("encoder.layer.{i}.{n}");
-            match &mut l.attention.projections {
-                QkvProjections::Fused(qkv) => {
-                    all.push((name("attention.self.{query,key,value}"), qkv))
-                }
-                QkvProjections::Separate(q, k, v) => {
-                    all.push((name("attention.self.query"), q));
-                    all.push((name("attention.self.key"), k));
-                    all.push((name("attention.self.value"), v));
-                }
-            }
-            all.push((
-                name("attention.output.dense"),
-                &mut l.attention_output.dense,
-            ));
-            all.push((name("intermediate.dense"), &mut l.intermediate.dense));
-            all.push((name("output.dense"), &mut l.output.dense));
-        }
-        if let Some(p) = &mut self.pooler {
-            all.push(("pooler.dense".into(), &mut p.dense));
-        }
-        all
+        linears!(self, iter_mut, &mut)
     }
 }

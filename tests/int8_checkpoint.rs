@@ -123,6 +123,16 @@ fn an_int8_directory_refuses_training_bf16_and_f32_readers_with_a_pointer_to_its
         .unwrap_err()
         .to_string();
     assert!(err.contains("bert4rs quantize"), "{err}");
+    // Its layers hold no f32 weights to save.
+    let enc = SentenceEncoder::from_dir(&dir).unwrap();
+    let err = enc
+        .save_pretrained(&dir.with_file_name("saved"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("int8 layer") && err.contains("f32 model"),
+        "{err}"
+    );
     let again = quantize_dir(&dir, &dir.with_file_name("again"), CodeWidth::Wide);
     assert!(again.unwrap_err().to_string().contains("already int8"));
     let same = quantize_dir(&asset("minilm"), &asset("minilm"), CodeWidth::Wide);

@@ -11,10 +11,13 @@ use super::gelu::Gelu;
 use super::gemm::skinny::{self, MAX_ROWS, TASK_OUTPUTS};
 use super::qgemm::{self, CodeWidth, PackedI8};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// A `[n, k]` weight as int8 with one f32 scale per output row.
 #[derive(Clone, Debug)]
 pub struct Int8Weight {
+    /// The values, row-major; emptied once packed for the integer GEMM (the panels hold
+    /// the same values: [`Self::values`]).
     q: Vec<i8>,
     scale: Vec<f32>,
     k: usize,
@@ -142,8 +145,8 @@ impl Int8Weight {
     }
 
     /// The int8 values `[n, k]`, the output scales `[n]` and any input multipliers `[k]`.
-    pub fn parts(&self) -> (&[i8], &[f32], Option<&[f32]>) {
-        (&self.q, &self.scale, self.inv_smooth.as_deref())
+    pub fn parts(&self) -> (Cow<'_, [i8]>, &[f32], Option<&[f32]>) {
+        (self.values(), &self.scale, self.inv_smooth.as_deref())
     }
 
     /// The weights of `parts` stacked by output rows (Q, K and V into one layer), or
@@ -155,7 +158,7 @@ impl Int8Weight {
             return None;
         }
         Some(Int8Weight {
-            q: parts.iter().flat_map(|p| p.q.iter().copied()).collect(),
+            q: parts.iter().flat_map(|p| p.values().into_owned()).collect(),
             scale: parts.iter().flat_map(|p| p.scale.iter().copied()).collect(),
             k: first.k,
             dynamic: None,
@@ -167,7 +170,7 @@ impl Int8Weight {
     /// [`Self::stack`].
     pub fn rows_range(&self, first: usize, n: usize) -> Self {
         Int8Weight {
-            q: self.q[first * self.k..(first + n) * self.k].to_vec(),
+            q: self.values()[first * self.k..(first + n) * self.k].to_vec(),
             scale: self.scale[first..first + n].to_vec(),
             k: self.k,
             dynamic: None,
@@ -185,7 +188,19 @@ impl Int8Weight {
     pub fn set_code_width(&mut self, width: CodeWidth) {
         match &mut self.dynamic {
             Some((_, w)) => *w = width,
-            None => self.dynamic = Some((PackedI8::pack(&self.q, self.rows(), self.k), width)),
+            None => {
+                let packed = PackedI8::pack(&self.q, self.rows(), self.k);
+                self.dynamic = Some((packed, width));
+                self.q = Vec::new();
+            }
+        }
+    }
+
+    /// The int8 values `[n, k]`, row-major (unpacked from the GEMM's panels once packed).
+    pub fn values(&self) -> Cow<'_, [i8]> {
+        match &self.dynamic {
+            Some((packed, _)) => Cow::Owned(packed.unpack()),
+            None => Cow::Borrowed(&self.q),
         }
     }
 
@@ -208,7 +223,7 @@ impl Int8Weight {
     pub fn dequantized(&self) -> Vec<f32> {
         let ones = vec![1f32; self.k];
         let inv = self.inv_smooth.as_deref().unwrap_or(&ones);
-        self.q
+        self.values()
             .chunks_exact(self.k.max(1))
             .zip(&self.scale)
             .flat_map(|(qr, s)| qr.iter().zip(inv).map(move |(&v, m)| v as f32 * s * m))
@@ -333,7 +348,7 @@ mod tests {
 
     #[test]
     fn saved_parts_rebuild_the_same_weight_and_stacking_undoes_a_row_split() {
-        let (n, k) = (12, 40);
+        let (n, k) = (19, 41);
         let w = values(n * k, 5);
         let act: Vec<f32> = (0..k).map(|j| 0.5 + j as f32 / 10.0).collect();
         let full = Int8Weight::quantize_smoothed(&w, n, k, &act);
@@ -341,7 +356,12 @@ mod tests {
         let back = Int8Weight::from_parts(q.to_vec(), scale.to_vec(), inv.map(<[f32]>::to_vec));
         let back = back.unwrap();
         assert_eq!(back.parts(), full.parts());
-        let thirds: Vec<_> = (0..3).map(|i| full.rows_range(i * 4, 4)).collect();
+        // Packed for the integer GEMM, the row-major copy is dropped; the panels give it back.
+        let packed = full.clone().with_dynamic_activations(CodeWidth::Wide);
+        assert!(packed.q.is_empty());
+        assert_eq!(packed.parts(), full.parts());
+        let splits = [(0, 7), (7, 7), (14, 5)];
+        let thirds: Vec<_> = splits.iter().map(|&(f, n)| full.rows_range(f, n)).collect();
         let stacked = Int8Weight::stack(&[&thirds[0], &thirds[1], &thirds[2]]).unwrap();
         assert_eq!(stacked.parts(), full.parts());
         // The dequantised weight undoes the smoothing: within a step of the original.

@@ -147,6 +147,18 @@ fn rename_legacy(name: &str) -> String {
 /// Writes tensors to a safetensors file atomically (temp file in the same directory, then
 /// rename), so an interrupted save never leaves a half-written checkpoint.
 pub fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
+    let shape_only = crate::nn::is_shape_only;
+    if let Some((name, _)) = tensors.iter().find(|(_, t)| shape_only(t)) {
+        // The f32 weight of an int8 layer loaded from a `bert4rs quantize` directory: its
+        // values are not there to save.
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "`{name}` belongs to an int8 layer and has no f32 values to save; save the f32 \
+                 model it was made from"
+            ),
+        ));
+    }
     let map: HashMap<String, Tensor> = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.contiguous()?)))

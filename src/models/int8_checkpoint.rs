@@ -14,6 +14,7 @@ use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::kernels::qgemm::CodeWidth;
 use crate::kernels::Int8Weight;
+use crate::nn::shape_only;
 use candle_core::{DType, Device, Tensor};
 use safetensors::Dtype;
 use std::collections::HashMap;
@@ -65,9 +66,9 @@ pub fn int8_width(cfg: &BertConfig, config_path: &Path) -> Result<Option<CodeWid
     }
 }
 
-/// The tensors of an int8 checkpoint: every float tensor as f32 (each int8 weight as the
-/// f32 values it stands for, so the model builds as usual), and each int8 layer by name
-/// (`P` of `P.weight`). Sizes and values are checked; an error names the file and tensor.
+/// The tensors of an int8 checkpoint: every float tensor as f32 (each int8 weight as a
+/// shape-only f32 tensor, so the model builds as usual), and each int8 layer by name (`P` of
+/// `P.weight`). Sizes and values are checked; an error names the file and tensor.
 pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, Int8Weight>)> {
     let bad = |msg: String| Error::checkpoint(path, msg);
     // SAFETY: as in `hub::read_tensors_as`: the map is only read while this function runs.
@@ -118,8 +119,9 @@ pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, Int
                 w.rows()
             )));
         }
-        let f32_weight = Tensor::from_vec(w.dequantized(), (n, k), &Device::Cpu)?;
-        tensors.insert(format!("{stem}.weight"), f32_weight);
+        // The model's layers are built from this map and then handed the int8 weight: the f32
+        // one is only a shape (zero-stride, no memory; `hub::write_safetensors` refuses it).
+        tensors.insert(format!("{stem}.weight"), shape_only((n, k), &Device::Cpu)?);
         int8.insert(stem, w);
     }
     Ok((tensors, int8))

@@ -58,7 +58,7 @@ impl Linear {
             })
             .flatten()
             .map(Arc::new);
-        let weight_t = if frozen && bf16.is_none() {
+        let weight_t = if frozen && bf16.is_none() && !is_shape_only(&weight) {
             kernels::prepare_frozen_weight(&weight, None).ok()
         } else {
             None
@@ -110,9 +110,20 @@ impl Linear {
         quantize: impl FnOnce(&[f32], usize, usize) -> Int8Weight,
     ) -> Result<()> {
         self.check_int8(name)?;
+        if self.int8.is_some() {
+            return Err(Error::Invalid(format!("{name}: the layer is int8 already")));
+        }
         let w = &self.weight;
         let (n, k) = w.dims2()?;
         let q = kernels::with_f32(&w.contiguous()?, |wv| Ok(quantize(wv, n, k)))?;
+        self.install_int8(q)
+    }
+
+    /// Runs inference on `q` from now on. The layer keeps only the f32 weight's shape (a
+    /// zero-stride tensor, no memory): int8 layers are inference-only and never read it, so
+    /// a weight nobody else holds (a fused Q/K/V, a saved int8 checkpoint's) is freed.
+    fn install_int8(&mut self, q: Int8Weight) -> Result<()> {
+        self.weight = shape_only(self.weight.dims2()?, self.weight.device())?;
         self.int8 = Some(Arc::new(q));
         self.weight_t = None;
         Ok(())
@@ -164,9 +175,7 @@ impl Linear {
                 q.cols()
             )));
         }
-        self.int8 = Some(Arc::new(q));
-        self.weight_t = None;
-        Ok(())
+        self.install_int8(q)
     }
 
     /// True for a frozen bf16 weight (multiplied in f32 by [`Bf16Panels`]).
@@ -190,9 +199,9 @@ impl Linear {
         self.int8.as_deref()
     }
 
-    /// The `[out, in]` weight.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// The `[out, in]` weight; `None` for an int8 layer, which keeps only [`Self::int8`].
+    pub fn weight(&self) -> Option<&Tensor> {
+        self.int8.is_none().then_some(&self.weight)
     }
 
     /// The `[out]` bias.
@@ -251,7 +260,7 @@ impl Linear {
     /// of this layer's weight (half the memory traffic; see [`GreedyScreen`]). `None` where
     /// the screen cannot vouch for the answer: compute the outputs then.
     pub fn argmax_screened(&self, x: &Tensor, screen: &GreedyScreen) -> Result<Option<Vec<usize>>> {
-        let Some(b) = &self.bias else {
+        let Some(b) = self.bias.as_ref().filter(|_| self.int8.is_none()) else {
             return Ok(None);
         };
         if !x.device().is_cpu() || x.dtype() != DType::F32 || x.rank() != 2 {
@@ -391,5 +400,65 @@ impl Linear {
             *last = self.weight.dim(0)?;
         }
         Ok(y.reshape(out_dims)?)
+    }
+}
+
+/// A frozen f32 weight of shape `(n, k)` without values: a zero-stride view of one zero.
+/// What an int8 layer keeps of its f32 weight, and what an int8 checkpoint's layers are
+/// built from before their int8 weights arrive (so nothing f32-sized is allocated).
+pub fn shape_only((n, k): (usize, usize), device: &candle_core::Device) -> Result<Tensor> {
+    Ok(Tensor::zeros((), DType::F32, device)?.broadcast_as((n, k))?)
+}
+
+/// Whether `t` is a [`shape_only`] tensor (a zero stride along a dimension longer than 1):
+/// it has no values to multiply by or to save.
+pub fn is_shape_only(t: &Tensor) -> bool {
+    (t.stride().iter().zip(t.dims())).any(|(s, d)| *s == 0 && *d > 1)
+}
+
+/// `ws` stacked by rows (Q, K and V into one layer); shape-only when they all are.
+pub fn cat_rows(ws: &[Tensor]) -> Result<Tensor> {
+    match ws.first() {
+        Some(first) if ws.iter().all(is_shape_only) => {
+            let rows = ws
+                .iter()
+                .map(|w| w.dim(0))
+                .sum::<candle_core::Result<usize>>()?;
+            shape_only((rows, first.dim(1)?), first.device())
+        }
+        _ => Ok(Tensor::cat(ws, 0)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn an_int8_layer_keeps_only_the_shape_of_its_f32_weight_and_answers_the_same() {
+        let dev = Device::Cpu;
+        let w = Tensor::rand(-0.5f32, 0.5, (24, 40), &dev).unwrap();
+        let b = Tensor::rand(-0.1f32, 0.1, 24, &dev).unwrap();
+        let x = Tensor::rand(-1f32, 1., (3, 5, 40), &dev).unwrap();
+        let mut l = Linear::new(w, Some(b));
+        let f32_out = l.forward(&x).unwrap();
+        l.quantize_int8_dynamic("l", None, CodeWidth::Wide).unwrap();
+        assert!(l.weight().is_none() && is_shape_only(&l.weight));
+        assert_eq!(l.weight.dims(), &[24, 40]);
+        let q_out = l.forward(&x).unwrap();
+        assert_eq!(q_out.dims(), &[3, 5, 24]);
+        let diff = (q_out - &f32_out)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 0.05);
+        // A second call only changes the activations' width; weight-only int8 is refused.
+        l.quantize_int8_dynamic("l", None, CodeWidth::U7).unwrap();
+        assert_eq!(l.int8().unwrap().code_width(), Some(CodeWidth::U7));
+        let err = l.quantize_int8("l").unwrap_err().to_string();
+        assert!(err.contains("int8 already"), "{err}");
     }
 }

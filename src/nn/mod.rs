@@ -21,7 +21,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use exit_ramps::ExitRamps;
 pub use layer_norm::LayerNorm;
-pub use linear::Linear;
+pub use linear::{cat_rows, is_shape_only, shape_only, Linear};
 pub use params::{Init, Params};
 pub use pooling::{Pooler, Pooling};
 pub use rnn::{Rnn, RnnConfig, RnnMode, RnnOutput};

@@ -86,6 +86,19 @@ impl PackedI8 {
         }
     }
 
+    /// The row-major `q [n, k]` that [`Self::pack`] packed.
+    pub fn unpack(&self) -> Vec<i8> {
+        let (n, k, kp) = (self.n, self.k, self.kp());
+        let mut q = vec![0i8; n * k];
+        for (o, row) in q.chunks_exact_mut(k.max(1)).enumerate() {
+            let panel = &self.panels[(o / NR) * NR * kp..][..NR * kp];
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = panel[(i / 4) * NR * 4 + (o % NR) * 4 + i % 4];
+            }
+        }
+        q
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.panels.len() + 4 * self.colsum.len()

@@ -139,7 +139,7 @@ impl BertSelfAttention {
                 Linear::new(wv, Some(bv)),
             )
         } else {
-            let w = Tensor::cat(&[wq, wk, wv], 0)?;
+            let w = crate::nn::cat_rows(&[wq, wk, wv])?;
             QkvProjections::Fused(Linear::new(w, Some(Tensor::cat(&[bq, bk, bv], 0)?)))
         };
         Ok(BertSelfAttention {

@@ -82,17 +82,22 @@ pub fn keep_freed_pages() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
-/// Hands the pages freed so far back to the OS once (then keeps freed pages again, as
-/// [`keep_freed_pages`] set): after a load that dropped large buffers for good, such as
-/// the f32 weights a `--dtype bf16` load replaced, so resident memory shows the saving.
-pub fn release_freed_pages() {
+/// Runs `free`, which drops large buffers for good (an int8 model's f32 weights), with
+/// mimalloc handing freed pages back to the OS, then keeps freed pages again (as
+/// [`keep_freed_pages`] set), so resident memory shows the saving. The pages must be freed
+/// while the purge delay is non-negative: mimalloc never schedules pages freed under a
+/// negative delay, and a later collection does not reach them.
+pub fn returning_freed_pages<T>(free: impl FnOnce() -> T) -> T {
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: process-wide integer options and a collection; mimalloc is thread-safe here.
+    let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    let out = free();
     unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
         libmimalloc_sys::mi_collect(true);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, before);
     }
+    out
 }
 
 /// Sizes rayon's global pool to `threads` (0: rayon's default, one per core or

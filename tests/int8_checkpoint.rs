@@ -133,6 +133,10 @@ fn an_int8_directory_refuses_training_bf16_and_f32_readers_with_a_pointer_to_its
         err.contains("int8 layer") && err.contains("f32 model"),
         "{err}"
     );
+    // The same for an encoder quantised on the fly: its f32 matrices were freed.
+    let mut fly = SentenceEncoder::from_dir(&asset("minilm")).unwrap();
+    fly.quantize_int8(CodeWidth::Wide).unwrap();
+    assert!(fly.save_pretrained(&dir.with_file_name("fly")).is_err());
     let again = quantize_dir(&dir, &dir.with_file_name("again"), CodeWidth::Wide);
     assert!(again.unwrap_err().to_string().contains("already int8"));
     let same = quantize_dir(&asset("minilm"), &asset("minilm"), CodeWidth::Wide);

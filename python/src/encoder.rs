@@ -48,7 +48,7 @@ impl SentenceEncoder {
             .detach(|| -> bert4rs::Result<_> {
                 let mut enc = bert4rs::SentenceEncoder::from_dir_as(&dir, storage)?;
                 if let Some(width) = int8 {
-                    enc.model.quantize_int8(width)?;
+                    enc.quantize_int8(width)?;
                 }
                 Ok(enc)
             })
@@ -104,7 +104,7 @@ impl SentenceEncoder {
                                 dir, kind, &device, storage,
                             )?;
                             if let Some(width) = int8 {
-                                enc.model.quantize_int8(width)?;
+                                enc.quantize_int8(width)?;
                             }
                             Ok(enc)
                         })

@@ -245,6 +245,25 @@ impl Params {
         s.vars.remove(full);
     }
 
+    /// Keeps only the shape of the frozen parameter `full` ([`crate::nn::shape_only`]): for
+    /// a weight now held as int8, so the f32 values are freed. Saving the parameter is then
+    /// refused (`hub::write_safetensors`). Trainable parameters are left as they are.
+    pub fn drop_values(&self, full: &str) -> Result<()> {
+        let mut s = self.lock();
+        if s.vars.contains_key(full) {
+            return Ok(());
+        }
+        let dev = s.device.clone();
+        let store = &mut *s;
+        for t in [store.source.get_mut(full), store.created.get_mut(full)]
+            .into_iter()
+            .flatten()
+        {
+            *t = crate::nn::shape_only(t.dims2()?, &dev)?;
+        }
+        Ok(())
+    }
+
     /// Checkpoint keys no layer asked for (head weights of another task, buffers ...).
     pub fn unused_keys(&self) -> Vec<String> {
         let s = self.lock();

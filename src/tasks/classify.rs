@@ -334,7 +334,7 @@ impl SequenceClassifier {
     /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]); the
     /// head stays f32. Inference only.
     pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
-        self.encoder.quantize_int8(width)
+        (self.encoder).quantize_int8_releasing(width, &self.params, &self.prefix)
     }
 
     /// Gates on the encoder's heads ([`BertModel::set_head_gates`]), for head importance.

@@ -191,6 +191,12 @@ impl SentenceEncoder {
         })
     }
 
+    /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]) and
+    /// frees its f32 matrices: inference only, and saving is refused afterwards.
+    pub fn quantize_int8(&mut self, width: crate::kernels::qgemm::CodeWidth) -> Result<()> {
+        (self.model).quantize_int8_releasing(width, &self.params, &self.prefix)
+    }
+
     /// The pooling mode.
     pub fn pooling(&self) -> Pooling {
         self.pooler.kind()

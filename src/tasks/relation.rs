@@ -126,7 +126,7 @@ impl RelationClassifier {
     /// Runs the encoder on dynamically quantised int8 ([`BertModel::quantize_int8`]); the
     /// head stays f32.
     pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
-        self.encoder.quantize_int8(width)
+        (self.encoder).quantize_int8_releasing(width, &self.params, &self.prefix)
     }
 
     /// The encoder.

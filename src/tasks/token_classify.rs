@@ -246,7 +246,7 @@ impl TokenClassifier {
     /// head stays f32. An error for an encoder-free tagger.
     pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
         match &mut self.body {
-            Body::Encoder(m) => m.quantize_int8(width),
+            Body::Encoder(m) => m.quantize_int8_releasing(width, &self.params, &self.prefix),
             Body::Scratch(_) => Err(Error::Invalid(
                 "int8 quantises a pre-trained encoder; this model has none (an encoder-free \
                  tagger): run it without --int8"

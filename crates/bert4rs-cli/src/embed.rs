@@ -100,7 +100,7 @@ pub fn encoder(
         });
     enc.batch_size = batch_size;
     if let Some(width) = int8 {
-        enc.model.quantize_int8(width)?;
+        enc.quantize_int8(width)?;
     }
     Ok(enc)
 }

@@ -290,7 +290,7 @@ fn embed_backend(
         SentenceEncoder::with_pooling_as(dir, pooling, &candle_core::Device::Cpu, storage)?;
     encoder.batch_size = SUB_BATCH;
     if let Some(width) = int8 {
-        encoder.model.quantize_int8(width)?;
+        encoder.quantize_int8(width)?;
     }
     let capacity = encoder.model.config().max_sequence_length();
     let max_input_length = st

@@ -29,7 +29,15 @@ pub struct QuantizeSummary {
 pub fn quantize_dir(src: &Path, out: &Path, width: CodeWidth) -> Result<QuantizeSummary> {
     hub::check_output(src, out)?;
     let config_path = src.join("config.json");
-    let mut cfg = BertConfig::from_file(&config_path)?;
+    let raw = crate::config::read_json(&config_path)?;
+    if raw.get("model_type").and_then(|t| t.as_str()) == Some("gpt2") {
+        return Err(Error::config(
+            &config_path,
+            "a GPT-2 model: `quantize` writes BERT-family encoders; `generate --int8` \
+             quantises a GPT-2 as it loads",
+        ));
+    }
+    let mut cfg = BertConfig::from_value(raw, &config_path)?;
     if int8_checkpoint::int8_width(&cfg, &config_path)?.is_some() {
         return Err(Error::Invalid(format!(
             "{} is already int8; quantize the f32 model it was made from",

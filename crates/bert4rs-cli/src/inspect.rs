@@ -74,6 +74,10 @@ pub fn run(a: Args) -> Result<()> {
             "no"
         }
     );
+    if let Some(width) = loaded.model.int8_code_width() {
+        let bits = width.bits();
+        println!("precision: int8 linear layers ({bits}-bit activation codes), f32 elsewhere");
+    }
     println!("parameters: total {} ({total})", human_count(total));
     println!("  embeddings {} ({emb})", human_count(emb));
     println!("  encoder    {} ({enc})", human_count(enc));

@@ -192,6 +192,9 @@ fn a_quantized_directory_runs_every_command_exactly_as_int8_on_the_fly() {
     let summary: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(summary["activation_bits"], 12);
     assert!(summary["int8_layers"].as_u64().unwrap() > 0, "{summary}");
+    let r = bin(&["inspect", "--model", q.to_str().unwrap()]);
+    let shown = String::from_utf8_lossy(&r.stdout);
+    assert!(shown.contains("int8 linear layers (12-bit"), "{shown}");
     let u7: &[&str] = &["--int8", "--int8-activations", "7"];
     for (cmd, on_src, on_q) in [
         ("embed", &["--int8"][..], &[][..]),
@@ -247,6 +250,11 @@ fn quantize_refuses_its_own_output_and_int8_directories_refuse_f32_only_work() {
         "8"
     ])
     .contains("7 or 12"));
+    let gpt2 = tmp.path().join("gpt2");
+    std::fs::create_dir_all(&gpt2).unwrap();
+    std::fs::write(gpt2.join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
+    let g = gpt2.to_str().unwrap();
+    assert!(err(&["quantize", "--model", g, "--output", qs]).contains("generate --int8"));
     assert!(!q.exists(), "a refused run wrote nothing");
     assert!(bin(&["quantize", "--model", s, "--output", qs])
         .status

@@ -171,11 +171,15 @@ impl BertModel {
         Ok(())
     }
 
-    /// True once [`Self::quantize_int8`] ran.
+    /// True once [`Self::quantize_int8`] ran (or the model came from an int8 directory).
     pub fn is_int8(&self) -> bool {
-        self.layers
-            .first()
-            .is_some_and(|l| l.intermediate.dense.int8().is_some())
+        self.int8_code_width().is_some()
+    }
+
+    /// The width of the activations' codes of an int8 model; `None` for f32 / bf16.
+    pub fn int8_code_width(&self) -> Option<CodeWidth> {
+        let first = self.layers.first()?;
+        first.intermediate.dense.int8()?.code_width()
     }
 
     /// Every linear layer with its HF name (Q, K and V as one when they are fused).

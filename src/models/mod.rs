@@ -78,17 +78,29 @@ pub fn load_encoder_as(
         Some(_) => int8_checkpoint::read(&weights)?,
         None => (hub::read_tensors_as(&weights, storage)?, HashMap::new()),
     };
-    let prefix = encoder_prefix(&tensors, cfg.model_type, &weights)?;
-    let params = Params::from_tensors(tensors, &weights, device, trainable);
+    let mut loaded = encoder_from_tensors(tensors, &cfg, &weights, device, trainable)?;
+    if let Some(width) = int8 {
+        load_int8(&mut loaded.model, saved, &loaded.prefix, width, &weights)?;
+    }
+    Ok(loaded)
+}
+
+/// The encoder of `cfg` built from the tensors of the checkpoint file `path`.
+pub(crate) fn encoder_from_tensors(
+    tensors: HashMap<String, candle_core::Tensor>,
+    cfg: &BertConfig,
+    path: &Path,
+    device: &Device,
+    trainable: bool,
+) -> Result<LoadedEncoder> {
+    let prefix = encoder_prefix(&tensors, cfg.model_type, path)?;
+    let params = Params::from_tensors(tensors, path, device, trainable);
     let scoped = if prefix.is_empty() {
         params.clone()
     } else {
         params.pp(&prefix)
     };
-    let mut model = BertModel::load(&scoped, &cfg)?;
-    if let Some(width) = int8 {
-        load_int8(&mut model, saved, &prefix, width, &weights)?;
-    }
+    let model = BertModel::load(&scoped, cfg)?;
     let unused = params
         .unused_keys()
         .into_iter()

@@ -3,7 +3,7 @@
 //! loads as it loads the f32 one, running the encoder as `--int8` does.
 
 use super::int8_checkpoint::{self, quantization_config};
-use super::{hub, load_encoder};
+use super::{encoder_from_tensors, hub};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::kernels::qgemm::CodeWidth;
@@ -45,10 +45,10 @@ pub fn quantize_dir(src: &Path, out: &Path, width: CodeWidth) -> Result<Quantize
         )));
     }
     let weights = hub::find_weights(src)?;
-    let mut loaded = load_encoder(src, &Device::Cpu, false)?;
+    let tensors = hub::read_tensors(&weights)?;
+    let mut loaded = encoder_from_tensors(tensors.clone(), &cfg, &weights, &Device::Cpu, false)?;
     loaded.model.quantize_int8(width)?;
     let int8 = loaded.model.int8_weights();
-    let tensors = hub::read_tensors(&weights)?;
     cfg.extra
         .insert("quantization_config".into(), quantization_config(width));
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;

@@ -147,8 +147,7 @@ fn rename_legacy(name: &str) -> String {
 /// Writes tensors to a safetensors file atomically (temp file in the same directory, then
 /// rename), so an interrupted save never leaves a half-written checkpoint.
 pub fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
-    let shape_only = crate::nn::is_shape_only;
-    if let Some((name, _)) = tensors.iter().find(|(_, t)| shape_only(t)) {
+    if let Some((name, _)) = tensors.iter().find(|(_, t)| crate::nn::is_shape_only(t)) {
         // The f32 weight of an int8 layer loaded from a `bert4rs quantize` directory: its
         // values are not there to save.
         return Err(Error::checkpoint(

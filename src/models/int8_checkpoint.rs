@@ -78,8 +78,12 @@ pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, Int
     let mut raw = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::I8 {
+            // Floats as f32, as `hub::read_tensors` reads them; integer buffers as they are.
             let t = candle_core::safetensors::Load::load(&view, &Device::Cpu)
-                .and_then(|t| t.to_dtype(DType::F32))
+                .and_then(|t| match t.dtype().is_float() {
+                    true => t.to_dtype(DType::F32),
+                    false => Ok(t),
+                })
                 .map_err(|e| bad(format!("`{name}`: {e}")))?;
             tensors.insert(name, t);
             continue;

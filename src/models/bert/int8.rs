@@ -11,6 +11,15 @@ use std::collections::HashMap;
 /// Q, K and V in HF's order (the rows of a fused projection).
 const QKV: [&str; 3] = ["query", "key", "value"];
 
+/// The HF layer names a linear layer of [`BertModel::linears`] stands for: a fused Q/K/V
+/// (`….attention.self.{query,key,value}`) is three, in row order.
+fn hf_layers(name: &str) -> Vec<String> {
+    match name.strip_suffix(".{query,key,value}") {
+        Some(stem) => QKV.iter().map(|p| format!("{stem}.{p}")).collect(),
+        None => vec![name.to_string()],
+    }
+}
+
 /// The encoder's linear layers by HF name, borrowed through `$iter` / `$($r)+` (one list
 /// for the shared and the mutable walk).
 macro_rules! linears {
@@ -90,14 +99,10 @@ impl BertModel {
         let mut all = Vec::new();
         for (name, l) in self.linears() {
             let Some(q) = l.int8() else { continue };
-            match name.strip_suffix(".{query,key,value}") {
-                Some(stem) => {
-                    let h = q.rows() / 3;
-                    for (i, part) in QKV.iter().enumerate() {
-                        all.push((format!("{stem}.{part}"), q.rows_range(i * h, h)));
-                    }
-                }
-                None => all.push((name, q.clone())),
+            let names = hf_layers(&name);
+            let rows = q.rows() / names.len();
+            for (i, part) in names.into_iter().enumerate() {
+                all.push((part, q.rows_range(i * rows, rows)));
             }
         }
         all
@@ -123,17 +128,10 @@ impl BertModel {
         prefix: &str,
     ) -> Result<()> {
         self.quantize_int8_keeping_pages(width)?;
+        let scoped = params.pp(prefix);
         for (name, _) in self.linears() {
-            let names = match name.strip_suffix(".{query,key,value}") {
-                Some(stem) => QKV.iter().map(|p| format!("{stem}.{p}")).collect(),
-                None => vec![name],
-            };
-            for n in names {
-                let full = match prefix {
-                    "" => format!("{n}.weight"),
-                    p => format!("{p}.{n}.weight"),
-                };
-                params.drop_values(&full)?;
+            for n in hf_layers(&name) {
+                params.drop_values(&scoped.full_name(&format!("{n}.weight")))?;
             }
         }
         Ok(())
@@ -154,17 +152,16 @@ impl BertModel {
             })
         };
         for (name, l) in self.linears_mut() {
-            let q = match name.strip_suffix(".{query,key,value}") {
-                Some(stem) => {
-                    let parts = QKV.map(|p| take(&format!("{stem}.{p}")));
-                    let [q, k, v] = parts;
-                    Int8Weight::stack(&[&q?, &k?, &v?]).ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "{stem}: query, key and value differ in input size or multipliers"
-                        ))
+            let parts = (hf_layers(&name).iter())
+                .map(|n| take(n))
+                .collect::<Result<Vec<_>>>()?;
+            let q = match <[Int8Weight; 1]>::try_from(parts) {
+                Ok([one]) => one,
+                Err(parts) => {
+                    Int8Weight::stack(&parts.iter().collect::<Vec<_>>()).ok_or_else(|| {
+                        Error::Invalid(format!("{name}: the parts differ in inputs or multipliers"))
                     })?
                 }
-                None => take(&name)?,
             };
             l.set_int8(&name, q.with_dynamic_activations(width))?;
         }

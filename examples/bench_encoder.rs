@@ -1,9 +1,10 @@
 //! bert4rs half of the forward-pass benchmark (bench/run.sh runs it beside PyTorch):
 //! `cargo run --release --example bench_encoder -- --model-dir DIR --batch 8 --seq 128 --threads 2`
 //! prints one JSON line like bench/torch_bench.py: median ms per batch, tokens/s, GFLOP/s.
-//! `--int8` runs the dynamically quantised encoder (`--int8-activations 7` with 7-bit
-//! activation codes instead of the default 12), `--bf16` the encoder with bf16 weights;
-//! `rss_mb` is the process's resident memory after loading (weights, no activations yet). `--peak` instead measures the machine's f32 FMA peak on `--threads` threads.
+//! `--int8` runs the dynamically quantised encoder (`--int8-activations 7` / `8` with 7- /
+//! 8-bit activation codes instead of the default 12), `--bf16` the encoder with bf16 weights;
+//! `rss_mb` is the process's resident memory after loading (weights, no activations yet). `--peak` instead measures the machine's f32 FMA peak and int8 multiply-add peak on
+//! `--threads` threads.
 
 use bert4rs::models::hub::WeightStorage;
 use bert4rs::models::load_encoder_as;
@@ -39,6 +40,9 @@ fn main() -> bert4rs::Result<()> {
         println!(
             "{{\"impl\": \"fma-peak\", \"threads\": {threads}, \"gflops\": {gflops:.1}, \"gemm\": \"{gemm}\"}}"
         );
+        if let Some(gops) = bert4rs::kernels::simd::int8_peak_gops(threads) {
+            println!("{{\"impl\": \"int8-peak\", \"threads\": {threads}, \"gflops\": {gops:.1}}}");
+        }
         return Ok(());
     }
     let dir = std::path::PathBuf::from(arg(&args, "--model-dir", "."));
@@ -49,7 +53,7 @@ fn main() -> bert4rs::Result<()> {
     let int8 = args.iter().any(|a| a == "--int8");
     let bits: u32 = arg(&args, "--int8-activations", "12").parse().unwrap_or(0);
     let Some(width) = bert4rs::kernels::CodeWidth::from_bits(bits) else {
-        eprintln!("bench_encoder: --int8-activations takes 7 or 12");
+        eprintln!("bench_encoder: --int8-activations takes 7, 8 or 12");
         std::process::exit(2)
     };
     let bf16 = args.iter().any(|a| a == "--bf16");
@@ -101,6 +105,7 @@ fn main() -> bert4rs::Result<()> {
         "{{\"impl\": \"{}\", \"batch\": {batch}, \"seq\": {seq}, \"threads\": {threads}, \"ms\": {ms:.3}, \"tokens_per_s\": {:.1}, \"gflops\": {:.1}, \"rss_mb\": {rss_mb:.0}}}",
         match (int8, bf16) {
             (true, _) if bits == 7 => "bert4rs-int8-a7",
+            (true, _) if bits == 8 => "bert4rs-int8-a8",
             (true, _) => "bert4rs-int8",
             (_, true) => "bert4rs-bf16",
             _ => "bert4rs",

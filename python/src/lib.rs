@@ -40,7 +40,7 @@ pub(crate) fn py_err(e: Error) -> PyErr {
 
 /// The weight storage a `dtype=` argument names ("f32" / "float32", "bf16" / "bfloat16");
 /// a `ValueError` naming the argument for anything else, or for bf16 with `int8=True`.
-/// `int8=` and `int8_activations=` (7 or 12 bits, default 12) → the encoder's int8 setting:
+/// `int8=` and `int8_activations=` (7, 8 or 12 bits, default 12) → the encoder's int8 setting:
 /// `None` for f32; a ValueError naming the parameter otherwise.
 pub(crate) fn int8_width(
     int8: bool,
@@ -55,7 +55,7 @@ pub(crate) fn int8_width(
             .map(Some)
             .ok_or_else(|| {
                 PyValueError::new_err(format!(
-                    "int8_activations={}: expected 7 or 12 (bits per activation code)",
+                    "int8_activations={}: expected 7, 8 or 12 (bits per activation code)",
                     bits.unwrap_or(12)
                 ))
             }),
@@ -179,7 +179,9 @@ fn quantize<'py>(
     int8_activations: u32,
 ) -> PyResult<Bound<'py, PyAny>> {
     let Some(width) = int8_width(true, Some(int8_activations))? else {
-        return Err(PyValueError::new_err("int8_activations: expected 7 or 12"));
+        return Err(PyValueError::new_err(
+            "int8_activations: expected 7, 8 or 12",
+        ));
     };
     let src = existing_dir(model)?;
     let out = PathBuf::from(output);

@@ -165,27 +165,96 @@ pub fn exp(x: f32) -> f32 {
 /// peak"): 12 independent FMA chains per thread (enough to hide FMA latency) in the widest
 /// vectors this CPU has (AVX-512: 16 lanes, AVX2: 8, else scalar).
 pub fn fma_peak_gflops(threads: usize) -> f64 {
-    use rayon::prelude::*;
     const ITERS: usize = 1 << 24;
     let lanes = match isa() {
         Isa::Avx512 => 16,
         Isa::Avx2 => 8,
         Isa::Baseline => 1,
     };
-    // The best of several short runs: on a shared host one run can land on a busy moment
-    // (a single run once read 100 GFLOP/s where the best is ~150–200).
-    let secs = (0..7)
+    let secs = best_secs(threads, |k| fma_chains(ITERS, k as f32) as f64);
+    (threads * ITERS) as f64 * lanes as f64 * 12.0 * 2.0 / secs / 1e9
+}
+
+/// The machine's best-case rate of int8 multiply-adds (u8 × s8 summed into i32, as the
+/// integer GEMM's byte tiles do), in GOP/s (2 ops per multiply-add), on `threads` threads:
+/// 12 independent `vpdpbusd` chains on AVX-512 VNNI (64 per instruction), else AVX2's
+/// `vpmaddubsw` + `vpmaddwd` + `vpaddd` (32 per three instructions); `None` without AVX2.
+pub fn int8_peak_gops(threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const ITERS: usize = 1 << 23;
+        let vnni = isa() == Isa::Avx512 && is_x86_feature_detected!("avx512vnni");
+        let per_iter = match (vnni, isa()) {
+            (true, _) => 12 * 64,
+            (false, Isa::Baseline) => return None,
+            (false, _) => 12 * 32,
+        };
+        // SAFETY: each kernel runs only where its features were detected.
+        let secs = best_secs(threads, |k| unsafe {
+            match vnni {
+                true => int8_chains_vnni(ITERS, k as i32),
+                false => int8_chains_avx2(ITERS, k as i32),
+            }
+        });
+        Some((threads * ITERS * per_iter) as f64 * 2.0 / secs / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = threads;
+        None
+    }
+}
+
+/// The fastest of 7 runs of `work` on each of `threads` threads, in seconds: on a shared
+/// host one run can land on a busy moment (a single run once read 100 GFLOP/s where the
+/// best is ~150–200).
+fn best_secs(threads: usize, work: impl Fn(usize) -> f64 + Sync) -> f64 {
+    use rayon::prelude::*;
+    (0..7)
         .map(|_| {
             let t0 = std::time::Instant::now();
-            let total: f32 = (0..threads)
-                .into_par_iter()
-                .map(|k| fma_chains(ITERS, k as f32))
-                .sum();
+            let total: f64 = (0..threads).into_par_iter().map(&work).sum();
             std::hint::black_box(total);
             t0.elapsed().as_secs_f64()
         })
-        .fold(f64::INFINITY, f64::min);
-    (threads * ITERS) as f64 * lanes as f64 * 12.0 * 2.0 / secs / 1e9
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn int8_chains_vnni(iters: usize, seed: i32) -> f64 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_epi32(0x0102_0304), _mm512_set1_epi32(seed | 1));
+    let mut acc = [_mm512_set1_epi32(seed); 12];
+    for _ in 0..iters {
+        for c in acc.iter_mut() {
+            *c = _mm512_dpbusd_epi32(*c, a, b);
+        }
+    }
+    acc.iter().map(|&c| _mm512_reduce_add_epi32(c) as f64).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn int8_chains_avx2(iters: usize, seed: i32) -> f64 {
+    use std::arch::x86_64::*;
+    let b = _mm256_set1_epi32(seed | 1);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_set1_epi32(seed); 12];
+    for _ in 0..iters {
+        for c in acc.iter_mut() {
+            // The accumulator is the u8 operand: a chain the compiler cannot hoist.
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*c, b), ones);
+            *c = _mm256_add_epi32(*c, p);
+        }
+    }
+    let mut lanes = [0i32; 8];
+    let mut s = 0.0;
+    for c in acc {
+        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), c);
+        s += lanes.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    s
 }
 
 fn fma_chains(iters: usize, seed: f32) -> f32 {

@@ -58,7 +58,7 @@ pub fn int8_width(cfg: &BertConfig, config_path: &Path) -> Result<Option<CodeWid
         None => Err(Error::config(
             config_path,
             format!(
-                "quantization_config.activation_bits is {}: 7 or 12",
+                "quantization_config.activation_bits is {}: 7, 8 or 12",
                 q.get("activation_bits")
                     .map_or("missing".into(), |b| b.to_string())
             ),

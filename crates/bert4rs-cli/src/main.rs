@@ -191,9 +191,10 @@ impl WeightDtype {
 /// `--int8-activations`, beside each encoder command's `--int8`.
 #[derive(clap::Args, Clone, Copy, Debug)]
 struct Int8Activations {
-    /// With --int8: bits per activation code, 12 or 7. 12 (the default) kept the f32
-    /// models' accuracy in our tests; 7 makes the integer GEMM about 20 % faster on AVX2
-    /// for a little accuracy (Pang & Lee: 0.75 points).
+    /// With --int8: bits per activation code, 12, 8 or 7. 12 (the default) kept the f32
+    /// models' accuracy in our tests; 8 is about twice as fast on AVX-512 VNNI CPUs (same
+    /// speed as 12 elsewhere); 7 makes the integer GEMM about 20 % faster on AVX2 for a
+    /// little accuracy (Pang & Lee: 0.75 points).
     #[arg(long = "int8-activations", default_value = "12", requires = "int8", value_parser = int8_bits)]
     bits: bert4rs::kernels::CodeWidth,
 }
@@ -209,7 +210,7 @@ fn int8_bits(s: &str) -> Result<bert4rs::kernels::CodeWidth, String> {
     s.parse::<u32>()
         .ok()
         .and_then(bert4rs::kernels::CodeWidth::from_bits)
-        .ok_or_else(|| format!("{s:?}: the activation codes are 7 or 12 bits"))
+        .ok_or_else(|| format!("{s:?}: the activation codes are 7, 8 or 12 bits"))
 }
 
 /// Refuses `--dtype bf16` for a model kind that does not take it (before any loading).

@@ -15,7 +15,7 @@ pub struct Args {
     /// everything else as it is, tokenizer and side files copied.
     #[arg(long)]
     output: PathBuf,
-    /// Bits per activation code the model runs with, 12 or 7 (as `--int8-activations` of
+    /// Bits per activation code the model runs with, 12, 8 or 7 (as `--int8-activations` of
     /// the other commands, which can still override it).
     #[arg(long = "int8-activations", default_value = "12", value_parser = super::int8_bits)]
     bits: CodeWidth,

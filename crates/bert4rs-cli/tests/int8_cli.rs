@@ -44,7 +44,7 @@ fn run_io(cmd: &str, model: &Path, input: &Path, out: &Path, opts: &[&str]) -> O
 }
 
 /// The `field` vectors `cmd` writes for `input` under each of `variants`' options.
-fn outputs(cmd: &str, field: &str, input: &Path, variants: [&[&str]; 2]) -> Vec<Vec<Vec<f32>>> {
+fn outputs(cmd: &str, field: &str, input: &Path, variants: &[&[&str]]) -> Vec<Vec<Vec<f32>>> {
     let model = fixture("train/tiny-cls");
     (variants.iter().enumerate())
         .map(|(v, opts)| {
@@ -62,7 +62,7 @@ fn embed_and_predict_with_int8_stay_near_f32_but_run_quantised() {
     let input = tmp.path().join("in.txt");
     std::fs::write(&input, "hello world\nthe lazy dog, again\na fox\n").unwrap();
     for (cmd, field) in [("embed", "embedding"), ("predict", "probabilities")] {
-        let outs = outputs(cmd, field, &input, [&[], &["--int8"]]);
+        let outs = outputs(cmd, field, &input, &[&[], &["--int8"]]);
         assert_eq!(outs[1].len(), 3, "{cmd}: one line per text");
         for (f, q) in outs[0].iter().zip(&outs[1]) {
             assert_ne!(f, q, "{cmd}: --int8 gave f32's exact values");
@@ -76,16 +76,28 @@ fn int8_activations_picks_the_code_width_and_rejects_other_values() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in.txt");
     std::fs::write(&input, "hello world\nthe lazy dog, again\na fox\n").unwrap();
-    let v: [&[&str]; 2] = [&["--int8"], &["--int8", "--int8-activations", "7"]];
-    let outs = outputs("embed", "embedding", &input, v);
-    for (wide, u7) in outs[0].iter().zip(&outs[1]) {
+    let v: [&[&str]; 3] = [
+        &["--int8"],
+        &["--int8", "--int8-activations", "7"],
+        &["--int8", "--int8-activations", "8"],
+    ];
+    let outs = outputs("embed", "embedding", &input, &v);
+    for ((wide, u7), u8) in outs[0].iter().zip(&outs[1]).zip(&outs[2]) {
         assert_ne!(wide, u7, "7-bit codes gave the 12-bit codes' values");
-        assert!(cosine(wide, u7) >= 0.98, "cosine {}", cosine(wide, u7));
+        assert_ne!(u8, u7, "8-bit codes gave the 7-bit codes' values");
+        assert_ne!(u8, wide, "8-bit codes gave the 12-bit codes' values");
+        for other in [u7, u8] {
+            assert!(
+                cosine(wide, other) >= 0.98,
+                "cosine {}",
+                cosine(wide, other)
+            );
+        }
     }
     let model = fixture("train/tiny-cls");
     let out = tmp.path().join("x.jsonl");
     for (opts, says) in [
-        (&["--int8", "--int8-activations", "8"][..], "7 or 12"),
+        (&["--int8", "--int8-activations", "9"][..], "7, 8 or 12"),
         (&["--int8-activations", "7"][..], "--int8"),
     ] {
         let r = run_io("embed", &model, &input, &out, opts);
@@ -107,7 +119,7 @@ fn embed_predict_and_eval_with_bf16_weights_stay_within_cosine_0_9999_of_f32() {
             cmd,
             field,
             &input,
-            [&["--dtype", "f32"], &["--dtype", "bf16"]],
+            &[&["--dtype", "f32"], &["--dtype", "bf16"]],
         );
         assert_eq!(outs[1].len(), 3, "{cmd}: one line per text");
         for (a, b) in outs[0].iter().zip(&outs[1]) {
@@ -247,9 +259,9 @@ fn quantize_refuses_its_own_output_and_int8_directories_refuse_f32_only_work() {
         "--output",
         qs,
         "--int8-activations",
-        "8"
+        "9"
     ])
-    .contains("7 or 12"));
+    .contains("7, 8 or 12"));
     let gpt2 = tmp.path().join("gpt2");
     std::fs::create_dir_all(&gpt2).unwrap();
     std::fs::write(gpt2.join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();

@@ -3,7 +3,7 @@
 //! summed exactly in i32 and scaled back to f32 once per output.
 //!
 //! Activations are quantised per row (per token), asymmetric over the row's range
-//! [min(x, 0), max(x, 0)]: `x ≈ s·(q − z)`, in one of two widths ([`CodeWidth`]):
+//! [min(x, 0), max(x, 0)]: `x ≈ s·(q − z)`, in one of three widths ([`CodeWidth`]):
 //! - **12-bit codes** in i16 (the default): `vpmaddwd` multiplies them by the sign-extended
 //!   weights; `Q·127·k` must fit in i32, which holds up to k = 4128 (narrower codes
 //!   beyond). Half the 7-bit path's products per instruction, but the rounding of the
@@ -14,6 +14,10 @@
 //!   `q ≤ 127` a pair is at most 2·127·127 = 32258, so no sum ever saturates. The
 //!   asymmetric range keeps a one-sided row (after GELU) at full resolution, which a
 //!   symmetric 8-bit scale would halve.
+//! - **8-bit codes**: AVX-512 VNNI's `vpdpbusd` sums four u8 × s8 products straight into
+//!   i32, so 8-bit codes are exact there and as fast as 7-bit ones (half the rounding);
+//!   without VNNI they are stored in i16 and take the 12-bit tiles (same sums, so the same
+//!   bits on every CPU).
 //!
 //! Tiles (`tiles.rs`): AVX-512 VNNI where present, AVX2, plain Rust, chosen at run time.
 //! Because the sums are exact integers, every tile, thread split and batch composition
@@ -163,7 +167,7 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool) -> Vec<f32>
         avx2,
     };
     match &a.codes {
-        Codes::U7(q) => run_tiles(q, Tile::u7(avx2), blocks, g),
+        Codes::Bytes(q) => run_tiles(q, Tile::bytes(avx2, a.qmax), blocks, g),
         Codes::Wide(q) => run_tiles(q, Tile::wide(avx2), blocks, g),
     }
     // SAFETY: every element was written above (see the comment at the allocation).
@@ -282,7 +286,7 @@ fn store_rows(g: Gemm, (r0, c0): (usize, usize), acc: &[[i32; NR]], scratch: &mu
 mod tests {
     use super::*;
 
-    const WIDTHS: [CodeWidth; 2] = [CodeWidth::U7, CodeWidth::Wide];
+    const WIDTHS: [CodeWidth; 3] = [CodeWidth::U7, CodeWidth::U8, CodeWidth::Wide];
 
     fn values(n: usize, seed: usize) -> Vec<f32> {
         (0..n)
@@ -298,7 +302,7 @@ mod tests {
 
     fn code(a: &QuantRows, i: usize) -> i64 {
         match &a.codes {
-            Codes::U7(q) => q[i] as i64,
+            Codes::Bytes(q) => q[i] as i64,
             Codes::Wide(q) => q[i] as i64,
         }
     }
@@ -373,6 +377,28 @@ mod tests {
                 assert_eq!(one, all[r * n..][..n], "{width:?}");
             }
         }
+    }
+
+    /// 8-bit codes are bytes on a VNNI CPU and i16 elsewhere: both must give the same bits.
+    #[test]
+    fn eight_bit_codes_give_the_same_bits_as_bytes_and_as_i16() {
+        let (rows, n, k) = (9, 35, 70);
+        let x = values(rows * k, 12);
+        let w = PackedI8::pack(&weights(n, k), n, k);
+        let (ws, b) = (values(n, 13), values(n, 14));
+        let a = quantize_rows(&x, rows, k, None, CodeWidth::U8);
+        let other = match &a.codes {
+            Codes::Bytes(q) => Codes::Wide(q.iter().map(|v| *v as i16).collect()),
+            Codes::Wide(q) => Codes::Bytes(q.iter().map(|v| *v as u8).collect()),
+        };
+        let b8 = QuantRows {
+            codes: other,
+            scale: a.scale.clone(),
+            zero: a.zero.clone(),
+            ..a
+        };
+        assert_eq!(a.qmax, 255);
+        assert_eq!(gemm(&a, &w, &ws, &b, None), gemm(&b8, &w, &ws, &b, None));
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Per-row (per-token) quantisation of activations for [`super::gemm`]: each row gets an
 //! asymmetric grid over its range [min(x, 0), max(x, 0)], `x ≈ s·(q − z)` with `q` in
-//! [0, Q]. Two code widths ([`Codes`]): 7-bit bytes (`Q` = 127) and wide 16-bit codes
-//! (`Q` = 4095 where the sums allow it, see [`wide_qmax`]).
+//! [0, Q]. Codes are bytes (7-bit, `Q` = 127; 8-bit, `Q` = 255, where AVX-512 VNNI
+//! multiplies them exactly) or i16 (12-bit, `Q` = 4095 where the sums allow it, see
+//! [`wide_qmax`]; and 8-bit codes on CPUs without VNNI, for the same sums).
 
 use super::tiles::{MR, MR_SHORT};
 use rayon::prelude::*;
 
 /// Largest 7-bit code (see the parent module's docs for why 7 bits, not 8).
 const QMAX_U7: u16 = 127;
+/// Largest 8-bit code.
+const QMAX_U8: u16 = 255;
 /// Largest wide code: 12 bits, as fine as the activations need (an f32 layer's answers on
 /// Pang & Lee, docs/benchmarks.md) and exact in i32 sums up to ~4k inputs.
 const QMAX_WIDE: u16 = 4095;
@@ -16,8 +19,12 @@ const QMAX_WIDE: u16 = 4095;
 /// way).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CodeWidth {
-    /// 7-bit codes in bytes: `vpmaddubsw` (AVX2) / `vpdpbusd` (VNNI), the fastest.
+    /// 7-bit codes in bytes: `vpmaddubsw` (AVX2) / `vpdpbusd` (VNNI), the fastest on AVX2.
     U7,
+    /// 8-bit codes: bytes on AVX-512 VNNI (`vpdpbusd` multiplies u8 by s8 with no
+    /// saturating step, as fast as 7-bit codes there, half their rounding); elsewhere in
+    /// i16 on the 12-bit path's tiles (its speed, the same integer sums).
+    U8,
     /// 12-bit codes in i16 (`vpmaddwd` on AVX2, `vpdpwssd` on VNNI): 32× finer steps for
     /// the same exact integer sums; on Pang & Lee the classifier keeps its f32 accuracy,
     /// where 7-bit codes lose 0.75 points. The AVX2 tile does twice the instructions per
@@ -27,27 +34,30 @@ pub enum CodeWidth {
 }
 
 impl CodeWidth {
-    /// The width of `bits`-bit codes: 7 or 12.
+    /// The width of `bits`-bit codes: 7, 8 or 12.
     pub fn from_bits(bits: u32) -> Option<Self> {
         match bits {
             7 => Some(CodeWidth::U7),
+            8 => Some(CodeWidth::U8),
             12 => Some(CodeWidth::Wide),
             _ => None,
         }
     }
 
-    /// Bits per code: 7 or 12 (the inverse of [`Self::from_bits`]).
+    /// Bits per code: 7, 8 or 12 (the inverse of [`Self::from_bits`]).
     pub fn bits(self) -> u32 {
         match self {
             CodeWidth::U7 => 7,
+            CodeWidth::U8 => 8,
             CodeWidth::Wide => 12,
         }
     }
 }
 
-/// The codes of a batch of rows, one width.
+/// The codes of a batch of rows: bytes (7-bit, or 8-bit where VNNI multiplies them) or
+/// i16.
 pub(super) enum Codes {
-    U7(Vec<u8>),
+    Bytes(Vec<u8>),
     Wide(Vec<i16>),
 }
 
@@ -59,6 +69,8 @@ pub struct QuantRows {
     pub(super) zero: Vec<i32>,
     pub(super) rows: usize,
     pub(super) kp: usize,
+    /// The largest code: byte codes above 127 need a tile without a saturating step.
+    pub(super) qmax: u16,
 }
 
 /// The largest wide code for sums over `kp` depths: every partial and final sum
@@ -108,25 +120,33 @@ fn quantize_rows_with(
     let padded = rows.div_ceil(MR * MR_SHORT / 2) * (MR * MR_SHORT / 2);
     let mut scale = vec![1f32; padded];
     let mut zero = vec![0i32; padded];
-    let codes = match width {
-        CodeWidth::U7 => Codes::U7(codes_of(
-            x,
-            (rows, k, kp),
-            padded,
-            inv,
-            QMAX_U7,
-            avx2,
-            (&mut scale, &mut zero),
-        )),
-        CodeWidth::Wide => Codes::Wide(codes_of(
-            x,
-            (rows, k, kp),
-            padded,
-            inv,
-            wide_qmax(kp),
-            avx2,
-            (&mut scale, &mut zero),
-        )),
+    let grid = (rows, k, kp);
+    let rows_out = (&mut scale[..], &mut zero[..]);
+    let (codes, qmax) = match width {
+        CodeWidth::U7 => {
+            let q = codes_of(x, grid, padded, inv, QMAX_U7, avx2, rows_out);
+            (Codes::Bytes(q), QMAX_U7)
+        }
+        // Sums over very long rows shrink 8-bit codes as they shrink 12-bit ones.
+        CodeWidth::U8 => {
+            let qmax = QMAX_U8.min(wide_qmax(kp));
+            if super::tiles::has_vnni() {
+                (
+                    Codes::Bytes(codes_of(x, grid, padded, inv, qmax, avx2, rows_out)),
+                    qmax,
+                )
+            } else {
+                (
+                    Codes::Wide(codes_of(x, grid, padded, inv, qmax, avx2, rows_out)),
+                    qmax,
+                )
+            }
+        }
+        CodeWidth::Wide => {
+            let qmax = wide_qmax(kp);
+            let q = codes_of(x, grid, padded, inv, qmax, avx2, rows_out);
+            (Codes::Wide(q), qmax)
+        }
     };
     QuantRows {
         codes,
@@ -134,6 +154,7 @@ fn quantize_rows_with(
         zero,
         rows,
         kp,
+        qmax,
     }
 }
 
@@ -296,7 +317,7 @@ mod tests {
 
     fn levels(a: &QuantRows) -> Vec<i32> {
         match &a.codes {
-            Codes::U7(q) => q.iter().map(|v| *v as i32).collect(),
+            Codes::Bytes(q) => q.iter().map(|v| *v as i32).collect(),
             Codes::Wide(q) => q.iter().map(|v| *v as i32).collect(),
         }
     }
@@ -307,7 +328,11 @@ mod tests {
         let mut x = values(3 * k, 9);
         x[k..2 * k].iter_mut().for_each(|v| *v = v.abs() + 0.1); // one-sided row
         x[2 * k..].fill(0.0);
-        for (width, top) in [(CodeWidth::U7, 127), (CodeWidth::Wide, 4095)] {
+        for (width, top) in [
+            (CodeWidth::U7, 127),
+            (CodeWidth::U8, 255),
+            (CodeWidth::Wide, 4095),
+        ] {
             let a = quantize_rows(&x, 3, k, None, width);
             let q = levels(&a);
             for r in 0..3 {
@@ -343,7 +368,7 @@ mod tests {
         let (rows, k) = (9, 70);
         let x = values(rows * k, 6);
         let inv = values(k, 2).iter().map(|v| 1.5 + v).collect::<Vec<_>>();
-        for width in [CodeWidth::U7, CodeWidth::Wide] {
+        for width in [CodeWidth::U7, CodeWidth::U8, CodeWidth::Wide] {
             let a = quantize_rows(&x, rows, k, Some(&inv), width);
             let plain = quantize_rows_with(&x, rows, k, Some(&inv), width, false);
             assert_eq!(levels(&a), levels(&plain), "{width:?}");

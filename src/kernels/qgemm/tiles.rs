@@ -1,6 +1,6 @@
 //! Register tiles of the integer GEMM: `R` rows of activation codes × one 16-column weight
-//! panel (`[kp/4][16][4]` int8) → exact i32 sums. 7-bit byte codes: AVX-512 VNNI
-//! (`vpdpbusd`), AVX2 (`vpmaddubsw` + `vpmaddwd`) or plain Rust; wide i16 codes: AVX-512
+//! panel (`[kp/4][16][4]` int8) → exact i32 sums. Byte codes: AVX-512 VNNI (`vpdpbusd`),
+//! AVX2 (`vpmaddubsw` + `vpmaddwd`, 7-bit codes only) or plain Rust; wide i16 codes: AVX-512
 //! VNNI (`vpdpwssd`), AVX2 (`vpmaddwd`), both on sign-extended weights, or plain Rust.
 //! Every tile of a width gives the same integers.
 
@@ -14,13 +14,17 @@ pub(super) const MR_SHORT: usize = 4;
 
 /// Whether this CPU has AVX-512 VNNI (`vpdpbusd`) and AVX-512 is not switched off
 /// (`BERT4RS_NO_AVX512`).
-#[cfg(target_arch = "x86_64")]
-fn has_vnni() -> bool {
-    static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *VNNI.get_or_init(|| {
-        crate::kernels::simd::isa() == crate::kernels::simd::Isa::Avx512
-            && is_x86_feature_detected!("avx512vnni")
-    })
+pub(super) fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *VNNI.get_or_init(|| {
+            crate::kernels::simd::isa() == crate::kernels::simd::Isa::Avx512
+                && is_x86_feature_detected!("avx512vnni")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// A tile kernel of one height; the SIMD ones need their instruction set (checked by
@@ -43,18 +47,23 @@ impl<T> Clone for Tile<T> {
 impl<T> Copy for Tile<T> {}
 
 impl Tile<u8> {
-    /// 7-bit byte codes: the AVX-512 VNNI or AVX2 tiles where `simd` is asked for and
-    /// present, else the plain one.
-    pub(super) fn u7(simd: bool) -> Self {
+    /// Byte codes up to `qmax`: the AVX-512 VNNI or AVX2 tiles where `simd` is asked for
+    /// and present, else the plain one. AVX2's pair sums saturate above 7-bit codes, so
+    /// larger codes take VNNI or the plain tile.
+    pub(super) fn bytes(simd: bool, qmax: u16) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if let Some(t) = Tile::simd(
+        if qmax > 127 {
+            if simd && has_vnni() {
+                return Tile::of(tile_vnni::<MR>, tile_vnni::<MR_SHORT>);
+            }
+        } else if let Some(t) = Tile::simd(
             simd,
             (tile_vnni::<MR>, tile_vnni::<MR_SHORT>),
             (tile_avx2::<MR>, tile_avx2::<MR_SHORT>),
         ) {
             return t;
         }
-        let _ = simd;
+        let _ = (simd, qmax);
         Tile::of(tile_scalar, tile_scalar)
     }
 }
@@ -258,17 +267,22 @@ mod tests {
     #[test]
     fn the_simd_tile_equals_the_scalar_tile_even_at_the_code_extremes() {
         let kp = 40;
-        let mut a: Vec<u8> = (0..MR * kp).map(|i| (i * 31 % 128) as u8).collect();
-        // The largest pair sums: 127 × ±127 twice over (2 · 127² = 32258 < i16::MAX).
-        a[..kp].fill(127);
-        let mut b = weights(kp);
-        b[..8].fill(-127);
-        for r in [MR, MR_SHORT] {
-            // Both start dirty: a tile writes its sums over `acc`.
-            let (mut simd, mut scalar) = ([[7i32; NR]; MR], [[-3i32; NR]; MR]);
-            Tile::u7(true).run(&a, &b, kp, &mut simd[..r]);
-            tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
-            assert_eq!(simd[..r], scalar[..r], "{r}-row tile");
+        // 7-bit codes: the largest AVX2 pair sums are 127 × ±127 twice over (2 · 127² =
+        // 32258 < i16::MAX); 8-bit codes (VNNI, else the plain tile) reach 255 × ±127.
+        for top in [127u8, 255] {
+            let mut a: Vec<u8> = (0..MR * kp)
+                .map(|i| (i * 31 % (top as usize + 1)) as u8)
+                .collect();
+            a[..kp].fill(top);
+            let mut b = weights(kp);
+            b[..8].fill(-127);
+            for r in [MR, MR_SHORT] {
+                // Both start dirty: a tile writes its sums over `acc`.
+                let (mut simd, mut scalar) = ([[7i32; NR]; MR], [[-3i32; NR]; MR]);
+                Tile::bytes(true, top as u16).run(&a, &b, kp, &mut simd[..r]);
+                tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
+                assert_eq!(simd[..r], scalar[..r], "{r}-row tile, codes ≤ {top}");
+            }
         }
     }
 

@@ -169,6 +169,7 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool) -> Vec<f32>
     match &a.codes {
         Codes::Bytes(q) => run_tiles(q, Tile::bytes(avx2, a.qmax), blocks, g),
         Codes::Wide(q) => run_tiles(q, Tile::wide(avx2), blocks, g),
+        Codes::Split(q) => run_tiles(q, Tile::split(avx2), blocks, g),
     }
     // SAFETY: every element was written above (see the comment at the allocation).
     unsafe { out.set_len(rows * n) };
@@ -204,6 +205,7 @@ type Scratch = [[f32; MR * NR]; 2];
 /// Runs every task of `b` in parallel: each tile's sums by `tile`, then the store.
 fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm) {
     let kp = g.a.kp;
+    let row = kp * tile.stride;
     let (row_blocks, col_blocks) = (
         b.tiles.div_ceil(b.tile_block),
         b.panels.div_ceil(b.panel_block),
@@ -218,7 +220,7 @@ fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm) {
             for p in cb * b.panel_block..((cb + 1) * b.panel_block).min(b.panels) {
                 let bp = &g.w.panels[p * NR * kp..][..NR * kp];
                 for t in rb * b.tile_block..((rb + 1) * b.tile_block).min(b.tiles) {
-                    let ap = &codes[t * b.mr * kp..][..b.mr * kp];
+                    let ap = &codes[t * b.mr * row..][..b.mr * row];
                     tile.run(ap, bp, kp, &mut acc[..b.mr]);
                     store(g, (t * b.mr, p * NR), &acc[..b.mr], &mut scratch);
                 }
@@ -301,10 +303,7 @@ mod tests {
     }
 
     fn code(a: &QuantRows, i: usize) -> i64 {
-        match &a.codes {
-            Codes::Bytes(q) => q[i] as i64,
-            Codes::Wide(q) => q[i] as i64,
-        }
+        a.codes.levels(a.kp)[i] as i64
     }
 
     #[test]
@@ -390,6 +389,7 @@ mod tests {
         let other = match &a.codes {
             Codes::Bytes(q) => Codes::Wide(q.iter().map(|v| *v as i16).collect()),
             Codes::Wide(q) => Codes::Bytes(q.iter().map(|v| *v as u8).collect()),
+            Codes::Split(_) => unreachable!("8-bit codes are never split"),
         };
         let b8 = QuantRows {
             codes: other,

@@ -1,8 +1,8 @@
 //! Register tiles of the integer GEMM: `R` rows of activation codes × one 16-column weight
 //! panel (`[kp/4][16][4]` int8) → exact i32 sums. Byte codes: AVX-512 VNNI (`vpdpbusd`),
-//! AVX2 (`vpmaddubsw` + `vpmaddwd`, 7-bit codes only) or plain Rust; wide i16 codes: AVX-512
-//! VNNI (`vpdpwssd`), AVX2 (`vpmaddwd`), both on sign-extended weights, or plain Rust.
-//! Every tile of a width gives the same integers.
+//! AVX2 (`vpmaddubsw` + `vpmaddwd`, 7-bit codes only) or plain Rust; wide i16 codes: AVX2
+//! (`vpmaddwd` on sign-extended weights) or plain Rust; wide codes split into bytes: AVX-512
+//! VNNI (`vpdpbusd` per byte) or plain Rust. Every tile of a width gives the same integers.
 
 /// Columns of a packed weight panel (two AVX2 vectors of 8 i32 sums).
 pub(super) const NR: usize = 16;
@@ -36,6 +36,8 @@ type TileFn<T> = unsafe fn(&[T], &[i8], usize, &mut [[i32; NR]]);
 pub(super) struct Tile<T> {
     full: TileFn<T>,
     short: TileFn<T>,
+    /// Codes per row per depth: 1, or 2 for split wide codes.
+    pub(super) stride: usize,
 }
 
 // By hand: a derive would ask `T: Copy`, but only the function pointers are copied.
@@ -68,26 +70,46 @@ impl Tile<u8> {
     }
 }
 
-impl Tile<i16> {
-    /// Wide i16 codes: the AVX-512 VNNI or AVX2 tiles where `simd` is asked for and
-    /// present, else the plain one.
-    pub(super) fn wide(simd: bool) -> Self {
+impl Tile<u8> {
+    /// Wide codes split into bytes ([`super::quantize::Codes::Split`]): the AVX-512 VNNI
+    /// tiles where `simd` is asked for and present, else the plain one.
+    pub(super) fn split(simd: bool) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if let Some(t) = Tile::simd(
-            simd,
-            (tile_wide_vnni::<MR>, tile_wide_vnni::<MR_SHORT>),
-            (tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>),
-        ) {
-            return t;
+        if simd && has_vnni() {
+            return Tile {
+                stride: 2,
+                ..Tile::of(tile_split_vnni::<MR>, tile_split_vnni::<MR_SHORT>)
+            };
         }
         let _ = simd;
+        Tile {
+            stride: 2,
+            ..Tile::of(tile_split_scalar, tile_split_scalar)
+        }
+    }
+}
+
+impl Tile<i16> {
+    /// Wide i16 codes (CPUs without VNNI): the AVX2 tiles where `simd` is asked for and
+    /// present, else the plain one.
+    pub(super) fn wide(simd: bool) -> Self {
+        let has_avx2 = crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
+        #[cfg(target_arch = "x86_64")]
+        if simd && has_avx2 {
+            return Tile::of(tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>);
+        }
+        let _ = (simd, has_avx2);
         Tile::of(tile_scalar, tile_scalar)
     }
 }
 
 impl<T> Tile<T> {
     fn of(full: TileFn<T>, short: TileFn<T>) -> Self {
-        Tile { full, short }
+        Tile {
+            full,
+            short,
+            stride: 1,
+        }
     }
 
     /// The `vnni` pair where the CPU has AVX-512 VNNI, else the `avx2` pair where it has
@@ -111,7 +133,7 @@ impl<T> Tile<T> {
     /// `acc` (of [`MR`] or [`MR_SHORT`] rows) = the products of `acc.len()` rows of `a`
     /// (`kp` codes each) and the panel `b` (overwritten, not accumulated).
     pub(super) fn run(self, a: &[T], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
-        assert!(a.len() >= acc.len() * kp && b.len() >= NR * kp); // ok: whole tiles
+        assert!(a.len() >= acc.len() * kp * self.stride && b.len() >= NR * kp); // ok: whole tiles
         let f = if acc.len() == MR {
             self.full
         } else {
@@ -222,35 +244,45 @@ unsafe fn tile_wide_avx2<const R: usize>(a: &[i16], b: &[i8], kp: usize, acc: &m
     }
 }
 
-/// `R` × 16 tile over i16 codes on AVX-512 VNNI: per group of 4 depths, 8 columns' 32
-/// weight bytes sign-extended to i16 (`vpmovsxbw`) fill a zmm whose i32 lanes hold one
-/// column's depths (0, 1) or (2, 3); the row's 4 codes broadcast as one 64-bit value, and
-/// `vpdpwssd` multiplies the i16 pairs, sums them and accumulates in one instruction. Each
-/// 64-bit lane's two halves add up to a column at the end. The same integers as
-/// [`tile_wide_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn tile_wide_vnni<const R: usize>(a: &[i16], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
-    use std::arch::x86_64::*;
-    let mut c = [[_mm512_setzero_si512(); 2]; R];
-    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+/// Reference tile for split wide codes: `Σ (l + 256·h)·w` per column, the same integers as
+/// [`tile_split_vnni`] (written over `acc`).
+pub(super) fn tile_split_scalar(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
+    acc.iter_mut().for_each(|row| row.fill(0));
     for g in 0..kp / 4 {
-        let w = bp.add(g * 64);
-        let w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w as *const __m256i));
-        let w1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w.add(32) as *const __m256i));
-        for (r, cr) in c.iter_mut().enumerate() {
-            let av = _mm512_set1_epi64((ap.add(r * kp + g * 4) as *const i64).read_unaligned());
-            cr[0] = _mm512_dpwssd_epi32(cr[0], av, w0);
-            cr[1] = _mm512_dpwssd_epi32(cr[1], av, w1);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let codes = &a[r * 2 * kp + g * 8..][..8];
+            for (c, v) in row.iter_mut().enumerate() {
+                let bv = &b[g * NR * 4 + c * 4..][..4];
+                *v += (0..4)
+                    .map(|i| (codes[i] as i32 + 256 * codes[4 + i] as i32) * bv[i] as i32)
+                    .sum::<i32>();
+            }
         }
     }
-    for (cr, out) in c.iter().zip(acc.iter_mut()) {
-        for (half, v) in cr.iter().enumerate() {
-            // Low + high i32 of each 64-bit lane, then the 8 low halves.
-            let sums = _mm512_add_epi32(*v, _mm512_srli_epi64::<32>(*v));
-            let cols = _mm512_cvtepi64_epi32(sums);
-            _mm256_storeu_si256(out.as_mut_ptr().add(half * 8) as *mut __m256i, cols);
+}
+
+/// `R` × 16 tile over split wide codes on AVX-512 VNNI: per group of 4 depths, the low and
+/// the high bytes of a row's 4 codes are each broadcast and multiplied by the panel's zmm
+/// with `vpdpbusd` into their own accumulators; `256·high + low` at the end. Exact: each
+/// partial sum is bounded by the full codes' (see [`super::quantize::wide_qmax`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn tile_split_vnni<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
+    use std::arch::x86_64::*;
+    let (mut lo, mut hi) = ([_mm512_setzero_si512(); R], [_mm512_setzero_si512(); R]);
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..kp / 4 {
+        let bv = _mm512_loadu_si512(bp.add(g * 64) as *const __m512i);
+        for r in 0..R {
+            let at = ap.add(r * 2 * kp + g * 8) as *const i32;
+            let (l, h) = (at.read_unaligned(), at.add(1).read_unaligned());
+            lo[r] = _mm512_dpbusd_epi32(lo[r], _mm512_set1_epi32(l), bv);
+            hi[r] = _mm512_dpbusd_epi32(hi[r], _mm512_set1_epi32(h), bv);
         }
+    }
+    for ((l, h), out) in lo.iter().zip(&hi).zip(acc.iter_mut()) {
+        let sums = _mm512_add_epi32(_mm512_slli_epi32::<8>(*h), *l);
+        _mm512_storeu_si512(out.as_mut_ptr() as *mut __m512i, sums);
     }
 }
 
@@ -287,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn the_wide_simd_tile_equals_the_scalar_tile_at_the_largest_sums() {
+    fn the_wide_and_split_tiles_equal_the_scalar_tile_at_the_largest_sums() {
         // 4092 depths of the largest 12-bit code against ±127: sums near ±2.1e9.
         let kp = 4092;
         let mut a: Vec<i16> = (0..MR * kp).map(|i| (i * 31 % 4096) as i16).collect();
@@ -297,12 +329,21 @@ mod tests {
             b[g * 64..g * 64 + 4].fill(127); // column 0 all +127
             b[g * 64 + 60..g * 64 + 64].fill(-127); // column 15 all −127
         }
+        let mut split = vec![0u8; 2 * a.len()];
+        for (row, out) in a.chunks_exact(kp).zip(split.chunks_exact_mut(2 * kp)) {
+            super::super::quantize::split_row(row, out);
+        }
         for r in [MR, MR_SHORT] {
-            // Both start dirty: a tile writes its sums over `acc`.
+            // All start dirty: a tile writes its sums over `acc`.
             let (mut simd, mut scalar) = ([[7i32; NR]; MR], [[-3i32; NR]; MR]);
+            let (mut split_simd, mut split_plain) = ([[5i32; NR]; MR], [[-1i32; NR]; MR]);
             Tile::wide(true).run(&a, &b, kp, &mut simd[..r]);
             tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
+            Tile::split(true).run(&split, &b, kp, &mut split_simd[..r]);
+            tile_split_scalar(&split, &b, kp, &mut split_plain[..r]);
             assert_eq!(simd[..r], scalar[..r], "{r}-row tile");
+            assert_eq!(split_simd[..r], scalar[..r], "{r}-row split tile");
+            assert_eq!(split_plain[..r], scalar[..r], "{r}-row plain split tile");
             assert_eq!(simd[0][0], 4095 * 127 * kp as i32);
             assert_eq!(simd[0][15], -4095 * 127 * kp as i32);
         }

@@ -1,7 +1,7 @@
 //! LayerNorm over the last dimension: one fused pass forward, analytic backward.
 
-use super::common::contiguous_f32;
 use super::common::with_f32;
+use super::common::{contiguous_f32, filled_by};
 use super::simd::{self, dispatch};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -138,16 +138,20 @@ impl candle_core::CustomOp2 for AddLayerNormOp {
                 l2.dims()
             );
         }
-        let mut out = vec![0f32; x.len()];
         let rows_per_task = rows_per_task(h);
-        out.par_chunks_mut(rows_per_task * h)
-            .zip(
-                x.par_chunks(rows_per_task * h)
-                    .zip(r.par_chunks(rows_per_task * h)),
-            )
-            .for_each(|(o, (xi, ri))| {
-                add_normalize_rows_best(xi, ri, &self.weight, &self.bias, o, self.eps)
-            });
+        // SAFETY: the chunks cover `out`; each row is written before it is read.
+        let out = unsafe {
+            filled_by(x.len(), |out: &mut [f32]| {
+                out.par_chunks_mut(rows_per_task * h)
+                    .zip(
+                        x.par_chunks(rows_per_task * h)
+                            .zip(r.par_chunks(rows_per_task * h)),
+                    )
+                    .for_each(|(o, (xi, ri))| {
+                        add_normalize_rows_best(xi, ri, &self.weight, &self.bias, o, self.eps)
+                    })
+            })
+        };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -179,11 +183,15 @@ impl CustomOp3 for LayerNormOp {
                 b.len()
             );
         }
-        let mut out = vec![0f32; x.len()];
         let rows_per_task = rows_per_task(h);
-        out.par_chunks_mut(rows_per_task * h)
-            .zip(x.par_chunks(rows_per_task * h))
-            .for_each(|(o, xi)| normalize_rows_best(xi, w, b, o, self.eps));
+        // SAFETY: the chunks cover `out`; each row is written, never read.
+        let out = unsafe {
+            filled_by(x.len(), |out: &mut [f32]| {
+                out.par_chunks_mut(rows_per_task * h)
+                    .zip(x.par_chunks(rows_per_task * h))
+                    .for_each(|(o, xi)| normalize_rows_best(xi, w, b, o, self.eps))
+            })
+        };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 

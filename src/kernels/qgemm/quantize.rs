@@ -5,6 +5,7 @@
 //! [`wide_qmax`]; and 8-bit codes on CPUs without VNNI, for the same sums).
 
 use super::tiles::{MR, MR_SHORT};
+use crate::kernels::common::filled_by;
 use rayon::prelude::*;
 
 /// Largest 7-bit code (see the parent module's docs for why 7 bits, not 8).
@@ -272,13 +273,20 @@ fn codes_of<T: Code>(
     avx2: bool,
     (scale, zero): (&mut [f32], &mut [i32]),
 ) -> Vec<T> {
-    let mut q = vec![T::default(); padded * kp];
-    q.par_chunks_mut(kp)
-        .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
-        .take(rows)
-        .enumerate()
-        .for_each(|(r, (qr, (s, z)))| row_codes(&x[r * k..][..k], inv, qmax, avx2, qr, (s, z)));
-    q
+    // SAFETY: `row_codes` writes every code of a row (the depth padding included); the
+    // padding rows are zeroed.
+    unsafe {
+        filled_by(padded * kp, |q: &mut [T]| {
+            q[rows * kp..].fill(T::default());
+            q.par_chunks_mut(kp)
+                .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
+                .take(rows)
+                .enumerate()
+                .for_each(|(r, (qr, (s, z)))| {
+                    row_codes(&x[r * k..][..k], inv, qmax, avx2, qr, (s, z))
+                })
+        })
+    }
 }
 
 /// [`codes_of`] for wide codes in [`Codes::Split`]'s layout, each row split as it is
@@ -292,24 +300,27 @@ fn split_codes_of(
     avx2: bool,
     (scale, zero): (&mut [f32], &mut [i32]),
 ) -> Vec<u8> {
-    let mut q = vec![0u8; padded * 2 * kp];
-    q.par_chunks_mut(2 * kp)
-        .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
-        .take(rows)
-        .enumerate()
-        .for_each_init(
-            || vec![0i16; kp],
-            |wide, (r, (qr, (s, z)))| {
-                // A row of zeros leaves its codes as they were: zero them first.
-                wide.fill(0);
-                row_codes(&x[r * k..][..k], inv, qmax, avx2, wide, (s, z));
-                split_row(wide, qr);
-            },
-        );
-    q
+    // SAFETY: `split_row` writes every byte of a row; the padding rows are zeroed.
+    unsafe {
+        filled_by(padded * 2 * kp, |q: &mut [u8]| {
+            q[rows * 2 * kp..].fill(0);
+            q.par_chunks_mut(2 * kp)
+                .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
+                .take(rows)
+                .enumerate()
+                .for_each_init(
+                    || vec![0i16; kp],
+                    |wide, (r, (qr, (s, z)))| {
+                        row_codes(&x[r * k..][..k], inv, qmax, avx2, wide, (s, z));
+                        split_row(wide, qr);
+                    },
+                )
+        })
+    }
 }
 
-/// One row's codes, scale and zero point, with AVX2 where `avx2` is set.
+/// One row's codes (all `qr.len()` of them: zero past `xr`'s length and for a row of
+/// zeros), scale and zero point, with AVX2 where `avx2` is set.
 fn row_codes<T: Code>(
     xr: &[f32],
     inv: &[f32],
@@ -318,13 +329,15 @@ fn row_codes<T: Code>(
     qr: &mut [T],
     (s, z): (&mut f32, &mut i32),
 ) {
+    let (codes, pad) = qr.split_at_mut(xr.len());
+    pad.fill(T::default());
     #[cfg(target_arch = "x86_64")]
     if avx2 {
         // SAFETY: AVX2 + FMA are present.
-        return unsafe { quantize_row_avx2(xr, inv, qmax as f32, qr, s, z) };
+        return unsafe { quantize_row_avx2(xr, inv, qmax as f32, codes, s, z) };
     }
     let _ = avx2;
-    quantize_row(xr, inv, qmax as f32, qr, s, z)
+    quantize_row(xr, inv, qmax as f32, codes, s, z)
 }
 
 /// [`quantize_row`] with AVX2 intrinsics (LLVM's own vectorisation of the plain loop
@@ -365,7 +378,8 @@ unsafe fn quantize_row_avx2<T: Code>(
     let lo = l8.iter().chain(&tail).fold(0f32, |m, v| m.min(*v));
     let hi = h8.iter().chain(&tail).fold(0f32, |m, v| m.max(*v));
     let Some((scale, zf)) = row_grid(lo, hi, qmax) else {
-        return;
+        // A row of zeros: code 0 with zero point 0.
+        return q.fill(T::default());
     };
     (*s, *z) = (scale, zf as i32);
     let inv = 1.0 / scale;
@@ -401,7 +415,8 @@ fn quantize_row<T: Code>(x: &[f32], c: &[f32], qmax: f32, q: &mut [T], s: &mut f
     let lo = x.iter().fold(0f32, |m, v| m.min(*v));
     let hi = x.iter().fold(0f32, |m, v| m.max(*v));
     let Some((scale, zf)) = row_grid(lo, hi, qmax) else {
-        return;
+        // A row of zeros: code 0 with zero point 0.
+        return q.fill(T::default());
     };
     (*s, *z) = (scale, zf as i32);
     let inv = 1.0 / scale;

@@ -26,10 +26,11 @@ pub enum CodeWidth {
     /// saturating step, as fast as 7-bit codes there, half their rounding); elsewhere in
     /// i16 on the 12-bit path's tiles (its speed, the same integer sums).
     U8,
-    /// 12-bit codes in i16 (`vpmaddwd` on AVX2, `vpdpwssd` on VNNI): 32× finer steps for
-    /// the same exact integer sums; on Pang & Lee the classifier keeps its f32 accuracy,
-    /// where 7-bit codes lose 0.75 points. The AVX2 tile does twice the instructions per
-    /// product (~20 % more tile time; docs/benchmarks.md has the runs).
+    /// 12-bit codes in i16 (`vpmaddwd` on AVX2; on VNNI split into low and high bytes for
+    /// two `vpdpbusd`): 32× finer steps for the same exact integer sums; on Pang & Lee the
+    /// classifier keeps its f32 accuracy, where 7-bit codes lose 0.75 points. The cost:
+    /// ~20 % more tile time than 7-bit codes on AVX2, about twice 8-bit codes' on VNNI
+    /// (docs/benchmarks.md has the runs).
     #[default]
     Wide,
 }

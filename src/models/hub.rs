@@ -233,12 +233,19 @@ pub fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// An error when `out` is the model directory `src` itself (commands that write a new
-/// model directory check this before any long work).
+/// An error when `out` is the model directory `src` itself, or an existing file (commands
+/// that write a new model directory check this before any long work).
 pub fn check_output(src: &Path, out: &Path) -> Result<()> {
     if same_dir(src, out) {
         return Err(Error::Invalid(format!(
             "--output {} is the model directory itself; write the new model elsewhere",
+            out.display()
+        )));
+    }
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Invalid(format!(
+            "--output {} is a file; this command writes a model directory there: \
+             name a directory",
             out.display()
         )));
     }

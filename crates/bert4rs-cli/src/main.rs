@@ -334,7 +334,18 @@ struct DataArgs {
 /// `--model`: a directory, or `asset:<name>` for a fetched asset (fetched on first use), as
 /// in the training config's `model`.
 fn model_dir(s: &str) -> std::result::Result<std::path::PathBuf, String> {
-    bert4rs::assets::resolve_dir(s).map_err(|e| e.to_string())
+    let dir = bert4rs::assets::resolve_dir(s).map_err(|e| e.to_string())?;
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let what = match dir.exists() {
+        true => "a file, not a directory",
+        false => "no such directory",
+    };
+    Err(format!(
+        "{what}: a model directory holds config.json, the weights and the tokenizer \
+         (`asset:NAME` for a fetched one, `bert4rs fetch --list`)"
+    ))
 }
 
 /// A count option that must be at least 1 (`--batch-size 0` is a usage error, exit 2).

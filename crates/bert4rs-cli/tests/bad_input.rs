@@ -248,3 +248,52 @@ fn unknown_pooling_lists_the_choices() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_model_path_that_is_no_directory_is_named_before_any_work() {
+    let (tmp, dir) = model_copy();
+    let input = good_input(tmp.path());
+    for (model, says) in [
+        (tmp.path().join("missing"), "no such directory"),
+        (dir.join("config.json"), "a file, not a directory"),
+    ] {
+        for cmd in ["embed", "predict"] {
+            let out = tmp.path().join("o.jsonl");
+            let res = Command::new(env!("CARGO_BIN_EXE_bert4rs"))
+                .args([cmd, "--model"])
+                .arg(&model)
+                .arg("--input")
+                .arg(&input)
+                .arg("--output")
+                .arg(&out)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&res.stderr);
+            assert!(!res.status.success(), "{cmd}: {stderr}");
+            assert!(
+                stderr.contains(says) && stderr.contains("--model"),
+                "{cmd}: {stderr}"
+            );
+            assert!(!out.exists(), "{cmd} wrote an output");
+        }
+    }
+}
+
+#[test]
+fn a_new_model_directory_is_not_written_over_an_existing_file() {
+    let (tmp, dir) = model_copy();
+    let file = write(tmp.path(), "taken", b"keep me");
+    let res = Command::new(env!("CARGO_BIN_EXE_bert4rs"))
+        .args(["quantize", "--model"])
+        .arg(&dir)
+        .arg("--output")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        !res.status.success() && stderr.contains("is a file"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}

@@ -3,7 +3,7 @@
 //! the shares merge at the end. One query streams the matrix once (memory-bound), so the
 //! scan reads each row exactly once and does nothing else per row but one compare.
 
-use crate::kernels::simd::{dispatch, LANES};
+use crate::kernels::simd::{dispatch, dot_fused as dot};
 use rayon::prelude::*;
 
 /// One search result: the row and its inner product with the query (the cosine when both
@@ -14,24 +14,6 @@ pub struct Hit {
     pub index: usize,
     /// Inner product with the query.
     pub score: f32,
-}
-
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] = x[l].mul_add(y[l], acc[l]);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Scores of `rows` (row-major, `dim` wide) against `q`, into `out`.

@@ -83,6 +83,26 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_widened(a, b, |y| y)
 }
 
+/// [`dot`] with fused multiply-adds: fewer roundings and instructions, but not the bits of
+/// [`dot`] (for memory-bound scans whose callers compare with a tolerance).
+#[inline(always)]
+pub fn dot_fused(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] = x[l].mul_add(y[l], acc[l]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// [`dot`] of `a` with `b` widened to f32 element by element (bf16 bits, say): the same
 /// products and summation order as [`dot`] on the widened values.
 #[inline(always)]

@@ -88,7 +88,7 @@ fn truncate_chars(mut text: String) -> String {
 }
 
 /// SpamAssassin's ham e-mails as subject generation: `{"text": body, "summary": Subject
-/// line, "thread": the subject without `Re:`/`Fwd:` prefixes and `[list]` tags,
+/// line, "thread": the subject without `Re:`/`Fwd:` prefixes and `\[list\]` tags,
 /// lower-cased}`, for e-mails with a subject and a body of at least 5 words, in sorted file
 /// order. Split by `thread`, so no reply shares a split with its thread's other messages.
 pub fn email_subjects(asset_dir: &Path) -> Result<Vec<serde_json::Value>> {

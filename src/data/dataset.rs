@@ -54,7 +54,7 @@ pub struct DataConfig {
     pub label_field: String,
     /// Fixed label order; `None` = the sorted labels of the training file.
     pub labels: Option<Vec<String>>,
-    /// Tokens per example after truncation ([CLS] and [SEP] included); token tasks split
+    /// Tokens per example after truncation (`[CLS]` and `[SEP]` included); token tasks split
     /// longer sentences into windows of this many.
     pub max_length: usize,
     /// Token tasks: an `I-X` that continues no `X` span is read as `B-X` with a warning

@@ -77,7 +77,7 @@ pub(crate) use dispatch;
 pub const LANES: usize = 16;
 
 /// Dot product with lane-parallel accumulators (vectorisable; products and sums rounded
-/// separately, no fused multiply-add). Inline it into a [`dispatch`]ed kernel.
+/// separately, no fused multiply-add). Inline it into a `dispatch!`ed kernel.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_widened(a, b, |y| y)

@@ -66,7 +66,7 @@ impl TextClassifier {
     }
 
     /// Runs the encoder on dynamically quantised int8 (see
-    /// [`crate::models::BertModel::quantize_int8`]).
+    /// [`crate::models::bert::BertModel::quantize_int8`]).
     pub fn quantize_int8(&mut self, width: CodeWidth) -> Result<()> {
         self.model.quantize_int8(width)
     }

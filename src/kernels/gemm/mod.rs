@@ -12,7 +12,7 @@
 //! Every tile sums each output's products in the same order (k ascending within a depth
 //! block, fused multiply-adds, blocks added onto C in order), so the three tiles give
 //! bit-identical results on one machine. AVX-512 CPUs run depths up to 768 as one block
-//! (see [`ONE_BLOCK_AVX512`]), so there results can differ from an AVX2 machine's in the
+//! (see `ONE_BLOCK_AVX512`), so there results can differ from an AVX2 machine's in the
 //! last bits.
 
 use super::common::OutPtr;

@@ -79,7 +79,7 @@ pub fn pack_weight_t(w: &[f32], n: usize, k: usize) -> Vec<f32> {
 }
 
 /// [`pack_weight_t`] rounded to bf16 (nearest, ties to even) and kept as bits: the panels
-/// [`super::gemm_packed_bf16`] reads, half the memory of f32 ones.
+/// [`crate::kernels::Bf16Panels`] holds, half the memory of f32 ones.
 pub fn pack_weight_t_bf16(w: &[f32], n: usize, k: usize) -> Vec<u16> {
     (pack_weight_t(w, n, k).iter())
         .map(|&v| half::bf16::from_f32(v).to_bits())

@@ -52,7 +52,7 @@ fn tile_rows(rows: usize) -> usize {
     }
 }
 
-/// A `[n, k]` int8 weight packed for [`gemm`]: 16-column panels, depth in groups of 4
+/// A `[n, k]` int8 weight packed for [`gemm()`]: 16-column panels, depth in groups of 4
 /// (`[k/4][16][4]` bytes per panel), zero-padded to whole panels and groups.
 #[derive(Clone, Debug)]
 pub struct PackedI8 {

@@ -5,6 +5,9 @@
 //! The model-level benchmarks (`bench/run.sh`, `bench/train.sh`) put it beside PyTorch.
 
 use bert4rs::kernels::gemm::{self as sgemm, Strided};
+#[path = "common/args.rs"]
+mod args;
+use args::{arg, parse_shapes};
 use std::time::Instant;
 
 /// Seconds of one run of `f` after one warm-up run.
@@ -15,34 +18,9 @@ fn time(mut f: impl FnMut()) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// The value after `--name`, parsed, or `default`.
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// `32x768x3072,30x768x3072` → [(32, 768, 3072), (30, 768, 3072)]; exits on a bad entry.
-fn parse_shapes(list: &str) -> Vec<(usize, usize, usize)> {
-    list.split(',')
-        .map(|s| {
-            let d: Vec<usize> = s.split(['x', '×']).filter_map(|v| v.parse().ok()).collect();
-            match d[..] {
-                [m, k, n] if m > 0 && k > 0 && n > 0 => (m, k, n),
-                _ => {
-                    eprintln!("bench_gemm: --shapes entry {s:?} is not MxKxN (e.g. 32x768x3072)");
-                    std::process::exit(2)
-                }
-            }
-        })
-        .collect()
 }
 
 fn main() {

@@ -6,16 +6,10 @@
 
 use bert4rs::kernels::qgemm::{gemm, quantize_rows, PackedI8};
 use bert4rs::kernels::CodeWidth;
+#[path = "common/args.rs"]
+mod args;
+use args::{arg, parse_shapes};
 use std::time::Instant;
-
-/// The value after `--name`, parsed, or `default`.
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The fastest of `rounds` runs of `f`, in seconds, after one warm-up run.
 fn best(rounds: usize, mut f: impl FnMut()) -> f64 {
@@ -27,22 +21,6 @@ fn best(rounds: usize, mut f: impl FnMut()) -> f64 {
             t.elapsed().as_secs_f64()
         })
         .fold(f64::INFINITY, f64::min)
-}
-
-/// `1024x768x3072,32x768x768` → [(1024, 768, 3072), (32, 768, 768)]; exits on a bad entry.
-fn parse_shapes(list: &str) -> Vec<(usize, usize, usize)> {
-    list.split(',')
-        .map(|s| {
-            let d: Vec<usize> = s.split(['x', '×']).filter_map(|v| v.parse().ok()).collect();
-            match d[..] {
-                [m, k, n] if m > 0 && k > 0 && n > 0 => (m, k, n),
-                _ => {
-                    eprintln!("bench_qgemm: --shapes entry {s:?} is not MxKxN");
-                    std::process::exit(2)
-                }
-            }
-        })
-        .collect()
 }
 
 fn main() {

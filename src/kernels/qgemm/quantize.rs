@@ -183,40 +183,26 @@ fn quantize_rows_with(
     let padded = rows.div_ceil(MR * MR_SHORT / 2) * (MR * MR_SHORT / 2);
     let mut scale = vec![1f32; padded];
     let mut zero = vec![0i32; padded];
-    let grid = (rows, k, kp);
+    let g = Grid {
+        x,
+        inv,
+        rows,
+        k,
+        kp,
+        padded,
+        avx2,
+    };
     let rows_out = (&mut scale[..], &mut zero[..]);
-    let (codes, qmax) = match width {
-        CodeWidth::U7 => {
-            let q = codes_of(x, grid, padded, inv, QMAX_U7, avx2, rows_out);
-            (Codes::Bytes(q), QMAX_U7)
-        }
-        // Sums over very long rows shrink 8-bit codes as they shrink 12-bit ones.
-        CodeWidth::U8 => {
-            let qmax = QMAX_U8.min(wide_qmax(kp));
-            if super::tiles::has_vnni() {
-                (
-                    Codes::Bytes(codes_of(x, grid, padded, inv, qmax, avx2, rows_out)),
-                    qmax,
-                )
-            } else {
-                (
-                    Codes::Wide(codes_of(x, grid, padded, inv, qmax, avx2, rows_out)),
-                    qmax,
-                )
-            }
-        }
-        CodeWidth::Wide => {
-            let qmax = wide_qmax(kp);
-            if super::tiles::has_vnni() {
-                let q = split_codes_of(x, grid, padded, inv, qmax, avx2, rows_out);
-                (Codes::Split(q), qmax)
-            } else {
-                (
-                    Codes::Wide(codes_of(x, grid, padded, inv, qmax, avx2, rows_out)),
-                    qmax,
-                )
-            }
-        }
+    // Sums over very long rows shrink 8-bit codes as they shrink 12-bit ones.
+    let (vnni, qmax) = match width {
+        CodeWidth::U7 => (false, QMAX_U7),
+        CodeWidth::U8 => (super::tiles::has_vnni(), QMAX_U8.min(wide_qmax(kp))),
+        CodeWidth::Wide => (super::tiles::has_vnni(), wide_qmax(kp)),
+    };
+    let codes = match (width, vnni) {
+        (CodeWidth::U7, _) | (CodeWidth::U8, true) => Codes::Bytes(codes_of(g, qmax, rows_out)),
+        (CodeWidth::Wide, true) => Codes::Split(split_codes_of(g, qmax, rows_out)),
+        _ => Codes::Wide(codes_of(g, qmax, rows_out)),
     };
     QuantRows {
         codes,
@@ -263,59 +249,81 @@ impl Code for i16 {
     }
 }
 
-/// The codes of `x [rows, k]` padded to `[padded, kp]` (zero in the padding), filling each
-/// row's scale and zero point.
-fn codes_of<T: Code>(
-    x: &[f32],
-    (rows, k, kp): (usize, usize, usize),
+/// What quantising a batch of rows reads: `x [rows, k]` (scaled by `inv` per input
+/// channel), its codes padded to `[padded, kp]`, AVX2 or not.
+#[derive(Clone, Copy)]
+struct Grid<'a> {
+    x: &'a [f32],
+    inv: &'a [f32],
+    rows: usize,
+    k: usize,
+    kp: usize,
     padded: usize,
-    inv: &[f32],
-    qmax: u16,
     avx2: bool,
-    (scale, zero): (&mut [f32], &mut [i32]),
-) -> Vec<T> {
-    // SAFETY: `row_codes` writes every code of a row (the depth padding included); the
-    // padding rows are zeroed.
+}
+
+impl Grid<'_> {
+    /// Row `r`'s codes (up to `qmax`) into `qr` (`kp` of them), its scale and zero point.
+    fn row_codes<T: Code>(self, r: usize, qmax: u16, qr: &mut [T], sz: (&mut f32, &mut i32)) {
+        row_codes(
+            &self.x[r * self.k..][..self.k],
+            self.inv,
+            qmax,
+            self.avx2,
+            qr,
+            sz,
+        )
+    }
+
+    /// `padded` rows of `len` codes: row `r < rows` from `write(scratch, r, row, (s, z))`
+    /// in parallel (each task's `scratch` from `init`), the padding rows zero.
+    ///
+    /// # Safety
+    /// `write` must write every element of its row.
+    unsafe fn rows_by<T: Copy + Default + Send, S>(
+        self,
+        len: usize,
+        (scale, zero): (&mut [f32], &mut [i32]),
+        init: impl Fn() -> S + Send + Sync,
+        write: impl Fn(&mut S, usize, &mut [T], (&mut f32, &mut i32)) + Send + Sync,
+    ) -> Vec<T> {
+        // SAFETY: the caller's `write` fills rows < `rows`; the padding rows are zeroed.
+        unsafe {
+            filled_by(self.padded * len, |q: &mut [T]| {
+                q[self.rows * len..].fill(T::default());
+                q.par_chunks_mut(len)
+                    .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
+                    .take(self.rows)
+                    .enumerate()
+                    .for_each_init(init, |st, (r, (qr, sz))| write(st, r, qr, sz))
+            })
+        }
+    }
+}
+
+/// The codes of a batch (`[padded, kp]`, zero in the padding), filling each row's scale
+/// and zero point.
+fn codes_of<T: Code>(g: Grid, qmax: u16, rows_out: (&mut [f32], &mut [i32])) -> Vec<T> {
+    // SAFETY: `row_codes` writes every code of a row (the depth padding included).
     unsafe {
-        filled_by(padded * kp, |q: &mut [T]| {
-            q[rows * kp..].fill(T::default());
-            q.par_chunks_mut(kp)
-                .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
-                .take(rows)
-                .enumerate()
-                .for_each(|(r, (qr, (s, z)))| {
-                    row_codes(&x[r * k..][..k], inv, qmax, avx2, qr, (s, z))
-                })
-        })
+        g.rows_by(
+            g.kp,
+            rows_out,
+            || (),
+            |_, r, qr, sz| g.row_codes(r, qmax, qr, sz),
+        )
     }
 }
 
 /// [`codes_of`] for wide codes in [`Codes::Split`]'s layout, each row split as it is
 /// quantised (a separate pass over the codes cost ~15 % of a 3072-deep GEMM).
-fn split_codes_of(
-    x: &[f32],
-    (rows, k, kp): (usize, usize, usize),
-    padded: usize,
-    inv: &[f32],
-    qmax: u16,
-    avx2: bool,
-    (scale, zero): (&mut [f32], &mut [i32]),
-) -> Vec<u8> {
-    // SAFETY: `split_row` writes every byte of a row; the padding rows are zeroed.
+fn split_codes_of(g: Grid, qmax: u16, rows_out: (&mut [f32], &mut [i32])) -> Vec<u8> {
+    let init = || vec![0i16; g.kp];
+    // SAFETY: `split_row` writes every byte of a row.
     unsafe {
-        filled_by(padded * 2 * kp, |q: &mut [u8]| {
-            q[rows * 2 * kp..].fill(0);
-            q.par_chunks_mut(2 * kp)
-                .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
-                .take(rows)
-                .enumerate()
-                .for_each_init(
-                    || vec![0i16; kp],
-                    |wide, (r, (qr, (s, z)))| {
-                        row_codes(&x[r * k..][..k], inv, qmax, avx2, wide, (s, z));
-                        split_row(wide, qr);
-                    },
-                )
+        g.rows_by(2 * g.kp, rows_out, init, |wide, r, qr, sz| {
+            g.row_codes(r, qmax, wide, sz);
+            split_row(wide, qr);
         })
     }
 }

@@ -20,10 +20,11 @@ fn sentences() -> Vec<String> {
 fn a_quantized_directory_embeds_bit_for_bit_as_int8_on_the_fly_at_a_fraction_of_the_size() {
     let src = asset("minilm");
     let texts = sentences();
-    for width in [CodeWidth::Wide, CodeWidth::U7] {
+    for width in [CodeWidth::Wide, CodeWidth::U8, CodeWidth::U7] {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("int8");
         let summary = quantize_dir(&src, &out, width).unwrap();
+        assert_eq!(summary.activation_bits, width.bits());
         assert_eq!(
             summary.int8_layers,
             6 * 6 + 1,

@@ -267,6 +267,11 @@ def test_a_quantized_directory_encodes_exactly_as_int8_true(minilm, tmp_path):
     assert np.array_equal(saved, bert4rs.SentenceEncoder(minilm, int8=True).encode(texts))
     with pytest.raises(ValueError, match="int8 model"):
         bert4rs.SentenceEncoder(str(out), dtype="bf16")
+    out8 = tmp_path / "int8-a8"
+    assert bert4rs.quantize(minilm, str(out8), int8_activations=8)["activation_bits"] == 8
+    fly8 = bert4rs.SentenceEncoder(minilm, int8=True, int8_activations=8).encode(texts)
+    assert np.array_equal(bert4rs.SentenceEncoder(str(out8)).encode(texts), fly8)
+    assert not np.array_equal(fly8, saved)
     with pytest.raises(ValueError, match="7, 8 or 12"):
         bert4rs.quantize(minilm, str(tmp_path / "x"), int8_activations=9)
     with pytest.raises(ValueError, match="already int8"):

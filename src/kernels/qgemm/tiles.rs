@@ -48,43 +48,38 @@ impl<T> Clone for Tile<T> {
 }
 impl<T> Copy for Tile<T> {}
 
+/// Whether the AVX2 tiles can run here.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline
+}
+
 impl Tile<u8> {
-    /// Byte codes up to `qmax`: the AVX-512 VNNI or AVX2 tiles where `simd` is asked for
-    /// and present, else the plain one. AVX2's pair sums saturate above 7-bit codes, so
-    /// larger codes take VNNI or the plain tile.
+    /// Byte codes up to `qmax`: the AVX-512 VNNI tiles where `simd` is asked for and
+    /// present, else the AVX2 ones for 7-bit codes (AVX2's pair sums saturate above 127),
+    /// else the plain one.
     pub(super) fn bytes(simd: bool, qmax: u16) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if qmax > 127 {
-            if simd && has_vnni() {
-                return Tile::of(tile_vnni::<MR>, tile_vnni::<MR_SHORT>);
-            }
-        } else if let Some(t) = Tile::simd(
-            simd,
-            (tile_vnni::<MR>, tile_vnni::<MR_SHORT>),
-            (tile_avx2::<MR>, tile_avx2::<MR_SHORT>),
-        ) {
-            return t;
+        if simd && has_vnni() {
+            return Tile::of(tile_vnni::<MR>, tile_vnni::<MR_SHORT>);
+        } else if simd && has_avx2() && qmax <= 127 {
+            return Tile::of(tile_avx2::<MR>, tile_avx2::<MR_SHORT>);
         }
         let _ = (simd, qmax);
         Tile::of(tile_scalar, tile_scalar)
     }
-}
 
-impl Tile<u8> {
     /// Wide codes split into bytes ([`super::quantize::Codes::Split`]): the AVX-512 VNNI
     /// tiles where `simd` is asked for and present, else the plain one.
     pub(super) fn split(simd: bool) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if simd && has_vnni() {
-            return Tile {
-                stride: 2,
-                ..Tile::of(tile_split_vnni::<MR>, tile_split_vnni::<MR_SHORT>)
-            };
-        }
-        let _ = simd;
+        let (full, short): (TileFn<u8>, TileFn<u8>) = match simd && has_vnni() {
+            #[cfg(target_arch = "x86_64")]
+            true => (tile_split_vnni::<MR>, tile_split_vnni::<MR_SHORT>),
+            _ => (tile_split_scalar, tile_split_scalar),
+        };
         Tile {
             stride: 2,
-            ..Tile::of(tile_split_scalar, tile_split_scalar)
+            ..Tile::of(full, short)
         }
     }
 }
@@ -93,12 +88,11 @@ impl Tile<i16> {
     /// Wide i16 codes (CPUs without VNNI): the AVX2 tiles where `simd` is asked for and
     /// present, else the plain one.
     pub(super) fn wide(simd: bool) -> Self {
-        let has_avx2 = crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
         #[cfg(target_arch = "x86_64")]
-        if simd && has_avx2 {
+        if simd && has_avx2() {
             return Tile::of(tile_wide_avx2::<MR>, tile_wide_avx2::<MR_SHORT>);
         }
-        let _ = (simd, has_avx2);
+        let _ = simd;
         Tile::of(tile_scalar, tile_scalar)
     }
 }
@@ -110,24 +104,6 @@ impl<T> Tile<T> {
             short,
             stride: 1,
         }
-    }
-
-    /// The `vnni` pair where the CPU has AVX-512 VNNI, else the `avx2` pair where it has
-    /// AVX2; `None` without either or when `simd` is not asked for.
-    #[cfg(target_arch = "x86_64")]
-    fn simd(
-        simd: bool,
-        vnni: (TileFn<T>, TileFn<T>),
-        avx2: (TileFn<T>, TileFn<T>),
-    ) -> Option<Self> {
-        if !simd {
-            return None;
-        }
-        if has_vnni() {
-            return Some(Tile::of(vnni.0, vnni.1));
-        }
-        let has_avx2 = crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
-        has_avx2.then(|| Tile::of(avx2.0, avx2.1))
     }
 
     /// `acc` (of [`MR`] or [`MR_SHORT`] rows) = the products of `acc.len()` rows of `a`

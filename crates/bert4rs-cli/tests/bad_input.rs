@@ -5,7 +5,7 @@ mod common;
 
 use common::fixture;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// A scratch copy of the tiny bert-a model directory.
 fn model_copy() -> (tempfile::TempDir, PathBuf) {
@@ -29,6 +29,22 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// `bert4rs CMD --model MODEL --input INPUT --output OUTPUT OPTS...` (`cmd` may carry
+/// options of its own before `--model`).
+fn run_io(cmd: &[&str], model: &Path, input: &Path, output: &Path, opts: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bert4rs"))
+        .args(cmd)
+        .arg("--model")
+        .arg(model)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(opts)
+        .output()
+        .unwrap()
+}
+
 /// Runs `bert4rs encode` and `embed` on `model` + `input`, expects failure mentioning every
 /// string in `needles`, and checks no output file was created.
 fn expect_failure(model: &Path, input: &Path, extra: &[&str], needles: &[&str]) {
@@ -39,17 +55,7 @@ fn expect_failure(model: &Path, input: &Path, extra: &[&str], needles: &[&str]) 
         } else {
             "out.jsonl"
         });
-        let res = Command::new(env!("CARGO_BIN_EXE_bert4rs"))
-            .arg(cmd)
-            .arg("--model")
-            .arg(model)
-            .arg("--input")
-            .arg(input)
-            .arg("--output")
-            .arg(&output)
-            .args(extra)
-            .output()
-            .unwrap();
+        let res = run_io(&[cmd], model, input, &output, extra);
         let stderr = String::from_utf8_lossy(&res.stderr);
         assert!(!res.status.success(), "{cmd} should fail; stderr: {stderr}");
         assert!(!stderr.contains("panicked"), "{cmd} panicked: {stderr}");
@@ -212,15 +218,8 @@ fn over_long_text_without_truncation_is_an_error_and_truncation_fixes_it() {
         &["longer than the model's 64 positions", "--truncation"],
     );
     let out = tmp.path().join("out.safetensors");
-    let res = Command::new(env!("CARGO_BIN_EXE_bert4rs"))
-        .args(["encode", "--max-length", "64", "--truncation", "--model"])
-        .arg(&dir)
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let opts = ["--max-length", "64", "--truncation"];
+    let res = run_io(&["encode"], &dir, &input, &out, &opts);
     assert!(
         res.status.success(),
         "{}",
@@ -233,15 +232,14 @@ fn over_long_text_without_truncation_is_an_error_and_truncation_fixes_it() {
 #[test]
 fn unknown_pooling_lists_the_choices() {
     let (tmp, dir) = model_copy();
-    let res = Command::new(env!("CARGO_BIN_EXE_bert4rs"))
-        .args(["embed", "--pooling", "avg", "--model"])
-        .arg(&dir)
-        .arg("--input")
-        .arg(good_input(tmp.path()))
-        .arg("--output")
-        .arg(tmp.path().join("o.jsonl"))
-        .output()
-        .unwrap();
+    let out = tmp.path().join("o.jsonl");
+    let res = run_io(
+        &["embed"],
+        &dir,
+        &good_input(tmp.path()),
+        &out,
+        &["--pooling", "avg"],
+    );
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(
         !res.status.success() && stderr.contains("unknown pooling \"avg\""),
@@ -259,15 +257,7 @@ fn a_model_path_that_is_no_directory_is_named_before_any_work() {
     ] {
         for cmd in ["embed", "predict"] {
             let out = tmp.path().join("o.jsonl");
-            let res = Command::new(env!("CARGO_BIN_EXE_bert4rs"))
-                .args([cmd, "--model"])
-                .arg(&model)
-                .arg("--input")
-                .arg(&input)
-                .arg("--output")
-                .arg(&out)
-                .output()
-                .unwrap();
+            let res = run_io(&[cmd], &model, &input, &out, &[]);
             let stderr = String::from_utf8_lossy(&res.stderr);
             assert!(!res.status.success(), "{cmd}: {stderr}");
             assert!(

@@ -11,6 +11,11 @@ mod args;
 use args::{arg, parse_shapes};
 use std::time::Instant;
 
+// The allocator of the `bert4rs` binary: with glibc's malloc each output (up to 12 MB) is
+// a fresh mapping whose page faults would be timed as GEMM time.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The fastest of `rounds` runs of `f`, in seconds, after one warm-up run.
 fn best(rounds: usize, mut f: impl FnMut()) -> f64 {
     f();
@@ -27,6 +32,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads: usize = arg(&args, "--threads", 2);
     let rounds: usize = arg(&args, "--rounds", 15);
+    bert4rs::util::init_process();
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()

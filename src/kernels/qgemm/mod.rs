@@ -30,6 +30,7 @@
 //! the weight with `vpsignb`) made BERT-base 8 × 128 35 % slower (617 → 838 ms) for a
 //! small gain (MiniLM's worst test-sentence cosine 0.9939 → 0.9941).
 
+mod fused;
 mod quantize;
 mod tiles;
 
@@ -37,6 +38,7 @@ pub use quantize::{quantize_rows, CodeWidth, QuantRows};
 
 use super::common::OutPtr;
 use super::gelu::Gelu;
+use fused::{Block, BlockFn, BlockOut, PANELS};
 use quantize::Codes;
 use rayon::prelude::*;
 use tiles::{Tile, MR, MR_SHORT, NR};
@@ -148,7 +150,8 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool) -> Vec<f32>
     // Tasks: a block of row tiles × a block of panels, small enough that two threads
     // share the work evenly, big enough that a panel is reused across many row tiles.
     let tile_block = 16usize.min(tiles).max(1);
-    let panel_block = 4usize;
+    // As many as a fused block takes, so whole tasks run fused.
+    let panel_block = PANELS;
     let dst = OutPtr(out.as_mut_ptr());
     if rows == 0 || n == 0 {
         return out;
@@ -169,9 +172,15 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool) -> Vec<f32>
         avx2,
     };
     match &a.codes {
-        Codes::Bytes(q) => run_tiles(q, Tile::bytes(avx2, a.qmax), blocks, g),
-        Codes::Wide(q) => run_tiles(q, Tile::wide(avx2), blocks, g),
-        Codes::Split(q) => run_tiles(q, Tile::split(avx2), blocks, g),
+        Codes::Bytes(q) => run_tiles(
+            q,
+            Tile::bytes(avx2, a.qmax),
+            blocks,
+            g,
+            block_for(avx2, mr, false),
+        ),
+        Codes::Wide(q) => run_tiles(q, Tile::wide(avx2), blocks, g, None),
+        Codes::Split(q) => run_tiles(q, Tile::split(avx2), blocks, g, block_for(avx2, mr, true)),
     }
     // SAFETY: every element was written above (see the comment at the allocation).
     unsafe { out.set_len(rows * n) };
@@ -204,8 +213,26 @@ struct Gemm<'a> {
 /// task: zeroing them per tile cost a `memset` call each, 1–3 % of a pass).
 type Scratch = [[f32; MR * NR]; 2];
 
-/// Runs every task of `b` in parallel: each tile's sums by `tile`, then the store.
-fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm) {
+/// The fused block kernel for byte codes (`split`: wide codes split into bytes) in tiles
+/// of `mr` rows, where this CPU has one (AVX-512 VNNI, and `simd` asked for).
+fn block_for(simd: bool, mr: usize, split: bool) -> Option<Block<u8>> {
+    #[cfg(target_arch = "x86_64")]
+    if simd && tiles::has_vnni() {
+        let (run, rows): (BlockFn<u8>, usize) = match (split, mr) {
+            (false, MR) => (fused::block_vnni::<MR>, MR),
+            (false, _) => (fused::block_vnni::<MR_SHORT>, MR_SHORT),
+            (true, MR) => (fused::block_split_vnni::<{ MR / 2 }>, MR / 2),
+            (true, _) => (fused::block_split_vnni::<{ MR_SHORT / 2 }>, MR_SHORT / 2),
+        };
+        return Some(Block { run, rows });
+    }
+    let _ = (simd, mr, split);
+    None
+}
+
+/// Runs every task of `b` in parallel: each tile's sums by `tile`, then the store; or,
+/// given a fused `block` kernel, each row tile × [`PANELS`] whole panels in one call.
+fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm, block: Option<Block<T>>) {
     let kp = g.a.kp;
     let row = kp * tile.stride;
     let (row_blocks, col_blocks) = (
@@ -216,18 +243,53 @@ fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm) {
         .into_par_iter()
         .for_each(|task| {
             let (rb, cb) = (task % row_blocks, task / row_blocks);
+            let (p0, p1) = (cb * b.panel_block, ((cb + 1) * b.panel_block).min(b.panels));
+            let row_tiles = rb * b.tile_block..((rb + 1) * b.tile_block).min(b.tiles);
+            let tile_codes = |t: usize| &codes[t * b.mr * row..][..b.mr * row];
+            if let Some(block) = block.filter(|_| p1 - p0 == PANELS && p1 * NR <= g.w.n) {
+                for t in row_tiles {
+                    run_block(block, tile_codes(t), (t * b.mr, p0), b.mr, g);
+                }
+                return;
+            }
             // The tiles overwrite `acc`: no zeroing per tile.
             let mut acc = [[0i32; NR]; MR];
             let mut scratch: Scratch = [[0f32; MR * NR]; 2];
-            for p in cb * b.panel_block..((cb + 1) * b.panel_block).min(b.panels) {
+            for p in p0..p1 {
                 let bp = &g.w.panels[p * NR * kp..][..NR * kp];
-                for t in rb * b.tile_block..((rb + 1) * b.tile_block).min(b.tiles) {
-                    let ap = &codes[t * b.mr * row..][..b.mr * row];
-                    tile.run(ap, bp, kp, &mut acc[..b.mr]);
+                for t in row_tiles.clone() {
+                    tile.run(tile_codes(t), bp, kp, &mut acc[..b.mr]);
                     store(g, (t * b.mr, p * NR), &acc[..b.mr], &mut scratch);
                 }
             }
         });
+}
+
+/// One row tile (its codes `a`, `mr` rows from `r0`) × the [`PANELS`] whole panels from
+/// `p0`, in calls of `block.rows` rows.
+fn run_block<T>(block: Block<T>, a: &[T], (r0, p0): (usize, usize), mr: usize, g: Gemm) {
+    let (kp, n) = (g.a.kp, g.w.n);
+    let cols = p0 * NR..(p0 + PANELS) * NR;
+    let b = &g.w.panels[p0 * NR * kp..][..PANELS * NR * kp];
+    let row_codes = a.len() / mr;
+    for first in (r0..(r0 + mr).min(g.a.rows)).step_by(block.rows) {
+        let rows = first..(first + block.rows).min(g.a.rows);
+        let out = BlockOut {
+            scale: &g.a.scale[rows.clone()],
+            zero: &g.a.zero[rows],
+            colsum: &g.w.colsum[cols.clone()],
+            wscale: &g.epi.0[cols.clone()],
+            bias: &g.epi.1[cols.clone()],
+            act: g.epi.2,
+            // SAFETY: inside `out` (rows < a.rows, columns < n); each task writes its own.
+            dst: unsafe { g.dst.get().add(first * n + cols.start) },
+            ld: n,
+        };
+        let codes = &a[(first - r0) * row_codes..][..block.rows * row_codes];
+        // SAFETY: `block_for` checked the instruction set; `codes` holds `block.rows`
+        // rows, `b` the whole panels, `out` the rows that exist.
+        unsafe { (block.run)(codes, b, kp, &out) }
+    }
 }
 
 /// Scales one tile's exact sums back to f32 and writes the rows and columns that exist.
@@ -401,6 +463,31 @@ mod tests {
         };
         assert_eq!(a.qmax, 255);
         assert_eq!(gemm(&a, &w, &ws, &b, None), gemm(&b8, &w, &ws, &b, None));
+    }
+
+    /// Wide enough for fused 64-column blocks (where VNNI has them) beside a partial
+    /// panel, with partial row tiles of both heights, with and without GELU.
+    #[test]
+    fn fused_blocks_give_the_bits_of_the_plain_tile_and_store() {
+        let (n, k) = (150, 96);
+        let w = PackedI8::pack(&weights(n, k), n, k);
+        let (ws, b) = (values(n, 15), values(n, 16));
+        for rows in [7, 13] {
+            let x = values(rows * k, rows);
+            for (width, act) in WIDTHS
+                .into_iter()
+                .flat_map(|w| [(w, None), (w, Some(Gelu::Erf))])
+            {
+                let a = quantize_rows(&x, rows, k, None, width);
+                let simd = gemm(&a, &w, &ws, &b, act);
+                assert_eq!(
+                    gemm_with(&a, &w, (&ws, &b, act), false),
+                    simd,
+                    "{width:?} {act:?}"
+                );
+                assert!(simd.iter().all(|v| v.is_finite()));
+            }
+        }
     }
 
     #[test]

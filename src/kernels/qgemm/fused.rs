@@ -1,0 +1,163 @@
+//! The AVX-512 VNNI byte-code kernel with its store fused in: `R` rows × [`PANELS`] whole
+//! weight panels (64 columns) summed in registers and scaled back to f32 there, straight
+//! into the output. The tile + store pair (`tiles.rs`, `super::store`) hands each 6 × 16
+//! tile's sums through memory and pays a call, a copy and a store pass per tile; at
+//! MiniLM's depth of 384 that cost ~20 % of the integer GEMM. Four panels also load one
+//! weight vector per 6 `vpdpbusd` instead of per 6, and broadcast each row's codes once
+//! for 4 panels (24 accumulators, 4 weight vectors and a broadcast: 29 of 32 registers).
+//!
+//! Same integers and the same f32 operations in the same order as the plain store, so the
+//! same bits.
+
+use super::tiles::NR;
+use crate::kernels::gelu::Gelu;
+
+/// Panels per fused block.
+pub(super) const PANELS: usize = 4;
+
+/// Where a block's values go and what scales them: the block's rows' scales and zero
+/// points (one per real row: padding rows past the end are not stored), the block's
+/// columns' weight sums, scales and biases ([`PANELS`]·16 each), the activation, and the
+/// output at the block's first row and column with its row stride.
+pub(super) struct BlockOut<'a> {
+    pub(super) scale: &'a [f32],
+    pub(super) zero: &'a [i32],
+    pub(super) colsum: &'a [i32],
+    pub(super) wscale: &'a [f32],
+    pub(super) bias: &'a [f32],
+    pub(super) act: Option<Gelu>,
+    pub(super) dst: *mut f32,
+    pub(super) ld: usize,
+}
+
+/// A fused block kernel over codes of type `T`, and the rows it takes per call (a tile's
+/// rows, or a part of them: the split kernel's registers hold half a tile).
+pub(super) struct Block<T> {
+    pub(super) run: BlockFn<T>,
+    pub(super) rows: usize,
+}
+
+// By hand: a derive would ask `T: Copy`, but only the function pointer is copied.
+impl<T> Clone for Block<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Block<T> {}
+
+/// A fused block kernel's signature: codes, panels, padded depth, where the values go.
+pub(super) type BlockFn<T> = unsafe fn(&[T], &[i8], usize, &BlockOut);
+
+/// `R` rows of byte codes (`kp` each) × [`PANELS`] consecutive panels of `b` → f32 outputs.
+///
+/// # Safety
+/// AVX-512F and VNNI present; `a` holds `R·kp` codes, `b` [`PANELS`] panels; `out.dst`
+/// is valid for `out.scale.len()` rows (at most `R`) of 64 values at stride `out.ld`, and
+/// no one else writes them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+pub(super) unsafe fn block_vnni<const R: usize>(a: &[u8], b: &[i8], kp: usize, out: &BlockOut) {
+    use std::arch::x86_64::*;
+    debug_assert!(a.len() >= R * kp && b.len() >= PANELS * NR * kp);
+    let mut c = [[_mm512_setzero_si512(); PANELS]; R];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..kp / 4 {
+        let bv = panel_group(bp, kp, g);
+        for (r, cr) in c.iter_mut().enumerate() {
+            let av = _mm512_set1_epi32((ap.add(r * kp + g * 4) as *const i32).read_unaligned());
+            for (cp, w) in cr.iter_mut().zip(&bv) {
+                *cp = _mm512_dpbusd_epi32(*cp, av, *w);
+            }
+        }
+    }
+    // Handed over whole: an epilogue reading `c` by a run-time row kept `c` in memory
+    // for the loop above too (and zeroed it with a `memset` call per block).
+    let sums = c;
+    store(&sums, out)
+}
+
+/// [`block_vnni`] for wide codes split into bytes ([`super::quantize::Codes::Split`], 2·kp
+/// bytes a row): the low and the high bytes into their own sums, `256·high + low` at the
+/// end. `R` = 3 (half a 6-row tile) keeps the 24 sums in registers.
+///
+/// # Safety
+/// As [`block_vnni`], with `a` holding `R·2·kp` bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+pub(super) unsafe fn block_split_vnni<const R: usize>(
+    a: &[u8],
+    b: &[i8],
+    kp: usize,
+    out: &BlockOut,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(a.len() >= R * 2 * kp && b.len() >= PANELS * NR * kp);
+    let mut lo = [[_mm512_setzero_si512(); PANELS]; R];
+    let mut hi = [[_mm512_setzero_si512(); PANELS]; R];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..kp / 4 {
+        let bv = panel_group(bp, kp, g);
+        for (r, (lr, hr)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+            let at = ap.add(r * 2 * kp + g * 8) as *const i32;
+            let l = _mm512_set1_epi32(at.read_unaligned());
+            let h = _mm512_set1_epi32(at.add(1).read_unaligned());
+            for ((lp, hp), w) in lr.iter_mut().zip(hr.iter_mut()).zip(&bv) {
+                *lp = _mm512_dpbusd_epi32(*lp, l, *w);
+                *hp = _mm512_dpbusd_epi32(*hp, h, *w);
+            }
+        }
+    }
+    let mut sums = lo;
+    for (sr, hr) in sums.iter_mut().zip(&hi) {
+        for (s, h) in sr.iter_mut().zip(hr) {
+            *s = _mm512_add_epi32(_mm512_slli_epi32::<8>(*h), *s);
+        }
+    }
+    store(&sums, out)
+}
+
+/// Depth group `g` (4 depths × 16 columns, one zmm) of each of the [`PANELS`] panels at `bp`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn panel_group(bp: *const i8, kp: usize, g: usize) -> [std::arch::x86_64::__m512i; PANELS] {
+    use std::arch::x86_64::*;
+    std::array::from_fn(|p| _mm512_loadu_si512(bp.add(p * NR * kp + g * 64) as *const __m512i))
+}
+
+/// The epilogue of a block: each real row's sums scaled back to f32, biased, activated and
+/// written out.
+///
+/// # Safety
+/// AVX-512F present; `out` as in [`block_vnni`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn store(sums: &[[std::arch::x86_64::__m512i; PANELS]], out: &BlockOut) {
+    use std::arch::x86_64::*;
+    // Not zeroed: written before it is read.
+    let mut staged = std::mem::MaybeUninit::<[f32; PANELS * NR]>::uninit();
+    for (r, sums) in sums.iter().enumerate().take(out.scale.len()) {
+        let (s, z) = (_mm512_set1_ps(out.scale[r]), _mm512_set1_epi32(out.zero[r]));
+        let dst = out.dst.add(r * out.ld);
+        // With an activation the values are staged: its slice kernel reads one slice and
+        // writes another.
+        let to = match out.act {
+            Some(_) => staged.as_mut_ptr() as *mut f32,
+            None => dst,
+        };
+        for (p, v) in sums.iter().enumerate() {
+            let cs = _mm512_loadu_si512(out.colsum.as_ptr().add(p * NR) as *const __m512i);
+            let ws = _mm512_loadu_ps(out.wscale.as_ptr().add(p * NR));
+            let bias = _mm512_loadu_ps(out.bias.as_ptr().add(p * NR));
+            // As the plain store: (sum − z·colsum) as f32 · (s · wscale) + bias.
+            let exact = _mm512_sub_epi32(*v, _mm512_mullo_epi32(z, cs));
+            let y = _mm512_mul_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(s, ws));
+            _mm512_storeu_ps(to.add(p * NR), _mm512_add_ps(y, bias));
+        }
+        if let Some(act) = out.act {
+            // SAFETY: the loop above wrote all of `staged`.
+            let staged = staged.assume_init_ref();
+            act.slice_kernel()(staged, std::slice::from_raw_parts_mut(dst, PANELS * NR));
+        }
+    }
+}

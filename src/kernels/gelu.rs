@@ -128,6 +128,19 @@ impl Gelu {
         }
     }
 
+    /// The activation of 16 values, for a kernel's epilogue to apply to a vector register
+    /// where it stands (inlined, so it vectorises in the caller's instruction set): the
+    /// same operations, so the same bits, as [`Self::slice_kernel`].
+    #[inline(always)]
+    pub(super) fn lanes(self, mut x: [f32; 16]) -> [f32; 16] {
+        // Plain loops: `[T; N]::map` or a function pointer stayed out-of-line scalar calls.
+        match self {
+            Gelu::Erf => x.iter_mut().for_each(|v| *v = gelu(*v)),
+            Gelu::Tanh => x.iter_mut().for_each(|v| *v = gelu_tanh_of(*v)),
+        }
+        x
+    }
+
     /// `out = gelu(x)`, in parallel chunks.
     pub(super) fn forward(self, x: &[f32], out: &mut [f32]) {
         let kernel = self.slice_kernel();
@@ -212,12 +225,15 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
 /// `0.5·x·(1 + tanh(u))` with `1 + tanh(u) = 2 − 2/(e^{2u} + 1)`, vectorisable.
 #[inline(always)]
+fn gelu_tanh_of(v: f32) -> f32 {
+    let u = SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v);
+    let e = simd::exp(2.0 * u);
+    v * (1.0 - 1.0 / (e + 1.0))
+}
+
+#[inline(always)]
 fn gelu_tanh_slice(x: &[f32], out: &mut [f32]) {
-    map_wide(x, out, |v| {
-        let u = SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v);
-        let e = simd::exp(2.0 * u);
-        v * (1.0 - 1.0 / (e + 1.0))
-    });
+    map_wide(x, out, gelu_tanh_of);
 }
 
 dispatch!(fn gelu_tanh_slice_best(x: &[f32], out: &mut [f32]) => gelu_tanh_slice);

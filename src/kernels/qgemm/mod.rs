@@ -38,7 +38,7 @@ pub use quantize::{quantize_rows, CodeWidth, QuantRows};
 
 use super::common::OutPtr;
 use super::gelu::Gelu;
-use fused::{Block, BlockFn, BlockOut, PANELS};
+use fused::{BlockFn, BlockOut, PANELS};
 use quantize::Codes;
 use rayon::prelude::*;
 use tiles::{Tile, MR, MR_SHORT, NR};
@@ -215,16 +215,16 @@ type Scratch = [[f32; MR * NR]; 2];
 
 /// The fused block kernel for byte codes (`split`: wide codes split into bytes) in tiles
 /// of `mr` rows, where this CPU has one (AVX-512 VNNI, and `simd` asked for).
-fn block_for(simd: bool, mr: usize, split: bool) -> Option<Block<u8>> {
+fn block_for(simd: bool, mr: usize, split: bool) -> Option<BlockFn<u8>> {
     #[cfg(target_arch = "x86_64")]
     if simd && tiles::has_vnni() {
-        let (run, rows): (BlockFn<u8>, usize) = match (split, mr) {
-            (false, MR) => (fused::block_vnni::<MR>, MR),
-            (false, _) => (fused::block_vnni::<MR_SHORT>, MR_SHORT),
-            (true, MR) => (fused::block_split_vnni::<{ MR / 2 }>, MR / 2),
-            (true, _) => (fused::block_split_vnni::<{ MR_SHORT / 2 }>, MR_SHORT / 2),
-        };
-        return Some(Block { run, rows });
+        // Split codes: half a tile's rows at a time (their two sums fill the registers).
+        return Some(match (split, mr) {
+            (false, MR) => fused::block_vnni::<MR>,
+            (false, _) => fused::block_vnni::<MR_SHORT>,
+            (true, MR) => fused::block_split_vnni::<{ MR / 2 }>,
+            (true, _) => fused::block_split_vnni::<{ MR_SHORT / 2 }>,
+        });
     }
     let _ = (simd, mr, split);
     None
@@ -232,7 +232,7 @@ fn block_for(simd: bool, mr: usize, split: bool) -> Option<Block<u8>> {
 
 /// Runs every task of `b` in parallel: each tile's sums by `tile`, then the store; or,
 /// given a fused `block` kernel, each row tile × [`PANELS`] whole panels in one call.
-fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm, block: Option<Block<T>>) {
+fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm, block: Option<BlockFn<T>>) {
     let kp = g.a.kp;
     let row = kp * tile.stride;
     let (row_blocks, col_blocks) = (
@@ -247,10 +247,8 @@ fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm, block: Opt
             let row_tiles = rb * b.tile_block..((rb + 1) * b.tile_block).min(b.tiles);
             let tile_codes = |t: usize| &codes[t * b.mr * row..][..b.mr * row];
             if let Some(block) = block.filter(|_| p1 - p0 == PANELS && p1 * NR <= g.w.n) {
-                for t in row_tiles {
-                    run_block(block, tile_codes(t), (t * b.mr, p0), b.mr, g);
-                }
-                return;
+                let rows = row_tiles.start * b.mr..row_tiles.end * b.mr;
+                return run_block(block, &codes[rows.start * row..rows.end * row], rows, p0, g);
             }
             // The tiles overwrite `acc`: no zeroing per tile.
             let mut acc = [[0i32; NR]; MR];
@@ -265,31 +263,27 @@ fn run_tiles<T: Sync>(codes: &[T], tile: Tile<T>, b: Blocks, g: Gemm, block: Opt
         });
 }
 
-/// One row tile (its codes `a`, `mr` rows from `r0`) × the [`PANELS`] whole panels from
-/// `p0`, in calls of `block.rows` rows.
-fn run_block<T>(block: Block<T>, a: &[T], (r0, p0): (usize, usize), mr: usize, g: Gemm) {
+/// Rows `rows` (whole tiles; their codes `a`) × the [`PANELS`] whole panels from `p0`, in
+/// one call of the fused `block` kernel.
+fn run_block<T>(block: BlockFn<T>, a: &[T], rows: std::ops::Range<usize>, p0: usize, g: Gemm) {
     let (kp, n) = (g.a.kp, g.w.n);
     let cols = p0 * NR..(p0 + PANELS) * NR;
+    let real = rows.start..rows.end.min(g.a.rows);
+    let out = BlockOut {
+        scale: &g.a.scale[real.clone()],
+        zero: &g.a.zero[real],
+        colsum: &g.w.colsum[cols.clone()],
+        wscale: &g.epi.0[cols.clone()],
+        bias: &g.epi.1[cols.clone()],
+        act: g.epi.2,
+        // SAFETY: inside `out` (rows < a.rows, columns < n); each task writes its own.
+        dst: unsafe { g.dst.get().add(rows.start * n + cols.start) },
+        ld: n,
+    };
     let b = &g.w.panels[p0 * NR * kp..][..PANELS * NR * kp];
-    let row_codes = a.len() / mr;
-    for first in (r0..(r0 + mr).min(g.a.rows)).step_by(block.rows) {
-        let rows = first..(first + block.rows).min(g.a.rows);
-        let out = BlockOut {
-            scale: &g.a.scale[rows.clone()],
-            zero: &g.a.zero[rows],
-            colsum: &g.w.colsum[cols.clone()],
-            wscale: &g.epi.0[cols.clone()],
-            bias: &g.epi.1[cols.clone()],
-            act: g.epi.2,
-            // SAFETY: inside `out` (rows < a.rows, columns < n); each task writes its own.
-            dst: unsafe { g.dst.get().add(first * n + cols.start) },
-            ld: n,
-        };
-        let codes = &a[(first - r0) * row_codes..][..block.rows * row_codes];
-        // SAFETY: `block_for` checked the instruction set; `codes` holds `block.rows`
-        // rows, `b` the whole panels, `out` the rows that exist.
-        unsafe { (block.run)(codes, b, kp, &out) }
-    }
+    // SAFETY: `block_for` checked the instruction set; `a` holds whole tiles (a multiple
+    // of the kernel's rows), `b` the whole panels, `out` the rows that exist.
+    unsafe { block(a, b, kp, &out) }
 }
 
 /// Scales one tile's exact sums back to f32 and writes the rows and columns that exist.
@@ -466,17 +460,18 @@ mod tests {
     }
 
     /// Wide enough for fused 64-column blocks (where VNNI has them) beside a partial
-    /// panel, with partial row tiles of both heights, with and without GELU.
+    /// panel, with partial row tiles of both heights (7 and 13 rows take 4-row tiles, 20
+    /// rows 6-row ones), with and without an activation.
     #[test]
     fn fused_blocks_give_the_bits_of_the_plain_tile_and_store() {
         let (n, k) = (150, 96);
         let w = PackedI8::pack(&weights(n, k), n, k);
         let (ws, b) = (values(n, 15), values(n, 16));
-        for rows in [7, 13] {
+        for rows in [7, 13, 20] {
             let x = values(rows * k, rows);
             for (width, act) in WIDTHS
                 .into_iter()
-                .flat_map(|w| [(w, None), (w, Some(Gelu::Erf))])
+                .flat_map(|w| [(w, None), (w, Some(Gelu::Erf)), (w, Some(Gelu::Tanh))])
             {
                 let a = quantize_rows(&x, rows, k, None, width);
                 let simd = gemm(&a, &w, &ws, &b, act);

@@ -29,7 +29,7 @@ pub enum CodeWidth {
     /// 12-bit codes in i16 (`vpmaddwd` on AVX2; on VNNI split into low and high bytes for
     /// two `vpdpbusd`): 32× finer steps for the same exact integer sums; on Pang & Lee the
     /// classifier keeps its f32 accuracy, where 7-bit codes lose 0.75 points. The cost:
-    /// ~20 % more tile time than 7-bit codes on AVX2, 1.5–1.7× 8-bit codes' time on VNNI
+    /// ~20 % more tile time than 7-bit codes on AVX2, 1.6–1.8× 8-bit codes' time on VNNI
     /// (docs/benchmarks.md has the runs).
     #[default]
     Wide,

@@ -21,8 +21,8 @@
 //!   without VNNI they are stored in i16 and take the 12-bit tiles (same sums, so the same
 //!   bits on every CPU).
 //!
-//! Tiles (`tiles.rs`): AVX-512 VNNI where present, AVX2, plain Rust, chosen at run time.
-//! Because the sums are exact integers, every tile, thread split and batch composition
+//! Tiles (`tiles.rs`): AVX-512 VNNI where present, AVX2, plain Rust, chosen at run time;
+//! on VNNI, whole 64-column blocks run with the store fused in (`fused.rs`). Because the sums are exact integers, every tile, thread split and batch composition
 //! gives bit-identical outputs: a row's result never depends on the other rows, and an
 //! AVX2 machine computes the same bits as a VNNI one.
 //!

@@ -420,7 +420,8 @@ mod tests {
 
     #[test]
     fn a_row_gives_the_same_bits_alone_and_in_a_batch() {
-        let (rows, n, k) = (11, 40, 96);
+        // 150 columns: fused 64-column blocks (on VNNI) and a partial panel.
+        let (rows, n, k) = (11, 150, 96);
         let x = values(rows * k, 3);
         let w = PackedI8::pack(&weights(n, k), n, k);
         let (ws, b) = (values(n, 4), values(n, 5));

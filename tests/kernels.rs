@@ -4,7 +4,7 @@
 use bert4rs::kernels::{
     layer_norm, layer_norm_composite, masked_softmax, masked_softmax_composite,
 };
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
@@ -230,13 +230,13 @@ fn fused_tanh_gelu_matches_candle_gelu_forward_and_backward() {
     );
 }
 
-#[test]
-fn fused_attention_matches_split_heads_composite_with_padding() {
+/// `fused_attention` of a random `[b, t, 3·heads·d]` projection against the split-heads
+/// composite (batched matmuls and the composite masked softmax); `lens[i]` real tokens in
+/// sequence `i` (0: every key masked).
+fn fused_attention_error(t: usize, heads: usize, d: usize, lens: &[usize]) -> f32 {
     let dev = Device::Cpu;
-    let (b, t, heads, d) = (3usize, 9usize, 4usize, 8usize);
-    let h = heads * d;
+    let (b, h) = (lens.len(), heads * d);
     let qkv = Tensor::randn(0f32, 1.0, (b, t, 3 * h), &dev).unwrap();
-    let lens = [9usize, 4, 1];
     let mask: Vec<f32> = (0..b * t)
         .map(|i| if i % t < lens[i / t] { 1.0 } else { 0.0 })
         .collect();
@@ -265,11 +265,69 @@ fn fused_attention_matches_split_heads_composite_with_padding() {
         .unwrap()
         .reshape((b, t, h))
         .unwrap();
-    assert!(
-        max_diff(&fused, &reference) < 1e-5,
-        "{}",
-        max_diff(&fused, &reference)
-    );
+    max_diff(&fused, &reference)
+}
+
+#[test]
+fn fused_attention_matches_split_heads_composite_with_padding() {
+    let err = fused_attention_error(9, 4, 8, &[9, 4, 1]);
+    assert!(err < 1e-5, "{err}");
+}
+
+#[test]
+fn fused_attention_matches_the_composite_for_every_length_and_head_size() {
+    // Head sizes of multiples of 16 and up to 128 keys take the in-register kernel on
+    // AVX-512; the rest, and every size elsewhere, the GEMM path.
+    for (t, d) in [
+        (1usize, 16usize),
+        (5, 32),
+        (16, 64),
+        (17, 48),
+        (64, 32),
+        (100, 80),
+        (128, 64),
+        (129, 32),
+        (40, 128),
+    ] {
+        let lens = [t, t.div_ceil(2), 1, 0];
+        let err = fused_attention_error(t, 3, d, &lens);
+        assert!(err < 1e-5, "t={t} d={d}: {err}");
+    }
+}
+
+#[test]
+fn fused_attention_of_a_sequence_does_not_depend_on_its_padding() {
+    let dev = Device::Cpu;
+    let (heads, d, n) = (2usize, 32usize, 21usize);
+    let h = heads * d;
+    let real = Tensor::randn(0f32, 1.0, (1, n, 3 * h), &dev).unwrap();
+    let alone = bert4rs::kernels::fused_attention(
+        &real,
+        &Tensor::ones((1, n), DType::F32, &dev).unwrap(),
+        heads,
+        0.125,
+    )
+    .unwrap()
+    .unwrap();
+    for t in [n + 1, 64, 128] {
+        let pad = Tensor::randn(0f32, 1.0, (1, t - n, 3 * h), &dev).unwrap();
+        let padded = Tensor::cat(&[&real, &pad], 1).unwrap();
+        let mask: Vec<f32> = (0..t).map(|i| (i < n) as u8 as f32).collect();
+        let mask = Tensor::from_vec(mask, (1, t), &dev).unwrap();
+        let got = bert4rs::kernels::fused_attention(&padded, &mask, heads, 0.125)
+            .unwrap()
+            .unwrap()
+            .narrow(1, 0, n)
+            .unwrap();
+        // Bit for bit from the in-register kernel (padded keys add exact zeros); the GEMM
+        // path blocks its sums by the padded length.
+        let exact = bert4rs::kernels::simd::isa() == bert4rs::kernels::simd::Isa::Avx512;
+        let err = max_diff(&got, &alone);
+        assert!(
+            if exact { err == 0.0 } else { err < 1e-6 },
+            "padded to {t}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 use super::common::contiguous_f32;
 use super::common::OutPtr;
 use super::linear::strided_gemm;
+use super::short_attention::{self, Head};
 use super::softmax::{softmax_rows_in_place_best, softmax_rows_unmasked_in_place_best};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -66,40 +67,42 @@ impl CustomOp2 for AttentionOp {
         // Not zeroed: every (sequence, head) block is written by its context GEMM.
         let mut out = Vec::with_capacity(b * t * h);
         let dst = OutPtr(out.as_mut_ptr());
+        let short = short_attention::fits(t, d);
+        let scratch = if short {
+            short_attention::scratch_len(t, d)
+        } else {
+            t * t
+        };
         (0..b * self.heads).into_par_iter().for_each_init(
-            || vec![0f32; t * t],
-            |scores, job| {
+            || vec![0f32; scratch],
+            |scratch, job| {
                 let (bi, head) = (job / self.heads, job % self.heads);
                 let base = bi * t * h3 + head * d;
                 let (q, k, v) = (&qkv[base..], &qkv[base + h..], &qkv[base + 2 * h..]);
-                // SAFETY: q/k/v cover t rows of stride 3h from `base`; scores is t×t; the
-                // output block (rows of sequence bi, columns head·d..) belongs to this task.
-                unsafe {
-                    strided_gemm(
-                        (t, t, d),
-                        scores.as_mut_ptr(),
-                        t,
-                        (q.as_ptr(), h3, 1),
-                        (k.as_ptr(), 1, h3),
-                        self.scale,
-                        1,
-                    );
-                    // The scale was applied by the score GEMM.
-                    let keys = &mask[bi * t..(bi + 1) * t];
-                    if keys.iter().all(|&m| m > 0.0) {
-                        softmax_rows_unmasked_in_place_best(scores, t);
-                    } else {
-                        softmax_rows_in_place_best(scores, keys, 1.0);
-                    }
-                    strided_gemm(
-                        (t, d, t),
-                        dst.get().add(bi * t * h + head * d),
-                        h,
-                        (scores.as_ptr(), t, 1),
-                        (v.as_ptr(), h3, 1),
-                        1.0,
-                        1,
-                    );
+                let keys = &mask[bi * t..(bi + 1) * t];
+                // SAFETY: the output block (rows of sequence bi, columns head·d..) belongs
+                // to this task; q/k/v cover t rows of stride 3h from `base`.
+                let out = unsafe { dst.get().add(bi * t * h + head * d) };
+                if short {
+                    let head = Head {
+                        q: q.as_ptr(),
+                        k: k.as_ptr(),
+                        v: v.as_ptr(),
+                        ld: h3,
+                        d,
+                        keys,
+                        scale: self.scale,
+                        out,
+                        out_ld: h,
+                    };
+                    // SAFETY: `fits(t, d)`, the scratch has `scratch_len(t, d)` floats, and
+                    // the pointers are as above.
+                    unsafe { short_attention::attend(&head, scratch) };
+                } else {
+                    // SAFETY: as above; scores is t×t.
+                    unsafe {
+                        gemm_attention(t, d, (q, k, v, h3), keys, self.scale, scratch, (out, h))
+                    };
                 }
             },
         );
@@ -107,4 +110,45 @@ impl CustomOp2 for AttentionOp {
         unsafe { out.set_len(b * t * h) };
         Ok((CpuStorage::F32(out), Shape::from((b, t, h))))
     }
+}
+
+/// One head through two strided GEMMs and the row softmax (sequences too long for
+/// [`short_attention`], or without AVX-512).
+///
+/// # Safety
+/// q, k, v cover `t` rows of stride `ld`; `out` is valid for `t` rows of `d` values at
+/// stride `out_ld` and no one else writes them; `scores` holds `t·t` floats.
+unsafe fn gemm_attention(
+    t: usize,
+    d: usize,
+    (q, k, v, ld): (&[f32], &[f32], &[f32], usize),
+    keys: &[f32],
+    scale: f32,
+    scores: &mut [f32],
+    (out, out_ld): (*mut f32, usize),
+) {
+    strided_gemm(
+        (t, t, d),
+        scores.as_mut_ptr(),
+        t,
+        (q.as_ptr(), ld, 1),
+        (k.as_ptr(), 1, ld),
+        scale,
+        1,
+    );
+    // The scale was applied by the score GEMM.
+    if keys.iter().all(|&m| m > 0.0) {
+        softmax_rows_unmasked_in_place_best(scores, t);
+    } else {
+        softmax_rows_in_place_best(scores, keys, 1.0);
+    }
+    strided_gemm(
+        (t, d, t),
+        out,
+        out_ld,
+        (scores.as_ptr(), t, 1),
+        (v.as_ptr(), ld, 1),
+        1.0,
+        1,
+    );
 }

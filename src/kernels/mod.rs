@@ -20,6 +20,7 @@ mod layer_norm;
 mod linear;
 pub mod qgemm;
 mod rnn;
+mod short_attention;
 pub mod simd;
 mod softmax;
 mod sparse_attention;

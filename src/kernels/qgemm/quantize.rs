@@ -169,14 +169,6 @@ fn quantize_rows_with(
     width: CodeWidth,
     avx2: bool,
 ) -> QuantRows {
-    let ones;
-    let inv = match inv {
-        Some(v) => v,
-        None => {
-            ones = vec![1f32; k];
-            &ones
-        }
-    };
     let avx2 = avx2 && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
     let kp = k.div_ceil(4) * 4;
     // Whole tiles of either height (a multiple of both).
@@ -254,7 +246,7 @@ impl Code for i16 {
 #[derive(Clone, Copy)]
 struct Grid<'a> {
     x: &'a [f32],
-    inv: &'a [f32],
+    inv: Option<&'a [f32]>,
     rows: usize,
     k: usize,
     kp: usize,
@@ -332,7 +324,7 @@ fn split_codes_of(g: Grid, qmax: u16, rows_out: (&mut [f32], &mut [i32])) -> Vec
 /// zeros), scale and zero point, with AVX2 where `avx2` is set.
 fn row_codes<T: Code>(
     xr: &[f32],
-    inv: &[f32],
+    inv: Option<&[f32]>,
     qmax: u16,
     avx2: bool,
     qr: &mut [T],
@@ -343,18 +335,27 @@ fn row_codes<T: Code>(
     #[cfg(target_arch = "x86_64")]
     if avx2 {
         // SAFETY: AVX2 + FMA are present.
-        return unsafe { quantize_row_avx2(xr, inv, qmax as f32, codes, s, z) };
+        return unsafe {
+            match inv {
+                Some(c) => quantize_row_avx2::<T, true>(xr, c, qmax as f32, codes, s, z),
+                None => quantize_row_avx2::<T, false>(xr, &[], qmax as f32, codes, s, z),
+            }
+        };
     }
     let _ = avx2;
-    quantize_row(xr, inv, qmax as f32, codes, s, z)
+    match inv {
+        Some(c) => quantize_row(xr, c, qmax as f32, codes, s, z),
+        None => quantize_row(xr, &vec![1.0; xr.len()], qmax as f32, codes, s, z),
+    }
 }
 
 /// [`quantize_row`] with AVX2 intrinsics (LLVM's own vectorisation of the plain loop
 /// shuffled lanes back and forth: 10 % of an int8 BERT pass). Same rounding (ties to
-/// even), same order of operations, so the same codes.
+/// even), same order of operations, so the same codes. `SMOOTH`: scale `x` by `c` (else
+/// `c` is not read: the multiply by ones cost a load and a multiply per vector, twice).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn quantize_row_avx2<T: Code>(
+unsafe fn quantize_row_avx2<T: Code, const SMOOTH: bool>(
     x: &[f32],
     c: &[f32],
     qmax: f32,
@@ -364,11 +365,12 @@ unsafe fn quantize_row_avx2<T: Code>(
 ) {
     use std::arch::x86_64::*;
     let body = x.len() / 8 * 8;
-    let at = |i: usize| {
-        _mm256_mul_ps(
+    let at = |i: usize| match SMOOTH {
+        true => _mm256_mul_ps(
             _mm256_loadu_ps(x.as_ptr().add(i)),
             _mm256_loadu_ps(c.as_ptr().add(i)),
-        )
+        ),
+        false => _mm256_loadu_ps(x.as_ptr().add(i)),
     };
     let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     for i in (0..body).step_by(8) {
@@ -379,11 +381,14 @@ unsafe fn quantize_row_avx2<T: Code>(
     let (mut l8, mut h8) = ([0f32; 8], [0f32; 8]);
     _mm256_storeu_ps(l8.as_mut_ptr(), lo);
     _mm256_storeu_ps(h8.as_mut_ptr(), hi);
-    let tail: Vec<f32> = x[body..]
-        .iter()
-        .zip(&c[body..])
-        .map(|(v, c)| v * c)
-        .collect();
+    let tail: Vec<f32> = match SMOOTH {
+        true => x[body..]
+            .iter()
+            .zip(&c[body..])
+            .map(|(v, c)| v * c)
+            .collect(),
+        false => x[body..].to_vec(),
+    };
     let lo = l8.iter().chain(&tail).fold(0f32, |m, v| m.min(*v));
     let hi = h8.iter().chain(&tail).fold(0f32, |m, v| m.max(*v));
     let Some((scale, zf)) = row_grid(lo, hi, qmax) else {
@@ -495,10 +500,12 @@ mod tests {
         let x = values(rows * k, 6);
         let inv = values(k, 2).iter().map(|v| 1.5 + v).collect::<Vec<_>>();
         for width in [CodeWidth::U7, CodeWidth::U8, CodeWidth::Wide] {
-            let a = quantize_rows(&x, rows, k, Some(&inv), width);
-            let plain = quantize_rows_with(&x, rows, k, Some(&inv), width, false);
-            assert_eq!(levels(&a), levels(&plain), "{width:?}");
-            assert_eq!((&a.scale, &a.zero), (&plain.scale, &plain.zero));
+            for smooth in [Some(&inv[..]), None] {
+                let a = quantize_rows(&x, rows, k, smooth, width);
+                let plain = quantize_rows_with(&x, rows, k, smooth, width, false);
+                assert_eq!(levels(&a), levels(&plain), "{width:?}");
+                assert_eq!((&a.scale, &a.zero), (&plain.scale, &plain.zero));
+            }
         }
     }
 }

@@ -74,12 +74,12 @@ fn add_normalize_rows(x: &[f32], r: &[f32], w: &[f32], b: &[f32], out: &mut [f32
     let h = w.len();
     let rows = x.chunks_exact(h).zip(r.chunks_exact(h));
     for ((xr, rr), yr) in rows.zip(out.chunks_exact_mut(h)) {
-        for i in 0..h {
-            yr[i] = xr[i] + rr[i];
+        for ((y, x), r) in yr.iter_mut().zip(xr).zip(rr) {
+            *y = x + r;
         }
         let (mean, rstd) = row_stats(yr, eps);
-        for i in 0..h {
-            yr[i] = (yr[i] - mean) * rstd * w[i] + b[i];
+        for ((y, w), b) in yr.iter_mut().zip(w).zip(b) {
+            *y = (*y - mean) * rstd * w + b;
         }
     }
 }

@@ -82,6 +82,14 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mu
     use std::arch::x86_64::*;
     let (t, d, tp) = (head.keys.len(), head.d, KV * 16);
     let (kt, p) = scratch.split_at_mut(d * tp);
+    // The head's q and v rows lie a packed row apart (past the stream prefetchers' reach):
+    // ask for them now, while the transpose waits on k's.
+    for j in 0..t {
+        for c in (0..d).step_by(16) {
+            _mm_prefetch::<_MM_HINT_T0>(head.q.add(j * head.ld + c) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(head.v.add(j * head.ld + c) as *const i8);
+        }
+    }
     transpose_keys(head, tp, kt);
     let mut visible = [0 as __mmask16; KV];
     for (j, &m) in head.keys.iter().enumerate() {

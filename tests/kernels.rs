@@ -2,7 +2,7 @@
 //! that do and do not fill whole vector registers, and keep padding out of attention.
 
 use bert4rs::kernels::{
-    layer_norm, layer_norm_composite, masked_softmax, masked_softmax_composite,
+    layer_norm, layer_norm_composite, masked_softmax, masked_softmax_composite, AttentionProducts,
 };
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -230,10 +230,25 @@ fn fused_tanh_gelu_matches_candle_gelu_forward_and_backward() {
     );
 }
 
+/// Rounds to bf16 (to nearest even) and back.
+fn bf16_rounded(x: &Tensor) -> Tensor {
+    x.to_dtype(DType::BF16)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+}
+
 /// `fused_attention` of a random `[b, t, 3·heads·d]` projection against the split-heads
 /// composite (batched matmuls and the composite masked softmax); `lens[i]` real tokens in
-/// sequence `i` (0: every key masked).
-fn fused_attention_error(t: usize, heads: usize, d: usize, lens: &[usize]) -> f32 {
+/// sequence `i` (0: every key masked). With `bf16`, bf16 products are asked for and, where
+/// they run, the composite takes q, k, the probabilities and v rounded to bf16.
+fn fused_attention_error(
+    t: usize,
+    heads: usize,
+    d: usize,
+    lens: &[usize],
+    bf16: bool,
+) -> (f32, f32) {
     let dev = Device::Cpu;
     let (b, h) = (lens.len(), heads * d);
     let qkv = Tensor::randn(0f32, 1.0, (b, t, 3 * h), &dev).unwrap();
@@ -242,56 +257,94 @@ fn fused_attention_error(t: usize, heads: usize, d: usize, lens: &[usize]) -> f3
         .collect();
     let mask = Tensor::from_vec(mask, (b, t), &dev).unwrap();
     let scale = 1.0 / (d as f64).sqrt();
-    let fused = bert4rs::kernels::fused_attention(&qkv, &mask, heads, scale)
+    let products = match bf16 {
+        true => AttentionProducts::Bf16Where2x,
+        false => AttentionProducts::F32,
+    };
+    let fused = bert4rs::kernels::fused_attention(&qkv, &mask, heads, scale, products)
         .unwrap()
         .unwrap();
+    let rounded =
+        bf16 && bert4rs::kernels::simd::has_bf16_dot() && t <= 128 && d.is_multiple_of(32);
+    let round = |x: Tensor| if rounded { bf16_rounded(&x) } else { x };
     let split = |i: usize| {
-        qkv.narrow(2, i * h, h)
-            .unwrap()
-            .reshape((b, t, heads, d))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .contiguous()
-            .unwrap()
+        round(
+            qkv.narrow(2, i * h, h)
+                .unwrap()
+                .reshape((b, t, heads, d))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap(),
+        )
     };
     let (q, k, v) = (split(0), split(1), split(2));
     let probs =
         masked_softmax_composite(&q.matmul(&k.t().unwrap()).unwrap(), &mask, scale).unwrap();
-    let reference = probs
+    let reference = round(probs)
         .matmul(&v)
         .unwrap()
         .transpose(1, 2)
         .unwrap()
         .reshape((b, t, h))
         .unwrap();
-    max_diff(&fused, &reference)
+    let mean = (&fused - &reference)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .mean_all()
+        .unwrap();
+    (
+        max_diff(&fused, &reference),
+        mean.to_scalar::<f32>().unwrap(),
+    )
 }
 
 #[test]
 fn fused_attention_matches_split_heads_composite_with_padding() {
-    let err = fused_attention_error(9, 4, 8, &[9, 4, 1]);
+    let (err, _) = fused_attention_error(9, 4, 8, &[9, 4, 1], false);
     assert!(err < 1e-5, "{err}");
 }
+
+/// Lengths and head sizes on either side of the in-register kernels' limits.
+const ATTENTION_SHAPES: [(usize, usize); 10] = [
+    (1, 16),
+    (5, 32),
+    (16, 64),
+    (17, 48),
+    (64, 32),
+    (100, 80),
+    (127, 64),
+    (128, 64),
+    (129, 32),
+    (40, 128),
+];
 
 #[test]
 fn fused_attention_matches_the_composite_for_every_length_and_head_size() {
     // Head sizes of multiples of 16 and up to 128 keys take the in-register kernel on
     // AVX-512; the rest, and every size elsewhere, the GEMM path.
-    for (t, d) in [
-        (1usize, 16usize),
-        (5, 32),
-        (16, 64),
-        (17, 48),
-        (64, 32),
-        (100, 80),
-        (128, 64),
-        (129, 32),
-        (40, 128),
-    ] {
-        let lens = [t, t.div_ceil(2), 1, 0];
-        let err = fused_attention_error(t, 3, d, &lens);
+    for (t, d) in ATTENTION_SHAPES {
+        let (err, _) = fused_attention_error(t, 3, d, &[t, t.div_ceil(2), 1, 0], false);
         assert!(err < 1e-5, "t={t} d={d}: {err}");
+    }
+}
+
+#[test]
+fn bf16_attention_products_equal_f32_attention_on_bf16_rounded_operands() {
+    // Each product of two bf16 values is exact in f32 and only the order of the sums
+    // differs, but a probability an ulp of f32 from a rounding boundary (the two sides'
+    // scores and `exp` differ in the last bits) can round to the other bf16 neighbour,
+    // 2⁻⁸ away: the outputs it feeds move by up to p·|v|/256 (seen: ~1e-3, rarely). So
+    // the mean error must be at the f32 level and the largest within such a flip; a wrong
+    // pairing of keys or channels is off by O(0.1) everywhere.
+    for (t, d) in ATTENTION_SHAPES {
+        let (max, mean) = fused_attention_error(t, 3, d, &[t, t.div_ceil(2), 1, 0], true);
+        assert!(
+            mean < 2e-6 && max < 2e-2,
+            "t={t} d={d}: max {max}, mean {mean}"
+        );
     }
 }
 
@@ -301,32 +354,30 @@ fn fused_attention_of_a_sequence_does_not_depend_on_its_padding() {
     let (heads, d, n) = (2usize, 32usize, 21usize);
     let h = heads * d;
     let real = Tensor::randn(0f32, 1.0, (1, n, 3 * h), &dev).unwrap();
-    let alone = bert4rs::kernels::fused_attention(
-        &real,
-        &Tensor::ones((1, n), DType::F32, &dev).unwrap(),
-        heads,
-        0.125,
-    )
-    .unwrap()
-    .unwrap();
-    for t in [n + 1, 64, 128] {
-        let pad = Tensor::randn(0f32, 1.0, (1, t - n, 3 * h), &dev).unwrap();
-        let padded = Tensor::cat(&[&real, &pad], 1).unwrap();
-        let mask: Vec<f32> = (0..t).map(|i| (i < n) as u8 as f32).collect();
-        let mask = Tensor::from_vec(mask, (1, t), &dev).unwrap();
-        let got = bert4rs::kernels::fused_attention(&padded, &mask, heads, 0.125)
+    let ones = Tensor::ones((1, n), DType::F32, &dev).unwrap();
+    for products in [AttentionProducts::F32, AttentionProducts::Bf16Where2x] {
+        let alone = bert4rs::kernels::fused_attention(&real, &ones, heads, 0.125, products)
             .unwrap()
-            .unwrap()
-            .narrow(1, 0, n)
             .unwrap();
-        // Bit for bit from the in-register kernel (padded keys add exact zeros); the GEMM
-        // path blocks its sums by the padded length.
-        let exact = bert4rs::kernels::simd::isa() == bert4rs::kernels::simd::Isa::Avx512;
-        let err = max_diff(&got, &alone);
-        assert!(
-            if exact { err == 0.0 } else { err < 1e-6 },
-            "padded to {t}: {err}"
-        );
+        for t in [n + 1, 64, 128] {
+            let pad = Tensor::randn(0f32, 1.0, (1, t - n, 3 * h), &dev).unwrap();
+            let padded = Tensor::cat(&[&real, &pad], 1).unwrap();
+            let mask: Vec<f32> = (0..t).map(|i| (i < n) as u8 as f32).collect();
+            let mask = Tensor::from_vec(mask, (1, t), &dev).unwrap();
+            let got = bert4rs::kernels::fused_attention(&padded, &mask, heads, 0.125, products)
+                .unwrap()
+                .unwrap()
+                .narrow(1, 0, n)
+                .unwrap();
+            // Bit for bit from the in-register kernels (padded keys add exact zeros); the
+            // GEMM path blocks its sums by the padded length.
+            let exact = bert4rs::kernels::simd::isa() == bert4rs::kernels::simd::Isa::Avx512;
+            let err = max_diff(&got, &alone);
+            assert!(
+                if exact { err == 0.0 } else { err < 1e-6 },
+                "{products:?} padded to {t}: {err}"
+            );
+        }
     }
 }
 

@@ -21,11 +21,12 @@ mod linear;
 pub mod qgemm;
 mod rnn;
 mod short_attention;
+mod short_attention_bf16;
 pub mod simd;
 mod softmax;
 mod sparse_attention;
 
-pub use attention::fused_attention;
+pub use attention::{fused_attention, AttentionProducts};
 pub use attention_train::attention_train;
 pub use bf16::{with_bf16_bits, Bf16Panels};
 pub use common::{on_pool, with_f32};

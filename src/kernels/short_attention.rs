@@ -28,7 +28,7 @@ pub(super) fn scratch_len(t: usize, d: usize) -> usize {
 }
 
 /// Query rows per block: at most 24 score vectors live in registers.
-const MAX_ROWS: usize = 6;
+pub(super) const MAX_ROWS: usize = 6;
 
 /// One (sequence, head): `t` rows of q, k and v at row stride `ld` (the packed projection),
 /// the sequence's key mask (1 = token), the score scale, and where the `t × d` context goes
@@ -145,7 +145,9 @@ unsafe fn transpose_keys(head: &Head, tp: usize, kt: &mut [f32]) {
 /// then twice 128-bit interleaves.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
+pub(super) unsafe fn transpose16(
+    r: [std::arch::x86_64::__m512; 16],
+) -> [std::arch::x86_64::__m512; 16] {
     use std::arch::x86_64::*;
     // Plain loops: closures (`array::from_fn`) do not inherit the caller's target
     // features, and their intrinsics then become calls.
@@ -240,7 +242,7 @@ unsafe fn softmax_row<const KV: usize>(
     let vmax = _mm512_set1_ps(max);
     let (mut e, mut sum) = ([neg_inf; KV], _mm512_setzero_ps());
     for v in 0..KV {
-        e[v] = _mm512_maskz_mov_ps(visible[v], exp(_mm512_sub_ps(x[v], vmax)));
+        e[v] = _mm512_maskz_mov_ps(visible[v], exp16(_mm512_sub_ps(x[v], vmax)));
         sum = _mm512_add_ps(sum, e[v]);
     }
     let sum = _mm512_reduce_add_ps(sum);
@@ -284,7 +286,7 @@ unsafe fn context<const R: usize, const DV: usize>(
 /// [`simd::exp`] on 16 lanes: the same operations, so the same bits per lane.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn exp(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+pub(super) unsafe fn exp16(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
     const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
     let x = _mm512_min_ps(

@@ -48,6 +48,18 @@ fn detect() -> Isa {
     Isa::Baseline
 }
 
+/// Whether this CPU multiplies bf16 pairs into f32 sums (`vdpbf16ps`, AVX-512 BF16) and
+/// AVX-512 is not switched off (`BERT4RS_NO_AVX512`).
+pub fn has_bf16_dot() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static BF16: OnceLock<bool> = OnceLock::new();
+        *BF16.get_or_init(|| isa() == Isa::Avx512 && is_x86_feature_detected!("avx512bf16"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Defines `$name(args)` that runs `$body` compiled for the best ISA available.
 /// The body must be an `#[inline(always)]` function so each copy is specialised.
 macro_rules! dispatch {

@@ -200,7 +200,10 @@ impl BertSelfAttention {
         }
         if let (QkvProjections::Fused(qkv), false) = (&self.projections, train) {
             let packed = qkv.forward(x)?;
-            if let Some(ctx) = kernels::fused_attention(&packed, key_mask, self.num_heads, scale)? {
+            let heads = self.num_heads;
+            let products = attention_products(qkv);
+            if let Some(ctx) = kernels::fused_attention(&packed, key_mask, heads, scale, products)?
+            {
                 return Ok(ctx);
             }
         }
@@ -227,6 +230,18 @@ impl BertSelfAttention {
         let probs = self.dropout.forward(&probs, train)?;
         let ctx = probs.matmul(&v)?;
         Ok(ctx.transpose(1, 2)?.reshape((b, t, h))?)
+    }
+}
+
+/// bf16 products for the attention of an encoder quantised for speed (8- or 7-bit
+/// activation codes): their rounding is well below the codes' (Pang & Lee accuracy
+/// unchanged, `docs/benchmarks.md`); f32 for f32 weights and the accuracy-first 12-bit codes.
+fn attention_products(qkv: &Linear) -> kernels::AttentionProducts {
+    match qkv.int8().and_then(|q| q.code_width()) {
+        Some(kernels::CodeWidth::U8 | kernels::CodeWidth::U7) => {
+            kernels::AttentionProducts::Bf16Where2x
+        }
+        _ => kernels::AttentionProducts::F32,
     }
 }
 

@@ -1,0 +1,264 @@
+//! [`super::short_attention`] with attention's two products in bf16 (`vdpbf16ps`, AVX-512
+//! BF16: twice the f32 FMA rate): q, k, the probabilities and v are rounded to bf16 (to
+//! nearest even), each product of two bf16 values is exact in f32, and the sums, scaling
+//! and softmax stay f32. The result equals f32 attention on the rounded operands up to the
+//! order of the sums. Pairs of depth values share a 32-bit lane: k is transposed as pairs
+//! `(k[j][2c], k[j][2c+1])` per key, v interleaved as `(v[2j][u], v[2j+1][u])` per column.
+//! Padded keys add exact zeros, as in the f32 kernel.
+
+#[cfg(target_arch = "x86_64")]
+use super::short_attention::{exp16, transpose16};
+use super::short_attention::{Head, MAX_ROWS};
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Whether [`attend`] runs sequences of `t` tokens with heads of `d` values on this CPU.
+pub(super) fn fits(t: usize, d: usize) -> bool {
+    super::short_attention::fits(t, d) && d.is_multiple_of(32) && super::simd::has_bf16_dot()
+}
+
+/// 32-bit words (as floats) of scratch [`attend`] needs: k's pairs, v's pairs, a block's
+/// q rows and probabilities.
+pub(super) fn scratch_len(t: usize, d: usize) -> usize {
+    let tp = t.div_ceil(16) * 16;
+    d / 2 * tp + tp / 2 * d + MAX_ROWS * (d / 2 + tp / 2)
+}
+
+/// `softmax(scale · q·kᵀ + mask) · v` for one head with bf16 products.
+///
+/// # Safety
+/// As [`super::short_attention::attend`], with [`fits`] and [`scratch_len`] of this module.
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn attend(head: &Head, scratch: &mut [f32]) {
+    debug_assert!(
+        fits(head.keys.len(), head.d) && scratch.len() >= scratch_len(head.keys.len(), head.d)
+    );
+    match head.keys.len().div_ceil(16) {
+        1 => attend_rows::<6, 1>(head, scratch),
+        2 => attend_rows::<6, 2>(head, scratch),
+        3 => attend_rows::<6, 3>(head, scratch),
+        4 => attend_rows::<6, 4>(head, scratch),
+        5 => attend_rows::<4, 5>(head, scratch),
+        6 => attend_rows::<4, 6>(head, scratch),
+        7 => attend_rows::<3, 7>(head, scratch),
+        _ => attend_rows::<3, 8>(head, scratch),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) unsafe fn attend(_head: &Head, _scratch: &mut [f32]) {
+    unreachable!("fits() is false off x86-64")
+}
+
+/// [`attend`] with `KV` vectors of 16 keys and `R` query rows a block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")]
+unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mut [f32]) {
+    let (t, d, tp) = (head.keys.len(), head.d, KV * 16);
+    let kt = scratch.as_mut_ptr() as *mut u32;
+    let v2 = kt.add(d / 2 * tp);
+    let qb = v2.add(tp / 2 * d);
+    let pb = qb.add(R * d / 2);
+    keys(head, tp, kt);
+    values(head, tp, v2);
+    let mut visible = [0 as __mmask16; KV];
+    for (j, &m) in head.keys.iter().enumerate() {
+        visible[j / 16] |= ((m > 0.0) as u16) << (j % 16);
+    }
+    for first in (0..t).step_by(R) {
+        let rows = R.min(t - first);
+        // Past the last row the block repeats it (computed, never stored).
+        for r in 0..R {
+            to_bf16(
+                head.q.add((first + r.min(rows - 1)) * head.ld),
+                d,
+                qb.add(r * d / 2),
+            );
+        }
+        let s = scores::<R, KV>(qb, kt, d / 2);
+        for (r, sr) in s.iter().enumerate() {
+            softmax_row::<KV>(sr, &visible, head.scale, t, pb.add(r * tp / 2));
+        }
+        let out = head.out.add(first * head.out_ld);
+        let pairs = t.div_ceil(2);
+        for col in (0..d).step_by(64) {
+            let (v, o) = (v2.add(col), out.add(col));
+            match (d - col) / 16 {
+                1 => context::<R, 1>(pb, tp / 2, (v, d, pairs), (o, head.out_ld, rows)),
+                2 => context::<R, 2>(pb, tp / 2, (v, d, pairs), (o, head.out_ld, rows)),
+                3 => context::<R, 3>(pb, tp / 2, (v, d, pairs), (o, head.out_ld, rows)),
+                _ => context::<R, 4>(pb, tp / 2, (v, d, pairs), (o, head.out_ld, rows)),
+            }
+        }
+    }
+}
+
+/// `d` floats from `src` as bf16 pairs into `dst` (`d / 2` words).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn to_bf16(src: *const f32, d: usize, dst: *mut u32) {
+    for c in (0..d).step_by(32) {
+        let x = _mm512_cvtne2ps_pbh(
+            _mm512_loadu_ps(src.add(c + 16)),
+            _mm512_loadu_ps(src.add(c)),
+        );
+        _mm512_storeu_si512(
+            dst.add(c / 2) as *mut _,
+            std::mem::transmute::<__m512bh, __m512i>(x),
+        );
+    }
+}
+
+/// k's rows as bf16 pairs, transposed: word `c·tp + j` holds `(k[j][2c], k[j][2c+1])`,
+/// zero for the padding keys `j ≥ t`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn keys(head: &Head, tp: usize, kt: *mut u32) {
+    let t = head.keys.len();
+    for j0 in (0..tp).step_by(16) {
+        for c0 in (0..head.d).step_by(32) {
+            let mut rows = [_mm512_setzero_ps(); 16];
+            for (i, row) in rows.iter_mut().enumerate().take(t.saturating_sub(j0)) {
+                let k = head.k.add((j0 + i) * head.ld + c0);
+                let x = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(k.add(16)), _mm512_loadu_ps(k));
+                *row = std::mem::transmute::<__m512bh, __m512>(x);
+            }
+            for (i, col) in transpose16(rows).iter().enumerate() {
+                _mm512_storeu_ps(kt.add((c0 / 2 + i) * tp + j0) as *mut f32, *col);
+            }
+        }
+    }
+}
+
+/// v's rows two by two as interleaved bf16: word `jp·d + u` holds `(v[2jp][u],
+/// v[2jp+1][u])`, zero past the sequence.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn values(head: &Head, tp: usize, v2: *mut u32) {
+    let t = head.keys.len();
+    let mut idx = [0i16; 32];
+    for i in 0..16 {
+        idx[2 * i] = i as i16;
+        idx[2 * i + 1] = 16 + i as i16;
+    }
+    let idx = _mm512_loadu_si512(idx.as_ptr() as *const _);
+    for jp in 0..tp / 2 {
+        let (j, d) = (2 * jp, head.d);
+        for u0 in (0..d).step_by(16) {
+            let lo = if j < t {
+                _mm512_loadu_ps(head.v.add(j * head.ld + u0))
+            } else {
+                _mm512_setzero_ps()
+            };
+            let hi = if j + 1 < t {
+                _mm512_loadu_ps(head.v.add((j + 1) * head.ld + u0))
+            } else {
+                _mm512_setzero_ps()
+            };
+            let x = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_storeu_si512(
+                v2.add(jp * d + u0) as *mut _,
+                _mm512_permutexvar_epi16(idx, x),
+            );
+        }
+    }
+}
+
+/// `q_r · kᵀ` for `R` query rows (bf16 pairs, `half` words each) against `KV·16` keys.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn scores<const R: usize, const KV: usize>(
+    qb: *const u32,
+    kt: *const u32,
+    half: usize,
+) -> [[__m512; KV]; R] {
+    let mut acc = [[_mm512_setzero_ps(); KV]; R];
+    for c in 0..half {
+        let mut k = [_mm512_setzero_si512(); KV];
+        for (v, kv) in k.iter_mut().enumerate() {
+            *kv = _mm512_loadu_si512(kt.add(c * KV * 16 + v * 16) as *const _);
+        }
+        for (r, ar) in acc.iter_mut().enumerate() {
+            let qv = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(
+                *qb.add(r * half + c) as i32,
+            ));
+            for (a, kv) in ar.iter_mut().zip(&k) {
+                *a = _mm512_dpbf16_ps(*a, qv, std::mem::transmute::<__m512i, __m512bh>(*kv));
+            }
+        }
+    }
+    acc
+}
+
+/// One row's probabilities, as [`super::short_attention`]'s softmax, into `p` as bf16
+/// (`KV·8` words, zero past the sequence).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn softmax_row<const KV: usize>(
+    s: &[__m512; KV],
+    visible: &[__mmask16; KV],
+    scale: f32,
+    t: usize,
+    p: *mut u32,
+) {
+    let (neg_inf, vscale) = (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(scale));
+    let (mut x, mut max) = ([neg_inf; KV], neg_inf);
+    for v in 0..KV {
+        x[v] = _mm512_mask_mov_ps(neg_inf, visible[v], _mm512_mul_ps(s[v], vscale));
+        max = _mm512_max_ps(max, x[v]);
+    }
+    let max = _mm512_reduce_max_ps(max);
+    let mut e = [neg_inf; KV];
+    if max == f32::NEG_INFINITY {
+        for (v, ev) in e.iter_mut().enumerate() {
+            let m = (((1u32 << t.saturating_sub(v * 16).min(16)) - 1) & 0xffff) as u16;
+            *ev = _mm512_maskz_mov_ps(m, _mm512_set1_ps(1.0 / t as f32));
+        }
+    } else {
+        let (vmax, mut sum) = (_mm512_set1_ps(max), _mm512_setzero_ps());
+        for v in 0..KV {
+            e[v] = _mm512_maskz_mov_ps(visible[v], exp16(_mm512_sub_ps(x[v], vmax)));
+            sum = _mm512_add_ps(sum, e[v]);
+        }
+        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+        for ev in e.iter_mut() {
+            *ev = _mm512_mul_ps(*ev, inv);
+        }
+    }
+    for (v, ev) in e.iter().enumerate() {
+        let b = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(*ev));
+        _mm256_storeu_si256(p.add(v * 8) as *mut _, b);
+    }
+}
+
+/// `out_r = Σ_j p[r][j] · v_j` over `pairs` key pairs for `DV·16` columns; rows past
+/// `rows` are not stored.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn context<const R: usize, const DV: usize>(
+    p: *const u32,
+    ph: usize,
+    (v, ld, pairs): (*const u32, usize, usize),
+    (out, out_ld, rows): (*mut f32, usize, usize),
+) {
+    let mut acc = [[_mm512_setzero_ps(); DV]; R];
+    for jp in 0..pairs {
+        let mut vj = [_mm512_setzero_si512(); DV];
+        for (u, vu) in vj.iter_mut().enumerate() {
+            *vu = _mm512_loadu_si512(v.add(jp * ld + u * 16) as *const _);
+        }
+        for (r, ar) in acc.iter_mut().enumerate() {
+            let pv = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(
+                *p.add(r * ph + jp) as i32,
+            ));
+            for (a, vv) in ar.iter_mut().zip(&vj) {
+                *a = _mm512_dpbf16_ps(*a, pv, std::mem::transmute::<__m512i, __m512bh>(*vv));
+            }
+        }
+    }
+    for (r, ar) in acc.iter().enumerate().take(rows) {
+        for (u, a) in ar.iter().enumerate() {
+            _mm512_storeu_ps(out.add(r * out_ld + u * 16), *a);
+        }
+    }
+}

@@ -57,23 +57,32 @@ pub(super) unsafe fn attend(head: &Head, scratch: &mut [f32]) {
     debug_assert!(
         fits(head.keys.len(), head.d) && scratch.len() >= scratch_len(head.keys.len(), head.d)
     );
-    // R × KV ≤ 24 score accumulators.
-    match kv {
-        1 => attend_rows::<6, 1>(head, scratch),
-        2 => attend_rows::<6, 2>(head, scratch),
-        3 => attend_rows::<6, 3>(head, scratch),
-        4 => attend_rows::<6, 4>(head, scratch),
-        5 => attend_rows::<4, 5>(head, scratch),
-        6 => attend_rows::<4, 6>(head, scratch),
-        7 => attend_rows::<3, 7>(head, scratch),
-        _ => attend_rows::<3, 8>(head, scratch),
-    }
+    by_block_shape!(kv, attend_rows, head, scratch)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) unsafe fn attend(_head: &Head, _scratch: &mut [f32]) {
+    // ok: callers check `fits`, which is false off x86-64.
     unreachable!("fits() is false off x86-64")
 }
+
+/// `$f::<R, KV>(args…)` for `KV` (1–8) vectors of 16 keys and the most query rows `R` a
+/// block that keep R × KV ≤ 24 score accumulators in registers.
+macro_rules! by_block_shape {
+    ($kv:expr, $f:ident, $($arg:expr),*) => {
+        match $kv {
+            1 => $f::<6, 1>($($arg),*),
+            2 => $f::<6, 2>($($arg),*),
+            3 => $f::<6, 3>($($arg),*),
+            4 => $f::<6, 4>($($arg),*),
+            5 => $f::<4, 5>($($arg),*),
+            6 => $f::<4, 6>($($arg),*),
+            7 => $f::<3, 7>($($arg),*),
+            _ => $f::<3, 8>($($arg),*),
+        }
+    };
+}
+pub(super) use by_block_shape;
 
 /// [`attend`] with `KV` vectors of 16 keys and `R` query rows a block.
 #[cfg(target_arch = "x86_64")]
@@ -91,10 +100,7 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mu
         }
     }
     transpose_keys(head, tp, kt);
-    let mut visible = [0 as __mmask16; KV];
-    for (j, &m) in head.keys.iter().enumerate() {
-        visible[j / 16] |= ((m > 0.0) as u16) << (j % 16);
-    }
+    let visible = visible_keys::<KV>(head.keys);
     for first in (0..t).step_by(R) {
         let rows = R.min(t - first);
         // Past the last row the block repeats it (computed, never stored).
@@ -104,7 +110,10 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mu
         }
         let s = scores::<R, KV>(q, kt.as_ptr(), d);
         for (r, sr) in s.iter().enumerate() {
-            softmax_row::<KV>(sr, &visible, head.scale, t, p.as_mut_ptr().add(r * tp));
+            let pr = probabilities::<KV>(sr, &visible, head.scale, t);
+            for (v, pv) in pr.iter().enumerate() {
+                _mm512_storeu_ps(p.as_mut_ptr().add(r * tp + v * 16), *pv);
+            }
         }
         let out = head.out.add(first * head.out_ld);
         for col in (0..d).step_by(64) {
@@ -213,18 +222,28 @@ unsafe fn scores<const R: usize, const KV: usize>(
     acc
 }
 
-/// One row's probabilities from its raw scores into `p` (`KV·16` values, zero past the
+/// Bit `j % 16` of word `j / 16`: whether key `j` is visible (mask 1).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn visible_keys<const KV: usize>(keys: &[f32]) -> [std::arch::x86_64::__mmask16; KV] {
+    let mut visible = [0; KV];
+    for (j, &m) in keys.iter().enumerate() {
+        visible[j / 16] |= ((m > 0.0) as u16) << (j % 16);
+    }
+    visible
+}
+
+/// One row's probabilities from its raw scores (`KV·16` keys, zero past the `t` of the
 /// sequence): `softmax(scale · s)` over the visible keys; every key masked → `1/t` each
 /// (as an additive `finfo.min` mask gives).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn softmax_row<const KV: usize>(
+pub(super) unsafe fn probabilities<const KV: usize>(
     s: &[std::arch::x86_64::__m512; KV],
     visible: &[std::arch::x86_64::__mmask16; KV],
     scale: f32,
     t: usize,
-    p: *mut f32,
-) {
+) -> [std::arch::x86_64::__m512; KV] {
     use std::arch::x86_64::*;
     let (neg_inf, vscale) = (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(scale));
     let (mut x, mut max) = ([neg_inf; KV], neg_inf);
@@ -233,23 +252,24 @@ unsafe fn softmax_row<const KV: usize>(
         max = _mm512_max_ps(max, x[v]);
     }
     let max = _mm512_reduce_max_ps(max);
+    let mut e = [_mm512_setzero_ps(); KV];
     if max == f32::NEG_INFINITY {
-        for j in 0..KV * 16 {
-            *p.add(j) = if j < t { 1.0 / t as f32 } else { 0.0 };
+        for (v, ev) in e.iter_mut().enumerate() {
+            let real = t.saturating_sub(v * 16).min(16);
+            *ev = _mm512_maskz_mov_ps(((1u32 << real) - 1) as u16, _mm512_set1_ps(1.0 / t as f32));
         }
-        return;
+        return e;
     }
-    let vmax = _mm512_set1_ps(max);
-    let (mut e, mut sum) = ([neg_inf; KV], _mm512_setzero_ps());
+    let (vmax, mut sum) = (_mm512_set1_ps(max), _mm512_setzero_ps());
     for v in 0..KV {
         e[v] = _mm512_maskz_mov_ps(visible[v], exp16(_mm512_sub_ps(x[v], vmax)));
         sum = _mm512_add_ps(sum, e[v]);
     }
-    let sum = _mm512_reduce_add_ps(sum);
-    let inv = _mm512_set1_ps(1.0 / sum);
-    for (v, ev) in e.iter().enumerate() {
-        _mm512_storeu_ps(p.add(v * 16), _mm512_mul_ps(*ev, inv));
+    let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+    for ev in e.iter_mut() {
+        *ev = _mm512_mul_ps(*ev, inv);
     }
+    e
 }
 
 /// `out_r = Σ_j p[r][j] · v_j` over the `t` keys for `DV·16` columns; rows past `rows` are

@@ -7,7 +7,7 @@
 //! Padded keys add exact zeros, as in the f32 kernel.
 
 #[cfg(target_arch = "x86_64")]
-use super::short_attention::{exp16, transpose16};
+use super::short_attention::{by_block_shape, probabilities, transpose16, visible_keys};
 use super::short_attention::{Head, MAX_ROWS};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -33,20 +33,12 @@ pub(super) unsafe fn attend(head: &Head, scratch: &mut [f32]) {
     debug_assert!(
         fits(head.keys.len(), head.d) && scratch.len() >= scratch_len(head.keys.len(), head.d)
     );
-    match head.keys.len().div_ceil(16) {
-        1 => attend_rows::<6, 1>(head, scratch),
-        2 => attend_rows::<6, 2>(head, scratch),
-        3 => attend_rows::<6, 3>(head, scratch),
-        4 => attend_rows::<6, 4>(head, scratch),
-        5 => attend_rows::<4, 5>(head, scratch),
-        6 => attend_rows::<4, 6>(head, scratch),
-        7 => attend_rows::<3, 7>(head, scratch),
-        _ => attend_rows::<3, 8>(head, scratch),
-    }
+    by_block_shape!(head.keys.len().div_ceil(16), attend_rows, head, scratch)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) unsafe fn attend(_head: &Head, _scratch: &mut [f32]) {
+    // ok: callers check `fits`, which is false off x86-64.
     unreachable!("fits() is false off x86-64")
 }
 
@@ -61,10 +53,7 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mu
     let pb = qb.add(R * d / 2);
     keys(head, tp, kt);
     values(head, tp, v2);
-    let mut visible = [0 as __mmask16; KV];
-    for (j, &m) in head.keys.iter().enumerate() {
-        visible[j / 16] |= ((m > 0.0) as u16) << (j % 16);
-    }
+    let visible = visible_keys::<KV>(head.keys);
     for first in (0..t).step_by(R) {
         let rows = R.min(t - first);
         // Past the last row the block repeats it (computed, never stored).
@@ -77,7 +66,11 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mu
         }
         let s = scores::<R, KV>(qb, kt, d / 2);
         for (r, sr) in s.iter().enumerate() {
-            softmax_row::<KV>(sr, &visible, head.scale, t, pb.add(r * tp / 2));
+            let pr = probabilities::<KV>(sr, &visible, head.scale, t);
+            for (v, pv) in pr.iter().enumerate() {
+                let b = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(*pv));
+                _mm256_storeu_si256(pb.add(r * tp / 2 + v * 8) as *mut _, b);
+            }
         }
         let out = head.out.add(first * head.out_ld);
         let pairs = t.div_ceil(2);
@@ -188,47 +181,6 @@ unsafe fn scores<const R: usize, const KV: usize>(
         }
     }
     acc
-}
-
-/// One row's probabilities, as [`super::short_attention`]'s softmax, into `p` as bf16
-/// (`KV·8` words, zero past the sequence).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn softmax_row<const KV: usize>(
-    s: &[__m512; KV],
-    visible: &[__mmask16; KV],
-    scale: f32,
-    t: usize,
-    p: *mut u32,
-) {
-    let (neg_inf, vscale) = (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(scale));
-    let (mut x, mut max) = ([neg_inf; KV], neg_inf);
-    for v in 0..KV {
-        x[v] = _mm512_mask_mov_ps(neg_inf, visible[v], _mm512_mul_ps(s[v], vscale));
-        max = _mm512_max_ps(max, x[v]);
-    }
-    let max = _mm512_reduce_max_ps(max);
-    let mut e = [neg_inf; KV];
-    if max == f32::NEG_INFINITY {
-        for (v, ev) in e.iter_mut().enumerate() {
-            let m = (((1u32 << t.saturating_sub(v * 16).min(16)) - 1) & 0xffff) as u16;
-            *ev = _mm512_maskz_mov_ps(m, _mm512_set1_ps(1.0 / t as f32));
-        }
-    } else {
-        let (vmax, mut sum) = (_mm512_set1_ps(max), _mm512_setzero_ps());
-        for v in 0..KV {
-            e[v] = _mm512_maskz_mov_ps(visible[v], exp16(_mm512_sub_ps(x[v], vmax)));
-            sum = _mm512_add_ps(sum, e[v]);
-        }
-        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
-        for ev in e.iter_mut() {
-            *ev = _mm512_mul_ps(*ev, inv);
-        }
-    }
-    for (v, ev) in e.iter().enumerate() {
-        let b = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(*ev));
-        _mm256_storeu_si256(p.add(v * 8) as *mut _, b);
-    }
 }
 
 /// `out_r = Σ_j p[r][j] · v_j` over `pairs` key pairs for `DV·16` columns; rows past

@@ -3,8 +3,9 @@
 //! `[batch, seq, 3·hidden]` projection through strides and the context written straight into
 //! `[batch, seq, hidden]`. Compared with the tensor-op version this skips the head split
 //! and merge copies, the `[batch, heads, seq, seq]` score tensor and a softmax pass, and runs
-//! the small GEMMs single-threaded side by side instead of parallelising each one.
-//! Forward only: training uses the differentiable composition (dropout on the
+//! the small GEMMs single-threaded side by side instead of parallelising each one. Up to
+//! 128 tokens on AVX-512 a head runs in registers instead ([`short_attention`], with bf16
+//! products [`short_attention_bf16`]). Forward only: training uses the differentiable composition (dropout on the
 //! probabilities needs it anyway).
 
 use super::common::contiguous_f32;
@@ -116,13 +117,13 @@ impl CustomOp2 for AttentionOp {
                         out,
                         out_ld: h,
                     };
-                    // SAFETY: `fits(t, d)`, the scratch has `scratch_len(t, d)` floats, and
-                    // the pointers are as above.
-                    if bf16 {
-                        // SAFETY: as below, with the bf16 kernel's `fits` and scratch.
-                        unsafe { short_attention_bf16::attend(&head, scratch) };
-                    } else {
-                        unsafe { short_attention::attend(&head, scratch) };
+                    // SAFETY: the chosen kernel's `fits(t, d)` holds, the scratch has its
+                    // `scratch_len(t, d)` floats, and the pointers are as above.
+                    unsafe {
+                        match bf16 {
+                            true => short_attention_bf16::attend(&head, scratch),
+                            false => short_attention::attend(&head, scratch),
+                        }
                     }
                 } else {
                     // SAFETY: as above; scores is t×t.

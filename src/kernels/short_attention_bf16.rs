@@ -38,8 +38,7 @@ pub(super) unsafe fn attend(head: &Head, scratch: &mut [f32]) {
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) unsafe fn attend(_head: &Head, _scratch: &mut [f32]) {
-    // ok: callers check `fits`, which is false off x86-64.
-    unreachable!("fits() is false off x86-64")
+    unreachable!("fits() is false off x86-64") // ok: callers check `fits` first
 }
 
 /// [`attend`] with `KV` vectors of 16 keys and `R` query rows a block.

@@ -85,19 +85,20 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mu
     }
 }
 
+/// The 32 floats at `src` as bf16, in order: 16 words of pairs `(src[2i], src[2i+1])`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bf16_pairs(src: *const f32) -> __m512 {
+    let x = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src.add(16)), _mm512_loadu_ps(src));
+    std::mem::transmute::<__m512bh, __m512>(x)
+}
+
 /// `d` floats from `src` as bf16 pairs into `dst` (`d / 2` words).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn to_bf16(src: *const f32, d: usize, dst: *mut u32) {
     for c in (0..d).step_by(32) {
-        let x = _mm512_cvtne2ps_pbh(
-            _mm512_loadu_ps(src.add(c + 16)),
-            _mm512_loadu_ps(src.add(c)),
-        );
-        _mm512_storeu_si512(
-            dst.add(c / 2) as *mut _,
-            std::mem::transmute::<__m512bh, __m512i>(x),
-        );
+        _mm512_storeu_ps(dst.add(c / 2) as *mut f32, bf16_pairs(src.add(c)));
     }
 }
 
@@ -111,9 +112,7 @@ unsafe fn keys(head: &Head, tp: usize, kt: *mut u32) {
         for c0 in (0..head.d).step_by(32) {
             let mut rows = [_mm512_setzero_ps(); 16];
             for (i, row) in rows.iter_mut().enumerate().take(t.saturating_sub(j0)) {
-                let k = head.k.add((j0 + i) * head.ld + c0);
-                let x = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(k.add(16)), _mm512_loadu_ps(k));
-                *row = std::mem::transmute::<__m512bh, __m512>(x);
+                *row = bf16_pairs(head.k.add((j0 + i) * head.ld + c0));
             }
             for (i, col) in transpose16(rows).iter().enumerate() {
                 _mm512_storeu_ps(kt.add((c0 / 2 + i) * tp + j0) as *mut f32, *col);

@@ -1,11 +1,12 @@
 //! Integer GEMM throughput at BERT shapes (`kernels::qgemm`: per-row activation codes ×
 //! packed int8 weights, exact i32 sums), against the machine's measured int8 multiply-add
 //! peak, for each activation width; quantising the rows is timed apart from the GEMM.
-//!   cargo run --release --example bench_qgemm [-- --threads 2 --rounds 15 --shapes 1024x768x3072]
+//!   cargo run --release --example bench_qgemm [-- --threads 2 --rounds 15 --shapes 1024x768x3072 --gelu]
+//! (`--gelu`: with the exact GELU in the epilogue, as BERT's FFN runs it.)
 //! The model-level comparison with ONNX Runtime is `bench/int8.sh`.
 
 use bert4rs::kernels::qgemm::{gemm, quantize_rows, PackedI8};
-use bert4rs::kernels::CodeWidth;
+use bert4rs::kernels::{CodeWidth, Gelu};
 #[path = "common/args.rs"]
 mod args;
 use args::{arg, parse_shapes};
@@ -32,6 +33,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads: usize = arg(&args, "--threads", 2);
     let rounds: usize = arg(&args, "--rounds", 15);
+    let act = args.iter().any(|a| a == "--gelu").then_some(Gelu::Erf);
     bert4rs::util::init_process();
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -69,7 +71,7 @@ fn main() {
                 std::hint::black_box(quantize_rows(&x, m, k, None, width));
             });
             let t = best(rounds, || {
-                std::hint::black_box(gemm(&a, &w, &scale, &bias, None));
+                std::hint::black_box(gemm(&a, &w, &scale, &bias, act));
             });
             let gops = 2.0 * (m * n * k) as f64 / t / 1e9;
             println!(

@@ -36,6 +36,44 @@ fn gelu(v: f32) -> f32 {
     0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// Exact GELU to within 1e-6 absolute, in half [`gelu`]'s operations (no `exp`): Abramowitz
+/// & Stegun 7.1.28, `erf(u) = 1 − (1 + a₁u + … + a₆u⁶)^−16` (|ε| ≤ 3e-7), so
+/// `Φ(−|v|) = ½·(1 − erf(|v|/√2))` is six FMAs, a division and four squarings, with `1/√2`
+/// and `½ = (2^(1/16))^(−16)` folded into the coefficients. For the int8 GEMM's epilogue,
+/// whose outputs are quantised next to codes whose steps are ~1e-2: there this GELU cost
+/// 2.4 % of a BERT-base pass. Largest error 8.2e-7 (near |v| = 4) over a dense grid of
+/// [−12, 12] (`coarse_gelu_stays_within_1e_6_of_the_exact_one`).
+#[inline(always)]
+fn gelu_coarse(v: f32) -> f32 {
+    const P: [f32; 7] = [
+        1.044_273_7,
+        5.207_516_3e-2,
+        2.207_7e-2,
+        3.422_739_2e-3,
+        3.968_613_6e-5,
+        5.105_521e-5,
+        5.621_3e-6,
+    ];
+    let a = v.abs();
+    let mut p = P[6];
+    for c in P[..6].iter().rev() {
+        p = p.mul_add(a, *c);
+    }
+    let r = 1.0 / p;
+    let r = r * r;
+    let r = r * r;
+    let r = r * r;
+    let tail = r * r;
+    v * if v >= 0.0 { 1.0 - tail } else { tail }
+}
+
+#[inline(always)]
+fn gelu_coarse_slice(x: &[f32], out: &mut [f32]) {
+    map_wide(x, out, gelu_coarse);
+}
+
+dispatch!(fn gelu_coarse_slice_best(x: &[f32], out: &mut [f32]) => gelu_coarse_slice);
+
 /// `out = f(x)` elementwise, 32 values at a time: an activation is a long chain of dependent
 /// operations (divisions, polynomials, `exp`), and a fixed 32-wide block gives the CPU four
 /// independent AVX2 chains (two on AVX-512) to overlap. The exact GELU ran 10 % faster
@@ -128,14 +166,23 @@ impl Gelu {
         }
     }
 
-    /// The activation of 16 values, for a kernel's epilogue to apply to a vector register
-    /// where it stands (inlined, so it vectorises in the caller's instruction set): the
-    /// same operations, so the same bits, as [`Self::slice_kernel`].
+    /// [`Self::slice_kernel`] for outputs that are quantised next (the int8 GEMM's):
+    /// the erf GELU to 1e-6 ([`gelu_coarse`]).
+    pub(super) fn slice_kernel_coarse(self) -> fn(&[f32], &mut [f32]) {
+        match self {
+            Gelu::Erf => gelu_coarse_slice_best,
+            Gelu::Tanh => gelu_tanh_slice_best,
+        }
+    }
+
+    /// [`Self::slice_kernel_coarse`] on 16 values, for a kernel's epilogue to apply to a
+    /// vector register where it stands (inlined, so it vectorises in the caller's
+    /// instruction set): the same operations, so the same bits.
     #[inline(always)]
-    pub(super) fn lanes(self, mut x: [f32; 16]) -> [f32; 16] {
+    pub(super) fn lanes_coarse(self, mut x: [f32; 16]) -> [f32; 16] {
         // Plain loops: `[T; N]::map` or a function pointer stayed out-of-line scalar calls.
         match self {
-            Gelu::Erf => x.iter_mut().for_each(|v| *v = gelu(*v)),
+            Gelu::Erf => x.iter_mut().for_each(|v| *v = gelu_coarse(*v)),
             Gelu::Tanh => x.iter_mut().for_each(|v| *v = gelu_tanh_of(*v)),
         }
         x
@@ -269,3 +316,36 @@ fn gelu_tanh_bwd_slice(x: &[f32], dy: &[f32], dx: &mut [f32]) {
 }
 
 dispatch!(fn gelu_tanh_bwd_best(x: &[f32], dy: &[f32], dx: &mut [f32]) => gelu_tanh_bwd_slice);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(v: f64) -> f64 {
+        0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2))
+    }
+
+    #[test]
+    fn coarse_gelu_stays_within_1e_6_of_the_exact_one() {
+        let xs: Vec<f32> = (0..=480_000).map(|i| i as f32 / 20_000.0 - 12.0).collect();
+        let mut out = vec![0f32; xs.len()];
+        gelu_coarse_slice_best(&xs, &mut out);
+        let worst = (xs.iter().zip(&out))
+            .map(|(&x, &y)| (y as f64 - exact(x as f64)).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-6, "largest error {worst:e}");
+        // Far out it is the identity or zero, and it passes NaN through.
+        for (x, want) in [(1e4f32, 1e4f32), (-1e4, 0.0), (0.0, 0.0)] {
+            assert_eq!(gelu_coarse(x), want, "{x}");
+        }
+        assert!(gelu_coarse(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn coarse_gelu_lanes_equal_its_slice_kernel() {
+        let x: [f32; 16] = std::array::from_fn(|i| i as f32 * 0.61 - 4.7);
+        let mut slice = [0f32; 16];
+        Gelu::Erf.slice_kernel_coarse()(&x, &mut slice);
+        assert_eq!(Gelu::Erf.lanes_coarse(x), slice);
+    }
+}

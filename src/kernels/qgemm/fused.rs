@@ -174,7 +174,7 @@ unsafe fn store(sums: &[[std::arch::x86_64::__m512i; PANELS]], out: &BlockOut, f
             // call and its constants' set-up per 64 values: 7 % of a BERT-base pass).
             let y = match out.act {
                 Some(act) => std::mem::transmute::<[f32; 16], __m512>(
-                    act.lanes(std::mem::transmute::<__m512, [f32; 16]>(y)),
+                    act.lanes_coarse(std::mem::transmute::<__m512, [f32; 16]>(y)),
                 ),
                 None => y,
             };

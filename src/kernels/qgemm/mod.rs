@@ -327,7 +327,7 @@ fn store_rows(g: Gemm, (r0, c0): (usize, usize), acc: &[[i32; NR]], scratch: &mu
     // The whole tile at once: the activation's kernel runs 32 values per step.
     let y = match act {
         Some(act) => {
-            act.slice_kernel()(&y[..valid * NR], &mut gy[..valid * NR]);
+            act.slice_kernel_coarse()(&y[..valid * NR], &mut gy[..valid * NR]);
             gy
         }
         None => y,

@@ -563,3 +563,34 @@ fn fused_training_attention_matches_composite_with_padding_and_dropout() {
         }
     }
 }
+
+#[test]
+fn bf16_projections_get_the_attention_of_the_same_values_in_f32() {
+    // A projection that rounds q, k and v to bf16 as it stores them gets exactly the context
+    // the same values get as f32 (the kernel rounds f32 operands to the same bf16); where
+    // bf16 products do not run, the bf16 input is widened first.
+    let dev = Device::Cpu;
+    for (t, d) in ATTENTION_SHAPES {
+        let (heads, lens) = (3, [t, t.div_ceil(2), 1, 0]);
+        let h = heads * d;
+        let qkv = Tensor::randn(0f32, 1.0, (lens.len(), t, 3 * h), &dev)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let wide = qkv.to_dtype(DType::F32).unwrap();
+        let mask: Vec<f32> = (0..lens.len() * t)
+            .map(|i| (i % t < lens[i / t]) as u8 as f32)
+            .collect();
+        let mask = Tensor::from_vec(mask, (lens.len(), t), &dev).unwrap();
+        for products in [AttentionProducts::F32, AttentionProducts::Bf16Where2x] {
+            let run = |x: &Tensor| {
+                bert4rs::kernels::fused_attention(x, &mask, heads, 0.125, products)
+                    .unwrap()
+                    .unwrap()
+            };
+            let (got, want) = (run(&qkv), run(&wide));
+            assert_eq!(got.dtype(), DType::F32);
+            assert_eq!(max_diff(&got, &want), 0.0, "t={t} d={d} {products:?}");
+        }
+    }
+}

@@ -235,6 +235,18 @@ impl Int8Weight {
         self.q.len() + 4 * self.scale.len() + self.dynamic.as_ref().map_or(0, |(p, _)| p.bytes())
     }
 
+    /// [`Self::linear`] (no activation) with the outputs rounded to bf16 as they are stored
+    /// ([`qgemm::gemm_bf16`]); `None` for weight-only int8, which computes in f32.
+    pub fn linear_bf16(&self, x: &[f32], rows: usize, b: &[f32]) -> Option<Vec<half::bf16>> {
+        let (packed, width) = self.dynamic.as_ref()?;
+        assert!(
+            x.len() == rows * self.k && b.len() == self.rows(),
+            "Int8Weight::linear_bf16 shapes"
+        ); // ok: the layer checks shapes before calling
+        let a = qgemm::quantize_rows(x, rows, self.k, self.inv_smooth.as_deref(), *width);
+        Some(qgemm::gemm_bf16(&a, packed, &self.scale, b))
+    }
+
     /// `act(x [rows, k] · Wᵀ + b)` → `[rows, n]`, any number of rows (taken [`MAX_ROWS`] at
     /// a time: each group streams the weights once).
     pub fn linear(&self, x: &[f32], rows: usize, b: &[f32], act: Option<Gelu>) -> Vec<f32> {

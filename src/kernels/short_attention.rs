@@ -33,10 +33,10 @@ pub(super) const MAX_ROWS: usize = 6;
 /// One (sequence, head): `t` rows of q, k and v at row stride `ld` (the packed projection),
 /// the sequence's key mask (1 = token), the score scale, and where the `t × d` context goes
 /// (row stride `out_ld`).
-pub(super) struct Head<'a> {
-    pub(super) q: *const f32,
-    pub(super) k: *const f32,
-    pub(super) v: *const f32,
+pub(super) struct Head<'a, T = f32> {
+    pub(super) q: *const T,
+    pub(super) k: *const T,
+    pub(super) v: *const T,
     pub(super) ld: usize,
     pub(super) d: usize,
     pub(super) keys: &'a [f32],

@@ -4,7 +4,8 @@
 //! and softmax stay f32. The result equals f32 attention on the rounded operands up to the
 //! order of the sums. Pairs of depth values share a 32-bit lane: k is transposed as pairs
 //! `(k[j][2c], k[j][2c+1])` per key, v interleaved as `(v[2j][u], v[2j+1][u])` per column.
-//! Padded keys add exact zeros, as in the f32 kernel.
+//! Padded keys add exact zeros, as in the f32 kernel. q, k and v come as f32 or as bf16
+//! bits ([`Operand`]) that the Q/K/V projection already rounded the same way.
 
 #[cfg(target_arch = "x86_64")]
 use super::short_attention::{by_block_shape, probabilities, transpose16, visible_keys};
@@ -24,12 +25,74 @@ pub(super) fn scratch_len(t: usize, d: usize) -> usize {
     d / 2 * tp + tp / 2 * d + MAX_ROWS * (d / 2 + tp / 2)
 }
 
+/// What q, k and v are read from: f32 (rounded to bf16 here, to nearest even) or bf16 bits.
+pub(super) trait Operand: Copy {
+    /// The 32 values at `src` as bf16, in order: 16 words of pairs `(src[2i], src[2i+1])`.
+    ///
+    /// # Safety
+    /// AVX-512F and BF16 present; 32 values readable at `src`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn pairs(src: *const Self) -> __m512;
+
+    /// The 16 values at `lo` then the 16 at `hi` (zeros for `None`) as 32 bf16 words.
+    ///
+    /// # Safety
+    /// As [`Self::pairs`], 16 values readable at each pointer given.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn two_rows(lo: Option<*const Self>, hi: Option<*const Self>) -> __m512i;
+}
+
+impl Operand for f32 {
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn pairs(src: *const f32) -> __m512 {
+        let x = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src.add(16)), _mm512_loadu_ps(src));
+        std::mem::transmute::<__m512bh, __m512>(x)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn two_rows(lo: Option<*const f32>, hi: Option<*const f32>) -> __m512i {
+        // No closures here: they would be compiled without the caller's target features.
+        let (mut l, mut h) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        if let Some(p) = lo {
+            l = _mm512_loadu_ps(p);
+        }
+        if let Some(p) = hi {
+            h = _mm512_loadu_ps(p);
+        }
+        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(h, l))
+    }
+}
+
+/// bf16 bits.
+impl Operand for u16 {
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn pairs(src: *const u16) -> __m512 {
+        _mm512_loadu_ps(src as *const f32)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn two_rows(lo: Option<*const u16>, hi: Option<*const u16>) -> __m512i {
+        let (mut l, mut h) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        if let Some(p) = lo {
+            l = _mm256_loadu_si256(p as *const __m256i);
+        }
+        if let Some(p) = hi {
+            h = _mm256_loadu_si256(p as *const __m256i);
+        }
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(l), h)
+    }
+}
+
 /// `softmax(scale · q·kᵀ + mask) · v` for one head with bf16 products.
 ///
 /// # Safety
 /// As [`super::short_attention::attend`], with [`fits`] and [`scratch_len`] of this module.
 #[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn attend(head: &Head, scratch: &mut [f32]) {
+pub(super) unsafe fn attend<T: Operand>(head: &Head<T>, scratch: &mut [f32]) {
     debug_assert!(
         fits(head.keys.len(), head.d) && scratch.len() >= scratch_len(head.keys.len(), head.d)
     );
@@ -37,14 +100,17 @@ pub(super) unsafe fn attend(head: &Head, scratch: &mut [f32]) {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) unsafe fn attend(_head: &Head, _scratch: &mut [f32]) {
+pub(super) unsafe fn attend<T: Operand>(_head: &Head<T>, _scratch: &mut [f32]) {
     unreachable!("fits() is false off x86-64") // ok: callers check `fits` first
 }
 
 /// [`attend`] with `KV` vectors of 16 keys and `R` query rows a block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")]
-unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mut [f32]) {
+unsafe fn attend_rows<const R: usize, const KV: usize>(
+    head: &Head<impl Operand>,
+    scratch: &mut [f32],
+) {
     let (t, d, tp) = (head.keys.len(), head.d, KV * 16);
     let kt = scratch.as_mut_ptr() as *mut u32;
     let v2 = kt.add(d / 2 * tp);
@@ -85,20 +151,12 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(head: &Head, scratch: &mu
     }
 }
 
-/// The 32 floats at `src` as bf16, in order: 16 words of pairs `(src[2i], src[2i+1])`.
+/// `d` values from `src` as bf16 pairs into `dst` (`d / 2` words).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn bf16_pairs(src: *const f32) -> __m512 {
-    let x = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src.add(16)), _mm512_loadu_ps(src));
-    std::mem::transmute::<__m512bh, __m512>(x)
-}
-
-/// `d` floats from `src` as bf16 pairs into `dst` (`d / 2` words).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn to_bf16(src: *const f32, d: usize, dst: *mut u32) {
+unsafe fn to_bf16<T: Operand>(src: *const T, d: usize, dst: *mut u32) {
     for c in (0..d).step_by(32) {
-        _mm512_storeu_ps(dst.add(c / 2) as *mut f32, bf16_pairs(src.add(c)));
+        _mm512_storeu_ps(dst.add(c / 2) as *mut f32, T::pairs(src.add(c)));
     }
 }
 
@@ -106,13 +164,13 @@ unsafe fn to_bf16(src: *const f32, d: usize, dst: *mut u32) {
 /// zero for the padding keys `j ≥ t`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn keys(head: &Head, tp: usize, kt: *mut u32) {
+unsafe fn keys<T: Operand>(head: &Head<T>, tp: usize, kt: *mut u32) {
     let t = head.keys.len();
     for j0 in (0..tp).step_by(16) {
         for c0 in (0..head.d).step_by(32) {
             let mut rows = [_mm512_setzero_ps(); 16];
             for (i, row) in rows.iter_mut().enumerate().take(t.saturating_sub(j0)) {
-                *row = bf16_pairs(head.k.add((j0 + i) * head.ld + c0));
+                *row = T::pairs(head.k.add((j0 + i) * head.ld + c0));
             }
             for (i, col) in transpose16(rows).iter().enumerate() {
                 _mm512_storeu_ps(kt.add((c0 / 2 + i) * tp + j0) as *mut f32, *col);
@@ -125,7 +183,7 @@ unsafe fn keys(head: &Head, tp: usize, kt: *mut u32) {
 /// v[2jp+1][u])`, zero past the sequence.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn values(head: &Head, tp: usize, v2: *mut u32) {
+unsafe fn values<T: Operand>(head: &Head<T>, tp: usize, v2: *mut u32) {
     let t = head.keys.len();
     let mut idx = [0i16; 32];
     for i in 0..16 {
@@ -136,17 +194,9 @@ unsafe fn values(head: &Head, tp: usize, v2: *mut u32) {
     for jp in 0..tp / 2 {
         let (j, d) = (2 * jp, head.d);
         for u0 in (0..d).step_by(16) {
-            let lo = if j < t {
-                _mm512_loadu_ps(head.v.add(j * head.ld + u0))
-            } else {
-                _mm512_setzero_ps()
-            };
-            let hi = if j + 1 < t {
-                _mm512_loadu_ps(head.v.add((j + 1) * head.ld + u0))
-            } else {
-                _mm512_setzero_ps()
-            };
-            let x = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+            let row = |j: usize| (j < t).then(|| head.v.add(j * head.ld + u0));
+            let (lo, hi) = (row(j), row(j + 1));
+            let x = T::two_rows(lo, hi);
             _mm512_storeu_si512(
                 v2.add(jp * d + u0) as *mut _,
                 _mm512_permutexvar_epi16(idx, x),

@@ -349,6 +349,58 @@ impl Linear {
         Ok(Tensor::from_vec(y, (rows, p.rows()), x2.device())?)
     }
 
+    /// [`Self::forward`] rounded to bf16, for a consumer that multiplies in bf16 anyway:
+    /// `Some` for a dynamically quantised int8 layer, whose GEMM rounds each output as it
+    /// stores it (half the bytes to write and read back); `None` for any other layer.
+    pub fn forward_bf16_output(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let Some(q) = self.int8.as_deref().filter(|q| q.is_dynamic()) else {
+            return Ok(None);
+        };
+        let (dims, rows, x2) = self.rows_of(x, q)?;
+        let b = &self.bias_or_zeros(q.rows(), x2.device())?;
+        let y = kernels::with_f32(&x2, |xv| {
+            kernels::with_f32(b, |bv| Ok(q.linear_bf16(xv, rows, bv)))
+        })?;
+        let Some(y) = y else { return Ok(None) };
+        let mut out_dims = dims;
+        if let Some(last) = out_dims.last_mut() {
+            *last = q.rows();
+        }
+        Ok(Some(Tensor::from_vec(y, out_dims, x2.device())?))
+    }
+
+    /// `x` as the `[rows, in]` f32 matrix the int8 weight `q` multiplies (its dims and
+    /// row count beside it), checked: inference only, `in` features.
+    fn rows_of(&self, x: &Tensor, q: &Int8Weight) -> Result<(Vec<usize>, usize, Tensor)> {
+        let in_dim = x.dim(D::Minus1)?;
+        let rows = x.elem_count() / in_dim.max(1);
+        let x2 = x.reshape((rows, in_dim))?;
+        self.check_int8_input(q, &x2)?;
+        Ok((
+            x.dims().to_vec(),
+            rows,
+            x2.to_dtype(DType::F32)?.contiguous()?,
+        ))
+    }
+
+    /// Refuses a gradient-tracking input or one of the wrong width for the int8 weight `q`.
+    fn check_int8_input(&self, q: &Int8Weight, x2: &Tensor) -> Result<()> {
+        if x2.track_op() {
+            return Err(Error::Invalid(
+                "an int8 layer is for inference only: no gradient flows through it".into(),
+            ));
+        }
+        if x2.dim(1)? != q.cols() {
+            return Err(Error::Invalid(format!(
+                "int8 linear: input of {} features for a [{}, {}] weight",
+                x2.dim(1)?,
+                q.rows(),
+                q.cols()
+            )));
+        }
+        Ok(())
+    }
+
     /// `act(x2 [rows, in] · wᵀ + b)` through the int8 weight (inference only: no gradient
     /// flows through).
     fn forward_int8(
@@ -358,19 +410,8 @@ impl Linear {
         rows: usize,
         act: Option<Gelu>,
     ) -> Result<Tensor> {
-        if x2.track_op() {
-            return Err(Error::Invalid(
-                "an int8 layer is for inference only: no gradient flows through it".into(),
-            ));
-        }
+        self.check_int8_input(q, x2)?;
         let n = q.rows();
-        if x2.dim(1)? != q.cols() {
-            return Err(Error::Invalid(format!(
-                "int8 linear: input of {} features for a [{n}, {}] weight",
-                x2.dim(1)?,
-                q.cols()
-            )));
-        }
         let b = &self.bias_or_zeros(n, x2.device())?;
         let x2 = x2.to_dtype(DType::F32)?.contiguous()?;
         let y = kernels::with_f32(&x2, |xv| {

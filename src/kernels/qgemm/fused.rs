@@ -10,6 +10,7 @@
 //! Same integers and the same f32 operations in the same order as the plain store, so the
 //! same bits.
 
+use super::dst::{bf16_bits, Dst};
 use super::tiles::NR;
 use crate::kernels::gelu::Gelu;
 
@@ -27,7 +28,7 @@ pub(super) struct BlockOut<'a> {
     pub(super) wscale: &'a [f32],
     pub(super) bias: &'a [f32],
     pub(super) act: Option<Gelu>,
-    pub(super) dst: *mut f32,
+    pub(super) dst: Dst,
     pub(super) ld: usize,
 }
 
@@ -178,7 +179,10 @@ unsafe fn store(sums: &[[std::arch::x86_64::__m512i; PANELS]], out: &BlockOut, f
                 ),
                 None => y,
             };
-            _mm512_storeu_ps(dst.add(p * NR), y);
+            match dst.add(p * NR) {
+                Dst::F32(o) => _mm512_storeu_ps(o.get(), y),
+                Dst::Bf16(o) => _mm256_storeu_si256(o.get() as *mut __m256i, bf16_bits(y)),
+            }
         }
     }
 }

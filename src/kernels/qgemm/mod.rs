@@ -30,6 +30,7 @@
 //! the weight with `vpsignb`) made BERT-base 8 × 128 35 % slower (617 → 838 ms) for a
 //! small gain (MiniLM's worst test-sentence cosine 0.9939 → 0.9941).
 
+mod dst;
 mod fused;
 mod quantize;
 mod tiles;
@@ -38,6 +39,7 @@ pub use quantize::{quantize_rows, CodeWidth, QuantRows};
 
 use super::common::OutPtr;
 use super::gelu::Gelu;
+use dst::Dst;
 use fused::{BlockFn, BlockOut, PANELS};
 use quantize::Codes;
 use rayon::prelude::*;
@@ -129,23 +131,49 @@ pub fn gemm(
     act: Option<Gelu>,
 ) -> Vec<f32> {
     let avx2 = crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
-    gemm_with(a, w, (wscale, bias, act), avx2)
+    gemm_to(a, w, (wscale, bias, act), avx2, |p| Dst::F32(OutPtr(p)))
+}
+
+/// [`gemm`]'s outputs rounded to bf16 (to nearest even, as `half::bf16::from_f32`) as they
+/// are stored: for a consumer that multiplies in bf16 anyway (the encoder's attention
+/// with bf16 products), half the bytes to write and to read back.
+pub fn gemm_bf16(a: &QuantRows, w: &PackedI8, wscale: &[f32], bias: &[f32]) -> Vec<half::bf16> {
+    let avx2 = crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
+    gemm_to(a, w, (wscale, bias, None), avx2, |p: *mut half::bf16| {
+        Dst::Bf16(OutPtr(p as *mut u16))
+    })
 }
 
 /// What the store applies to a tile's sums: the weight's scales, the bias, the activation.
 type Epilogue<'a> = (&'a [f32], &'a [f32], Option<Gelu>);
 
-/// [`gemm`] with the AVX2 tile and store (`avx2`, where present) or the plain ones.
-fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool) -> Vec<f32> {
+/// [`gemm_with`] into a new `Vec<T>` that `dst` addresses.
+fn gemm_to<T>(
+    a: &QuantRows,
+    w: &PackedI8,
+    epi: Epilogue,
+    avx2: bool,
+    dst: impl FnOnce(*mut T) -> Dst,
+) -> Vec<T> {
+    let len = a.rows * w.n;
+    // Not zeroed first (a page-sized memset per layer showed in profiles): the tiles cover
+    // every row < rows and column < n, each written exactly once.
+    let mut out = Vec::<T>::with_capacity(len);
+    gemm_with(a, w, epi, avx2, dst(out.as_mut_ptr()));
+    // SAFETY: `gemm_with` wrote every element.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// [`gemm`] into `dst` (`[rows, n]`, every element written) with the AVX2 tile and store
+/// (`avx2`, where present) or the plain ones.
+fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool, dst: Dst) {
     let (rows, n) = (a.rows, w.n);
     let (wscale, bias, _) = epi;
     assert!(
         a.kp == w.kp() && wscale.len() == n && bias.len() == n,
         "qgemm::gemm shapes"
     ); // ok: Int8Weight checks shapes before calling
-       // Not zeroed first (a page-sized memset per layer showed in profiles): the tiles
-       // below cover every row < rows and column < n, each written exactly once.
-    let mut out = Vec::<f32>::with_capacity(rows * n);
     let avx2 = avx2 && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
     let fused = avx2 && tiles::has_vnni() && !matches!(a.codes, Codes::Wide(_));
     let mr = tile_rows(rows, fused);
@@ -156,9 +184,8 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool) -> Vec<f32>
     let tile_block = 16usize.min(tiles).max(1);
     // As many as a fused block takes, so whole tasks run fused.
     let panel_block = PANELS;
-    let dst = OutPtr(out.as_mut_ptr());
     if rows == 0 || n == 0 {
-        return out;
+        return;
     }
     let blocks = Blocks {
         mr,
@@ -185,9 +212,6 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool) -> Vec<f32>
         Codes::Wide(q) => run_tiles(q, Tile::wide(avx2), blocks, g, None),
         Codes::Split(q) => run_tiles(q, Tile::split(avx2), blocks, g, block_for(avx2, mr, true)),
     }
-    // SAFETY: every element was written above (see the comment at the allocation).
-    unsafe { out.set_len(rows * n) };
-    out
 }
 
 /// How [`gemm_with`] splits the work: `tiles` row tiles of `mr` rows × `panels` weight
@@ -208,7 +232,7 @@ struct Gemm<'a> {
     a: &'a QuantRows,
     w: &'a PackedI8,
     epi: Epilogue<'a>,
-    dst: OutPtr,
+    dst: Dst,
     avx2: bool,
 }
 
@@ -280,7 +304,7 @@ fn run_block<T>(block: BlockFn<T>, a: &[T], rows: std::ops::Range<usize>, p0: us
         bias: &g.epi.1[cols.clone()],
         act: g.epi.2,
         // SAFETY: inside `out` (rows < a.rows, columns < n); each task writes its own.
-        dst: unsafe { g.dst.get().add(rows.start * n + cols.start) },
+        dst: unsafe { g.dst.add(rows.start * n + cols.start) },
         ld: n,
     };
     let b = &g.w.panels[p0 * NR * kp..][..PANELS * NR * kp];
@@ -333,175 +357,19 @@ fn store_rows(g: Gemm, (r0, c0): (usize, usize), acc: &[[i32; NR]], scratch: &mu
         None => y,
     };
     for i in 0..valid {
-        // SAFETY: each task writes only its own tiles' outputs, inside `out`.
-        let o = unsafe { std::slice::from_raw_parts_mut(g.dst.get().add((r0 + i) * n + c0), cols) };
         let row = &y[i * NR..][..NR];
-        match o.len() {
-            // A whole panel: a fixed-size copy, inlined (a `memmove` call per row showed
-            // as 2.5 % of a MiniLM pass).
-            NR => o.copy_from_slice(row),
-            _ => o.copy_from_slice(&row[..cols]),
+        // SAFETY: each task writes only its own tiles' outputs, inside `out`.
+        unsafe {
+            let o = g.dst.add((r0 + i) * n + c0);
+            match cols {
+                // A whole panel: a fixed-size copy, inlined (a `memmove` call per row
+                // showed as 2.5 % of a MiniLM pass).
+                NR => o.write(row),
+                _ => o.write(&row[..cols]),
+            }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const WIDTHS: [CodeWidth; 3] = [CodeWidth::U7, CodeWidth::U8, CodeWidth::Wide];
-
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f32 / 506.0 - 1.0) * 0.5)
-            .collect()
-    }
-
-    fn weights(n: usize, k: usize) -> Vec<i8> {
-        (0..n * k)
-            .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
-            .collect()
-    }
-
-    fn code(a: &QuantRows, i: usize) -> i64 {
-        a.codes.levels(a.kp)[i] as i64
-    }
-
-    #[test]
-    fn sums_are_the_exact_integer_products_for_any_shape() {
-        for width in WIDTHS {
-            for (rows, n, k) in [(1, 1, 1), (5, 17, 7), (13, 33, 64), (7, 16, 130)] {
-                let x = values(rows * k, rows + n);
-                let wq = weights(n, k);
-                let a = quantize_rows(&x, rows, k, None, width);
-                let w = PackedI8::pack(&wq, n, k);
-                let (ws, b) = (vec![1f32; n], vec![0f32; n]);
-                let out = gemm(&a, &w, &ws, &b, None);
-                for r in 0..rows {
-                    for o in 0..n {
-                        let exact: i64 = (0..k)
-                            .map(|i| {
-                                (code(&a, r * a.kp + i) - a.zero[r] as i64) * wq[o * k + i] as i64
-                            })
-                            .sum();
-                        let want = exact as f32 * a.scale[r];
-                        let got = out[r * n + o];
-                        assert!(
-                            (got - want).abs() <= want.abs() * 1e-6 + 1e-6,
-                            "{width:?} [{rows},{n},{k}] ({r},{o}): {got} vs {want}"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn wide_codes_bring_the_product_within_a_fine_step_of_f32() {
-        let (rows, n, k) = (4, 24, 96);
-        let x = values(rows * k, 11);
-        let wq = weights(n, k);
-        let w = PackedI8::pack(&wq, n, k);
-        let (ws, b) = (vec![1f32; n], vec![0f32; n]);
-        let err = |width| {
-            let out = gemm(&quantize_rows(&x, rows, k, None, width), &w, &ws, &b, None);
-            (0..rows * n)
-                .map(|i| {
-                    let (r, o) = (i / n, i % n);
-                    let f: f32 = (0..k).map(|j| x[r * k + j] * wq[o * k + j] as f32).sum();
-                    (out[i] - f).abs()
-                })
-                .fold(0f32, f32::max)
-        };
-        let (u7, wide) = (err(CodeWidth::U7), err(CodeWidth::Wide));
-        // 4095 steps against 127: the rounding error shrinks ~32×.
-        assert!(wide * 16.0 < u7, "wide {wide} vs 7-bit {u7}");
-    }
-
-    #[test]
-    fn a_row_gives_the_same_bits_alone_and_in_a_batch() {
-        // 150 columns: fused 64-column blocks (on VNNI) and a partial panel.
-        let (rows, n, k) = (11, 150, 96);
-        let x = values(rows * k, 3);
-        let w = PackedI8::pack(&weights(n, k), n, k);
-        let (ws, b) = (values(n, 4), values(n, 5));
-        for width in WIDTHS {
-            let all = gemm(&quantize_rows(&x, rows, k, None, width), &w, &ws, &b, None);
-            for r in 0..rows {
-                let one = gemm(
-                    &quantize_rows(&x[r * k..][..k], 1, k, None, width),
-                    &w,
-                    &ws,
-                    &b,
-                    None,
-                );
-                assert_eq!(one, all[r * n..][..n], "{width:?}");
-            }
-        }
-    }
-
-    /// 8-bit codes are bytes on a VNNI CPU and i16 elsewhere: both must give the same bits.
-    #[test]
-    fn eight_bit_codes_give_the_same_bits_as_bytes_and_as_i16() {
-        let (rows, n, k) = (9, 35, 70);
-        let x = values(rows * k, 12);
-        let w = PackedI8::pack(&weights(n, k), n, k);
-        let (ws, b) = (values(n, 13), values(n, 14));
-        let a = quantize_rows(&x, rows, k, None, CodeWidth::U8);
-        let other = match &a.codes {
-            Codes::Bytes(q) => Codes::Wide(q.iter().map(|v| *v as i16).collect()),
-            Codes::Wide(q) => Codes::Bytes(q.iter().map(|v| *v as u8).collect()),
-            Codes::Split(_) => unreachable!("8-bit codes are never split"),
-        };
-        let b8 = QuantRows {
-            codes: other,
-            scale: a.scale.clone(),
-            zero: a.zero.clone(),
-            ..a
-        };
-        assert_eq!(a.qmax, 255);
-        assert_eq!(gemm(&a, &w, &ws, &b, None), gemm(&b8, &w, &ws, &b, None));
-    }
-
-    /// Wide enough for fused 64-column blocks (where VNNI has them) beside a partial
-    /// panel, with partial row tiles of both heights (7, 13 and 20 rows take 4-row tiles,
-    /// 17 rows 6-row ones), with and without an activation.
-    #[test]
-    fn fused_blocks_give_the_bits_of_the_plain_tile_and_store() {
-        let (n, k) = (150, 96);
-        let w = PackedI8::pack(&weights(n, k), n, k);
-        let (ws, b) = (values(n, 15), values(n, 16));
-        for rows in [7, 13, 17, 20] {
-            let x = values(rows * k, rows);
-            for (width, act) in WIDTHS
-                .into_iter()
-                .flat_map(|w| [(w, None), (w, Some(Gelu::Erf)), (w, Some(Gelu::Tanh))])
-            {
-                let a = quantize_rows(&x, rows, k, None, width);
-                let simd = gemm(&a, &w, &ws, &b, act);
-                assert_eq!(
-                    gemm_with(&a, &w, (&ws, &b, act), false),
-                    simd,
-                    "{width:?} {act:?}"
-                );
-                assert!(simd.iter().all(|v| v.is_finite()));
-            }
-        }
-    }
-
-    #[test]
-    fn a_cpu_without_avx2_computes_the_same_bits() {
-        let (rows, n, k) = (9, 35, 70);
-        let x = values(rows * k, 6);
-        let w = PackedI8::pack(&weights(n, k), n, k);
-        let (ws, b) = (values(n, 7), values(n, 8));
-        for width in WIDTHS {
-            let a = quantize_rows(&x, rows, k, None, width);
-            assert_eq!(
-                gemm_with(&a, &w, (&ws, &b, None), false),
-                gemm(&a, &w, &ws, &b, None),
-                "{width:?}"
-            );
-        }
-    }
-}
+mod tests;

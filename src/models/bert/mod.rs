@@ -199,9 +199,17 @@ impl BertSelfAttention {
             return Ok(ctx.transpose(1, 2)?.reshape((b, t, h))?);
         }
         if let (QkvProjections::Fused(qkv), false) = (&self.projections, train) {
-            let packed = qkv.forward(x)?;
             let heads = self.num_heads;
             let products = attention_products(qkv);
+            // Where attention multiplies in bf16, the projection rounds as it stores.
+            let bf16 = match products.runs_bf16(t, self.head_dim) {
+                true => qkv.forward_bf16_output(x)?,
+                false => None,
+            };
+            let packed = match bf16 {
+                Some(packed) => packed,
+                None => qkv.forward(x)?,
+            };
             if let Some(ctx) = kernels::fused_attention(&packed, key_mask, heads, scale, products)?
             {
                 return Ok(ctx);

@@ -40,6 +40,18 @@ pub(super) trait Operand: Copy {
     /// As [`Self::pairs`], 16 values readable at each pointer given.
     #[cfg(target_arch = "x86_64")]
     unsafe fn two_rows(lo: Option<*const Self>, hi: Option<*const Self>) -> __m512i;
+
+    /// A block's query rows (`d` values at each of `rows`) as bf16 pair words: f32 rows
+    /// rounded into `buf` (row `r` at `r·d/2`), bf16 rows read where they lie.
+    ///
+    /// # Safety
+    /// As [`Self::pairs`] for every row; `buf` holds `R·d/2` words.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn query_rows<const R: usize>(
+        rows: [*const Self; R],
+        d: usize,
+        buf: *mut u32,
+    ) -> [*const u32; R];
 }
 
 impl Operand for f32 {
@@ -63,6 +75,24 @@ impl Operand for f32 {
         }
         std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(h, l))
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn query_rows<const R: usize>(
+        rows: [*const f32; R],
+        d: usize,
+        buf: *mut u32,
+    ) -> [*const u32; R] {
+        let mut out = [buf as *const u32; R];
+        for (r, (o, src)) in out.iter_mut().zip(rows).enumerate() {
+            let dst = buf.add(r * d / 2);
+            for c in (0..d).step_by(32) {
+                _mm512_storeu_ps(dst.add(c / 2) as *mut f32, f32::pairs(src.add(c)));
+            }
+            *o = dst;
+        }
+        out
+    }
 }
 
 /// bf16 bits.
@@ -84,6 +114,17 @@ impl Operand for u16 {
             h = _mm256_loadu_si256(p as *const __m256i);
         }
         _mm512_inserti64x4::<1>(_mm512_castsi256_si512(l), h)
+    }
+
+    /// No copy (a copy loop here became a `memcpy` call per row).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn query_rows<const R: usize>(
+        rows: [*const u16; R],
+        _d: usize,
+        _buf: *mut u32,
+    ) -> [*const u32; R] {
+        rows.map(|p| p as *const u32)
     }
 }
 
@@ -122,14 +163,12 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(
     for first in (0..t).step_by(R) {
         let rows = R.min(t - first);
         // Past the last row the block repeats it (computed, never stored).
-        for r in 0..R {
-            to_bf16(
-                head.q.add((first + r.min(rows - 1)) * head.ld),
-                d,
-                qb.add(r * d / 2),
-            );
+        let mut q = [head.q; R];
+        for (r, qr) in q.iter_mut().enumerate() {
+            *qr = head.q.add((first + r.min(rows - 1)) * head.ld);
         }
-        let s = scores::<R, KV>(qb, kt, d / 2);
+        let q = Operand::query_rows(q, d, qb);
+        let s = scores::<R, KV>(q, kt, d / 2);
         for (r, sr) in s.iter().enumerate() {
             let pr = probabilities::<KV>(sr, &visible, head.scale, t);
             for (v, pv) in pr.iter().enumerate() {
@@ -148,15 +187,6 @@ unsafe fn attend_rows<const R: usize, const KV: usize>(
                 _ => context::<R, 4>(pb, tp / 2, (v, d, pairs), (o, head.out_ld, rows)),
             }
         }
-    }
-}
-
-/// `d` values from `src` as bf16 pairs into `dst` (`d / 2` words).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn to_bf16<T: Operand>(src: *const T, d: usize, dst: *mut u32) {
-    for c in (0..d).step_by(32) {
-        _mm512_storeu_ps(dst.add(c / 2) as *mut f32, T::pairs(src.add(c)));
     }
 }
 
@@ -209,7 +239,7 @@ unsafe fn values<T: Operand>(head: &Head<T>, tp: usize, v2: *mut u32) {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn scores<const R: usize, const KV: usize>(
-    qb: *const u32,
+    q: [*const u32; R],
     kt: *const u32,
     half: usize,
 ) -> [[__m512; KV]; R] {
@@ -221,7 +251,7 @@ unsafe fn scores<const R: usize, const KV: usize>(
         }
         for (r, ar) in acc.iter_mut().enumerate() {
             let qv = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(
-                *qb.add(r * half + c) as i32,
+                q[r].add(c).read_unaligned() as i32,
             ));
             for (a, kv) in ar.iter_mut().zip(&k) {
                 *a = _mm512_dpbf16_ps(*a, qv, std::mem::transmute::<__m512i, __m512bh>(*kv));

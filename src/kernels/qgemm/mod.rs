@@ -33,6 +33,7 @@
 mod dst;
 mod fused;
 mod quantize;
+mod row;
 mod tiles;
 
 pub use quantize::{quantize_rows, CodeWidth, QuantRows};

@@ -4,6 +4,7 @@
 //! multiplies them exactly) or i16 (12-bit, `Q` = 4095 where the sums allow it, see
 //! [`wide_qmax`]; and 8-bit codes on CPUs without VNNI, for the same sums).
 
+use super::row::{row_codes, Code};
 use super::tiles::{MR, MR_SHORT};
 use crate::kernels::common::filled_by;
 use rayon::prelude::*;
@@ -206,41 +207,6 @@ fn quantize_rows_with(
     }
 }
 
-/// A code type: bytes or i16.
-pub(super) trait Code: Copy + Default + Send + Sync {
-    fn from_level(v: f32) -> Self;
-    /// `q[..8] = levels` (8 × i32, each in [0, Q]), AVX2.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn store8(q: *mut Self, levels: std::arch::x86_64::__m256i);
-}
-
-impl Code for u8 {
-    fn from_level(v: f32) -> Self {
-        v as u8
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn store8(q: *mut u8, c: std::arch::x86_64::__m256i) {
-        use std::arch::x86_64::*;
-        let w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256::<1>(c));
-        let b = _mm_packus_epi16(w, w);
-        (q as *mut i64).write_unaligned(_mm_cvtsi128_si64(b));
-    }
-}
-
-impl Code for i16 {
-    fn from_level(v: f32) -> Self {
-        v as i16
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn store8(q: *mut i16, c: std::arch::x86_64::__m256i) {
-        use std::arch::x86_64::*;
-        let w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256::<1>(c));
-        _mm_storeu_si128(q as *mut __m128i, w);
-    }
-}
-
 /// What quantising a batch of rows reads: `x [rows, k]` (scaled by `inv` per input
 /// channel), its codes padded to `[padded, kp]`, AVX2 or not.
 #[derive(Clone, Copy)]
@@ -317,125 +283,6 @@ fn split_codes_of(g: Grid, qmax: u16, rows_out: (&mut [f32], &mut [i32])) -> Vec
             g.row_codes(r, qmax, wide, sz);
             split_row(wide, qr);
         })
-    }
-}
-
-/// One row's codes (all `qr.len()` of them: zero past `xr`'s length and for a row of
-/// zeros), scale and zero point, with AVX2 where `avx2` is set.
-fn row_codes<T: Code>(
-    xr: &[f32],
-    inv: Option<&[f32]>,
-    qmax: u16,
-    avx2: bool,
-    qr: &mut [T],
-    (s, z): (&mut f32, &mut i32),
-) {
-    let (codes, pad) = qr.split_at_mut(xr.len());
-    pad.fill(T::default());
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: AVX2 + FMA are present.
-        return unsafe {
-            match inv {
-                Some(c) => quantize_row_avx2::<T, true>(xr, c, qmax as f32, codes, s, z),
-                None => quantize_row_avx2::<T, false>(xr, &[], qmax as f32, codes, s, z),
-            }
-        };
-    }
-    let _ = avx2;
-    match inv {
-        Some(c) => quantize_row(xr, c, qmax as f32, codes, s, z),
-        None => quantize_row(xr, &vec![1.0; xr.len()], qmax as f32, codes, s, z),
-    }
-}
-
-/// [`quantize_row`] with AVX2 intrinsics (LLVM's own vectorisation of the plain loop
-/// shuffled lanes back and forth: 10 % of an int8 BERT pass). Same rounding (ties to
-/// even), same order of operations, so the same codes. `SMOOTH`: scale `x` by `c` (else
-/// `c` is not read: the multiply by ones cost a load and a multiply per vector, twice).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn quantize_row_avx2<T: Code, const SMOOTH: bool>(
-    x: &[f32],
-    c: &[f32],
-    qmax: f32,
-    q: &mut [T],
-    s: &mut f32,
-    z: &mut i32,
-) {
-    use std::arch::x86_64::*;
-    let body = x.len() / 8 * 8;
-    let at = |i: usize| match SMOOTH {
-        true => _mm256_mul_ps(
-            _mm256_loadu_ps(x.as_ptr().add(i)),
-            _mm256_loadu_ps(c.as_ptr().add(i)),
-        ),
-        false => _mm256_loadu_ps(x.as_ptr().add(i)),
-    };
-    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for i in (0..body).step_by(8) {
-        let v = at(i);
-        lo = _mm256_min_ps(lo, v);
-        hi = _mm256_max_ps(hi, v);
-    }
-    let (mut l8, mut h8) = ([0f32; 8], [0f32; 8]);
-    _mm256_storeu_ps(l8.as_mut_ptr(), lo);
-    _mm256_storeu_ps(h8.as_mut_ptr(), hi);
-    let tail: Vec<f32> = match SMOOTH {
-        true => x[body..]
-            .iter()
-            .zip(&c[body..])
-            .map(|(v, c)| v * c)
-            .collect(),
-        false => x[body..].to_vec(),
-    };
-    let lo = l8.iter().chain(&tail).fold(0f32, |m, v| m.min(*v));
-    let hi = h8.iter().chain(&tail).fold(0f32, |m, v| m.max(*v));
-    let Some((scale, zf)) = row_grid(lo, hi, qmax) else {
-        // A row of zeros: code 0 with zero point 0.
-        return q.fill(T::default());
-    };
-    (*s, *z) = (scale, zf as i32);
-    let inv = 1.0 / scale;
-    let (vinv, vz) = (_mm256_set1_ps(inv), _mm256_set1_ps(zf));
-    let (zero, top) = (_mm256_setzero_ps(), _mm256_set1_ps(qmax));
-    for i in (0..body).step_by(8) {
-        let v = _mm256_add_ps(_mm256_mul_ps(at(i), vinv), vz);
-        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
-        T::store8(
-            q.as_mut_ptr().add(i),
-            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, zero), top)),
-        );
-    }
-    for (d, v) in q[body..].iter_mut().zip(&tail) {
-        *d = T::from_level((v * inv + zf).round_ties_even().clamp(0.0, qmax));
-    }
-}
-
-/// A row's scale and zero point from its range (which includes 0) on a grid of `qmax`
-/// steps; `None` for an all-zero (or non-finite) row, which keeps `s = 1, z = 0` and
-/// codes 0.
-fn row_grid(lo: f32, hi: f32, qmax: f32) -> Option<(f32, f32)> {
-    let range = hi - lo;
-    if range <= 0.0 || !range.is_finite() {
-        return None;
-    }
-    let s = range / qmax;
-    Some((s, (-lo / s).round_ties_even()))
-}
-
-fn quantize_row<T: Code>(x: &[f32], c: &[f32], qmax: f32, q: &mut [T], s: &mut f32, z: &mut i32) {
-    let x: Vec<f32> = x.iter().zip(c).map(|(v, c)| v * c).collect();
-    let lo = x.iter().fold(0f32, |m, v| m.min(*v));
-    let hi = x.iter().fold(0f32, |m, v| m.max(*v));
-    let Some((scale, zf)) = row_grid(lo, hi, qmax) else {
-        // A row of zeros: code 0 with zero point 0.
-        return q.fill(T::default());
-    };
-    (*s, *z) = (scale, zf as i32);
-    let inv = 1.0 / scale;
-    for (d, v) in q.iter_mut().zip(&x) {
-        *d = T::from_level((v * inv + zf).round_ties_even().clamp(0.0, qmax));
     }
 }
 

@@ -103,6 +103,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--onnx", action="store_true", help="also time onnxruntime on an exported copy")
     ap.add_argument("--int8", action="store_true", help="with --onnx: also time its dynamic int8 copy")
+    ap.add_argument("--int8-only", action="store_true",
+                    help="with --onnx --int8: time only the int8 copy (paired runs, bench/int8_paired.sh)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -117,7 +119,8 @@ def main():
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask, token_type_ids=tt)
 
-    report("torch", args, time_it(run_torch, args.warmup, args.iters))
+    if not args.int8_only:
+        report("torch", args, time_it(run_torch, args.warmup, args.iters))
 
     if args.onnx:
         import onnxruntime as ort
@@ -144,7 +147,8 @@ def main():
         log(f"onnxruntime {ort.__version__}: max |ort - torch| = {diff:.2e}")
         if diff > 1e-3:
             raise SystemExit(f"onnx output differs from torch by {diff}")
-        report("onnxruntime", args, time_it(lambda: sess.run(None, feeds), args.warmup, args.iters))
+        if not args.int8_only:
+            report("onnxruntime", args, time_it(lambda: sess.run(None, feeds), args.warmup, args.iters))
         if args.int8:
             q_path = quantized_onnx(onnx_path)
             qsess = ort.InferenceSession(str(q_path), so, providers=["CPUExecutionProvider"])

@@ -105,14 +105,16 @@ impl CustomOp2 for AttentionOp {
         let shape = (b, t, h3);
         if let CpuStorage::BF16(all) = s1 {
             // bf16 comes only where the bf16 kernel runs (`fused_attention` converts).
+            if !self.products.runs_bf16(t, d) {
+                candle_core::bail!("fused attention: bf16 q/k/v where bf16 products do not run")
+            }
             let Some((from, to)) = l1.contiguous_offsets() else {
                 candle_core::bail!("qkv: expected a contiguous tensor")
             };
             let qkv = half::slice::HalfFloatSliceExt::reinterpret_cast(&all[from..to]);
             let scratch = short_attention_bf16::scratch_len(t, d);
-            // SAFETY: `fused_attention` sends bf16 only where `runs_bf16` (the kernel's
-            // `fits`) holds; the scratch has its `scratch_len`; `each_head` hands out
-            // pointers as its contract says.
+            // SAFETY: `runs_bf16` (the kernel's `fits`) holds, checked above; the scratch
+            // has its `scratch_len`; `each_head` hands out pointers as its contract says.
             self.each_head(qkv, mask, shape, dst, scratch, |head, scratch| unsafe {
                 short_attention_bf16::attend(head, scratch)
             });

@@ -124,7 +124,7 @@ fn eight_bit_codes_give_the_same_bits_as_bytes_and_as_i16() {
     let other = match &a.codes {
         Codes::Bytes(q) => Codes::Wide(q.iter().map(|v| *v as i16).collect()),
         Codes::Wide(q) => Codes::Bytes(q.iter().map(|v| *v as u8).collect()),
-        Codes::Split(_) => unreachable!("8-bit codes are never split"),
+        Codes::Split(_) => unreachable!("8-bit codes are never split"), // ok: a test
     };
     let b8 = QuantRows {
         codes: other,

@@ -244,20 +244,8 @@ fn fused_training_attention_matches_composite_with_padding_and_dropout() {
             &drop,
         );
         assert!(max_diff(&fused, &reference) < 1e-5, "forward p={p}");
-        let gf = fused
-            .mul(&up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gr = reference
-            .mul(&up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let grads = |y: &Tensor| y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gf, gr) = (grads(&fused), grads(&reference));
         for (x, what) in [(&q, "dq"), (&k, "dk"), (&v, "dv")] {
             let d = max_diff(
                 gf.get(x.as_tensor()).unwrap(),

@@ -356,31 +356,26 @@ impl Linear {
         let Some(q) = self.int8.as_deref().filter(|q| q.is_dynamic()) else {
             return Ok(None);
         };
-        let (dims, rows, x2) = self.rows_of(x, q)?;
+        let (rows, x2) = as_rows(x)?;
+        self.check_int8_input(q, &x2)?;
+        let x2 = x2.to_dtype(DType::F32)?.contiguous()?;
         let b = &self.bias_or_zeros(q.rows(), x2.device())?;
         let y = kernels::with_f32(&x2, |xv| {
             kernels::with_f32(b, |bv| Ok(q.linear_bf16(xv, rows, bv)))
         })?;
         let Some(y) = y else { return Ok(None) };
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = q.rows();
-        }
-        Ok(Some(Tensor::from_vec(y, out_dims, x2.device())?))
+        Ok(Some(
+            Tensor::from_vec(y, (rows, q.rows()), x2.device())?.reshape(self.out_dims(x)?)?,
+        ))
     }
 
-    /// `x` as the `[rows, in]` f32 matrix the int8 weight `q` multiplies (its dims and
-    /// row count beside it), checked: inference only, `in` features.
-    fn rows_of(&self, x: &Tensor, q: &Int8Weight) -> Result<(Vec<usize>, usize, Tensor)> {
-        let in_dim = x.dim(D::Minus1)?;
-        let rows = x.elem_count() / in_dim.max(1);
-        let x2 = x.reshape((rows, in_dim))?;
-        self.check_int8_input(q, &x2)?;
-        Ok((
-            x.dims().to_vec(),
-            rows,
-            x2.to_dtype(DType::F32)?.contiguous()?,
-        ))
+    /// `x`'s dims with the last one replaced by this layer's output width.
+    fn out_dims(&self, x: &Tensor) -> Result<Vec<usize>> {
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = self.weight.dim(0)?;
+        }
+        Ok(dims)
     }
 
     /// Refuses a gradient-tracking input or one of the wrong width for the int8 weight `q`.
@@ -423,11 +418,7 @@ impl Linear {
     /// The frozen-weight (or bias-less) path, then `act`: inside the fused kernel's output
     /// buffer when it runs and no gradient is wanted, else as its own op.
     fn forward_frozen(&self, x: &Tensor, act: Option<Gelu>) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_dim = x.dim(D::Minus1)?;
-        let rows = x.elem_count() / in_dim.max(1);
-        // One 2-D GEMM over all rows instead of a batched one with a broadcast weight.
-        let x2 = x.reshape((rows, in_dim))?;
+        let (rows, x2) = as_rows(x)?;
         let (y, act_done) = match &self.int8 {
             Some(q) => (self.forward_int8(q, &x2, rows, act)?, true),
             None => self.forward_f32(&x2, act)?,
@@ -436,12 +427,16 @@ impl Linear {
             Some(act) if !act_done => act.apply(&y)?,
             _ => y,
         };
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = self.weight.dim(0)?;
-        }
-        Ok(y.reshape(out_dims)?)
+        Ok(y.reshape(self.out_dims(x)?)?)
     }
+}
+
+/// `x` as a `[rows, in]` matrix and its row count: one 2-D GEMM over all rows instead of a
+/// batched one with a broadcast weight.
+fn as_rows(x: &Tensor) -> Result<(usize, Tensor)> {
+    let in_dim = x.dim(D::Minus1)?;
+    let rows = x.elem_count() / in_dim.max(1);
+    Ok((rows, x.reshape((rows, in_dim))?))
 }
 
 /// A frozen f32 weight of shape `(n, k)` without values: a zero-stride view of one zero.

@@ -60,6 +60,36 @@ pub fn has_bf16_dot() -> bool {
     false
 }
 
+/// Whether this CPU has AVX-512 VNNI (`vpdpbusd` on zmm) and AVX-512 is not switched off
+/// (`BERT4RS_NO_AVX512`).
+pub fn has_avx512_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static VNNI: OnceLock<bool> = OnceLock::new();
+        *VNNI.get_or_init(|| isa() == Isa::Avx512 && is_x86_feature_detected!("avx512vnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether this CPU has AVX-VNNI (`vpdpbusd` on ymm, VEX-encoded: Alder Lake and later
+/// client cores, which lack AVX-512) with AVX2 on, unless `BERT4RS_NO_AVX_VNNI` is set (to
+/// measure or test the plain AVX2 paths on such a CPU). Kernels ask it only where
+/// [`has_avx512_vnni`] is false: the zmm forms are twice as wide.
+pub fn has_avx_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX_VNNI: OnceLock<bool> = OnceLock::new();
+        *AVX_VNNI.get_or_init(|| {
+            isa() != Isa::Baseline
+                && is_x86_feature_detected!("avxvnni")
+                && std::env::var_os("BERT4RS_NO_AVX_VNNI").is_none()
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Defines `$name(args)` that runs `$body` compiled for the best ISA available.
 /// The body must be an `#[inline(always)]` function so each copy is specialised.
 macro_rules! dispatch {
@@ -209,13 +239,14 @@ pub fn fma_peak_gflops(threads: usize) -> f64 {
 
 /// The machine's best-case rate of int8 multiply-adds (u8 × s8 summed into i32, as the
 /// integer GEMM's byte tiles do), in GOP/s (2 ops per multiply-add), on `threads` threads:
-/// 12 independent `vpdpbusd` chains on AVX-512 VNNI (64 per instruction), else AVX2's
-/// `vpmaddubsw` + `vpmaddwd` + `vpaddd` (32 per three instructions); `None` without AVX2.
+/// 12 independent `vpdpbusd` chains on AVX-512 VNNI (64 per instruction) or AVX-VNNI (32),
+/// else AVX2's `vpmaddubsw` + `vpmaddwd` + `vpaddd` (32 per three instructions); `None`
+/// without AVX2.
 pub fn int8_peak_gops(threads: usize) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
         const ITERS: usize = 1 << 23;
-        let vnni = isa() == Isa::Avx512 && is_x86_feature_detected!("avx512vnni");
+        let (vnni, avx_vnni) = (has_avx512_vnni(), has_avx_vnni());
         let per_iter = match (vnni, isa()) {
             (true, _) => 12 * 64,
             (false, Isa::Baseline) => return None,
@@ -223,9 +254,10 @@ pub fn int8_peak_gops(threads: usize) -> Option<f64> {
         };
         // SAFETY: each kernel runs only where its features were detected.
         let secs = best_secs(threads, |k| unsafe {
-            match vnni {
-                true => int8_chains_vnni(ITERS, k as i32),
-                false => int8_chains_avx2(ITERS, k as i32),
+            match (vnni, avx_vnni) {
+                (true, _) => int8_chains_vnni(ITERS, k as i32),
+                (false, true) => int8_chains_avx_vnni(ITERS, k as i32),
+                (false, false) => int8_chains_avx2(ITERS, k as i32),
             }
         });
         Some((threads * ITERS * per_iter) as f64 * 2.0 / secs / 1e9)
@@ -267,6 +299,33 @@ unsafe fn int8_chains_vnni(iters: usize, seed: i32) -> f64 {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn int8_chains_avx_vnni(iters: usize, seed: i32) -> f64 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm256_set1_epi32(0x0102_0304), _mm256_set1_epi32(seed | 1));
+    let mut acc = [_mm256_set1_epi32(seed); 12];
+    for _ in 0..iters {
+        for c in acc.iter_mut() {
+            *c = _mm256_dpbusd_avx_epi32(*c, a, b);
+        }
+    }
+    ymm_sum(&acc)
+}
+
+/// The sum of every i32 lane of `acc`, as f64 (keeps the chains live).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn ymm_sum(acc: &[std::arch::x86_64::__m256i]) -> f64 {
+    let mut lanes = [0i32; 8];
+    let mut s = 0.0;
+    for &c in acc {
+        std::arch::x86_64::_mm256_storeu_si256(lanes.as_mut_ptr().cast(), c);
+        s += lanes.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn int8_chains_avx2(iters: usize, seed: i32) -> f64 {
     use std::arch::x86_64::*;
@@ -280,13 +339,7 @@ unsafe fn int8_chains_avx2(iters: usize, seed: i32) -> f64 {
             *c = _mm256_add_epi32(*c, p);
         }
     }
-    let mut lanes = [0i32; 8];
-    let mut s = 0.0;
-    for c in acc {
-        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), c);
-        s += lanes.iter().map(|&v| v as f64).sum::<f64>();
-    }
-    s
+    ymm_sum(&acc)
 }
 
 fn fma_chains(iters: usize, seed: f32) -> f32 {

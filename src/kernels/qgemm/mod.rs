@@ -5,8 +5,8 @@
 //! Activations are quantised per row (per token), asymmetric over the row's range
 //! [min(x, 0), max(x, 0)]: `x ≈ s·(q − z)`, in one of three widths ([`CodeWidth`]):
 //! - **12-bit codes** in i16 (the default): `vpmaddwd` multiplies them by the sign-extended
-//!   weights (AVX2); on AVX-512 VNNI each code is split into a low and a high byte and
-//!   `vpdpbusd` multiplies both by the weights as packed. `Q·127·k` must fit in i32, which
+//!   weights (AVX2); with VNNI (AVX-512 VNNI or AVX-VNNI) each code is split into a low and
+//!   a high byte and `vpdpbusd` multiplies both by the weights as packed. `Q·127·k` must fit in i32, which
 //!   holds up to k = 4128 (narrower codes beyond). Half the 7-bit path's products per
 //!   instruction, but the rounding of the activations almost vanishes (a Pang & Lee
 //!   classifier keeps its f32 accuracy).
@@ -16,13 +16,14 @@
 //!   `q ≤ 127` a pair is at most 2·127·127 = 32258, so no sum ever saturates. The
 //!   asymmetric range keeps a one-sided row (after GELU) at full resolution, which a
 //!   symmetric 8-bit scale would halve.
-//! - **8-bit codes**: AVX-512 VNNI's `vpdpbusd` sums four u8 × s8 products straight into
-//!   i32, so 8-bit codes are exact there and as fast as 7-bit ones (half the rounding);
-//!   without VNNI they are stored in i16 and take the 12-bit tiles (same sums, so the same
-//!   bits on every CPU).
+//! - **8-bit codes**: VNNI's `vpdpbusd` (AVX-512 VNNI, or AVX-VNNI on client cores) sums
+//!   four u8 × s8 products straight into i32, so 8-bit codes are exact there and as fast as
+//!   7-bit ones (half the rounding); without VNNI they are stored in i16 and take the
+//!   12-bit tiles (same sums, so the same bits on every CPU).
 //!
-//! Tiles (`tiles.rs`): AVX-512 VNNI where present, AVX2, plain Rust, chosen at run time;
-//! on VNNI, whole 64-column blocks run with the store fused in (`fused.rs`). Because the sums are exact integers, every tile, thread split and batch composition
+//! Tiles (`tiles.rs`): AVX-512 VNNI where present, AVX-VNNI, AVX2, plain Rust, chosen at run
+//! time; on AVX-512 VNNI, whole 64-column blocks run with the store fused in (`fused.rs`).
+//! Because the sums are exact integers, every tile, thread split and batch composition
 //! gives bit-identical outputs: a row's result never depends on the other rows, and an
 //! AVX2 machine computes the same bits as a VNNI one.
 //!
@@ -176,7 +177,8 @@ fn gemm_with(a: &QuantRows, w: &PackedI8, epi: Epilogue, avx2: bool, dst: Dst) {
         "qgemm::gemm shapes"
     ); // ok: Int8Weight checks shapes before calling
     let avx2 = avx2 && crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline;
-    let fused = avx2 && tiles::has_vnni() && !matches!(a.codes, Codes::Wide(_));
+    let fused =
+        avx2 && crate::kernels::simd::has_avx512_vnni() && !matches!(a.codes, Codes::Wide(_));
     let mr = tile_rows(rows, fused);
     let tiles = rows.div_ceil(mr);
     let panels = n.div_ceil(NR);
@@ -245,7 +247,7 @@ type Scratch = [[f32; MR * NR]; 2];
 /// of `mr` rows, where this CPU has one (AVX-512 VNNI, and `simd` asked for).
 fn block_for(simd: bool, mr: usize, split: bool) -> Option<BlockFn<u8>> {
     #[cfg(target_arch = "x86_64")]
-    if simd && tiles::has_vnni() {
+    if simd && crate::kernels::simd::has_avx512_vnni() {
         // Split codes: half a tile's rows at a time (their two sums fill the registers).
         return Some(match (split, mr) {
             (false, MR) => fused::block_vnni::<MR>,

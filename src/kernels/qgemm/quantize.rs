@@ -1,7 +1,7 @@
 //! Per-row (per-token) quantisation of activations for [`super::gemm`]: each row gets an
 //! asymmetric grid over its range [min(x, 0), max(x, 0)], `x ≈ s·(q − z)` with `q` in
-//! [0, Q]. Codes are bytes (7-bit, `Q` = 127; 8-bit, `Q` = 255, where AVX-512 VNNI
-//! multiplies them exactly) or i16 (12-bit, `Q` = 4095 where the sums allow it, see
+//! [0, Q]. Codes are bytes (7-bit, `Q` = 127; 8-bit, `Q` = 255, where VNNI multiplies
+//! them exactly) or i16 (12-bit, `Q` = 4095 where the sums allow it, see
 //! [`wide_qmax`]; and 8-bit codes on CPUs without VNNI, for the same sums).
 
 use super::row::{row_codes, Code};
@@ -23,12 +23,12 @@ const QMAX_WIDE: u16 = 4095;
 pub enum CodeWidth {
     /// 7-bit codes in bytes: `vpmaddubsw` (AVX2) / `vpdpbusd` (VNNI), the fastest on AVX2.
     U7,
-    /// 8-bit codes: bytes on AVX-512 VNNI (`vpdpbusd` multiplies u8 by s8 with no
-    /// saturating step, as fast as 7-bit codes there, half their rounding); elsewhere in
-    /// i16 on the 12-bit path's tiles (its speed, the same integer sums).
+    /// 8-bit codes: bytes on AVX-512 VNNI or AVX-VNNI (`vpdpbusd` multiplies u8 by s8
+    /// with no saturating step, as fast as 7-bit codes there, half their rounding);
+    /// elsewhere in i16 on the 12-bit path's tiles (its speed, the same integer sums).
     U8,
-    /// 12-bit codes in i16 (`vpmaddwd` on AVX2; on VNNI split into low and high bytes for
-    /// two `vpdpbusd`): 32× finer steps for the same exact integer sums; on Pang & Lee the
+    /// 12-bit codes in i16 (`vpmaddwd` on AVX2; with VNNI split into low and high bytes
+    /// for two `vpdpbusd`): 32× finer steps for the same exact integer sums; on Pang & Lee the
     /// classifier keeps its f32 accuracy, where 7-bit codes lose 0.75 points. The cost:
     /// ~20 % more tile time than 7-bit codes on AVX2, 1.6–1.8× 8-bit codes' time on VNNI
     /// (docs/benchmarks.md has the runs).
@@ -189,8 +189,8 @@ fn quantize_rows_with(
     // Sums over very long rows shrink 8-bit codes as they shrink 12-bit ones.
     let (vnni, qmax) = match width {
         CodeWidth::U7 => (false, QMAX_U7),
-        CodeWidth::U8 => (super::tiles::has_vnni(), QMAX_U8.min(wide_qmax(kp))),
-        CodeWidth::Wide => (super::tiles::has_vnni(), wide_qmax(kp)),
+        CodeWidth::U8 => (super::tiles::has_byte_dot(), QMAX_U8.min(wide_qmax(kp))),
+        CodeWidth::Wide => (super::tiles::has_byte_dot(), wide_qmax(kp)),
     };
     let codes = match (width, vnni) {
         (CodeWidth::U7, _) | (CodeWidth::U8, true) => Codes::Bytes(codes_of(g, qmax, rows_out)),

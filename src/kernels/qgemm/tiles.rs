@@ -1,8 +1,12 @@
 //! Register tiles of the integer GEMM: `R` rows of activation codes × one 16-column weight
-//! panel (`[kp/4][16][4]` int8) → exact i32 sums. Byte codes: AVX-512 VNNI (`vpdpbusd`),
-//! AVX2 (`vpmaddubsw` + `vpmaddwd`, 7-bit codes only) or plain Rust; wide i16 codes: AVX2
+//! panel (`[kp/4][16][4]` int8) → exact i32 sums. Byte codes: AVX-512 VNNI (`vpdpbusd` on
+//! zmm), AVX-VNNI (the same instruction on ymm, for client cores without AVX-512), AVX2
+//! (`vpmaddubsw` + `vpmaddwd`, 7-bit codes only) or plain Rust; wide i16 codes: AVX2
 //! (`vpmaddwd` on sign-extended weights) or plain Rust; wide codes split into bytes: AVX-512
-//! VNNI (`vpdpbusd` per byte) or plain Rust. Every tile of a width gives the same integers.
+//! VNNI or AVX-VNNI (`vpdpbusd` per byte) or plain Rust. Every tile of a width gives the
+//! same integers.
+
+use crate::kernels::simd::{has_avx512_vnni, has_avx_vnni};
 
 /// Columns of a packed weight panel (two AVX2 vectors of 8 i32 sums).
 pub(super) const NR: usize = 16;
@@ -12,19 +16,10 @@ pub(super) const MR: usize = 6;
 /// of two 6-row tiles that compute 4 padding rows.
 pub(super) const MR_SHORT: usize = 4;
 
-/// Whether this CPU has AVX-512 VNNI (`vpdpbusd`) and AVX-512 is not switched off
-/// (`BERT4RS_NO_AVX512`).
-pub(super) fn has_vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *VNNI.get_or_init(|| {
-            crate::kernels::simd::isa() == crate::kernels::simd::Isa::Avx512
-                && is_x86_feature_detected!("avx512vnni")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+/// Whether this CPU sums u8 × s8 products into i32 without a saturating step (AVX-512
+/// VNNI or AVX-VNNI): then 8-bit codes and split wide codes are exact as bytes.
+pub(super) fn has_byte_dot() -> bool {
+    has_avx512_vnni() || has_avx_vnni()
 }
 
 /// A tile kernel of one height; the SIMD ones need their instruction set (checked by
@@ -53,15 +48,16 @@ impl<T> Copy for Tile<T> {}
 fn has_avx2() -> bool {
     crate::kernels::simd::isa() != crate::kernels::simd::Isa::Baseline
 }
-
 impl Tile<u8> {
     /// Byte codes up to `qmax`: the AVX-512 VNNI tiles where `simd` is asked for and
-    /// present, else the AVX2 ones for 7-bit codes (AVX2's pair sums saturate above 127),
-    /// else the plain one.
+    /// present, else the AVX-VNNI ones, else the AVX2 ones for 7-bit codes (AVX2's pair
+    /// sums saturate above 127), else the plain one.
     pub(super) fn bytes(simd: bool, qmax: u16) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if simd && has_vnni() {
+        if simd && has_avx512_vnni() {
             return Tile::of(tile_vnni::<MR>, tile_vnni::<MR_SHORT>);
+        } else if simd && has_avx_vnni() {
+            return Tile::of(tile_avx_vnni::<MR>, tile_avx_vnni::<MR_SHORT>);
         } else if simd && has_avx2() && qmax <= 127 {
             return Tile::of(tile_avx2::<MR>, tile_avx2::<MR_SHORT>);
         }
@@ -70,13 +66,17 @@ impl Tile<u8> {
     }
 
     /// Wide codes split into bytes ([`super::quantize::Codes::Split`]): the AVX-512 VNNI
-    /// tiles where `simd` is asked for and present, else the plain one.
+    /// tiles where `simd` is asked for and present, else the AVX-VNNI ones, else the plain
+    /// one.
     pub(super) fn split(simd: bool) -> Self {
-        let (full, short): (TileFn<u8>, TileFn<u8>) = match simd && has_vnni() {
-            #[cfg(target_arch = "x86_64")]
-            true => (tile_split_vnni::<MR>, tile_split_vnni::<MR_SHORT>),
-            _ => (tile_split_scalar, tile_split_scalar),
-        };
+        let (full, short): (TileFn<u8>, TileFn<u8>) =
+            match (simd, has_avx512_vnni(), has_avx_vnni()) {
+                #[cfg(target_arch = "x86_64")]
+                (true, true, _) => (tile_split_vnni::<MR>, tile_split_vnni::<MR_SHORT>),
+                #[cfg(target_arch = "x86_64")]
+                (true, false, true) => (tile_split_avx_vnni::<MR>, tile_split_avx_vnni::<MR_SHORT>),
+                _ => (tile_split_scalar, tile_split_scalar),
+            };
         Tile {
             stride: 2,
             ..Tile::of(full, short)
@@ -138,6 +138,30 @@ unsafe fn tile_vnni<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i
     }
     for (cr, out) in c.iter().zip(acc.iter_mut()) {
         _mm512_storeu_si512(out.as_mut_ptr() as *mut __m512i, *cr);
+    }
+}
+
+/// `R` × 16 tile on AVX-VNNI: [`tile_avx2`]'s layout (two ymm of 8 columns a row), with
+/// `vpdpbusd` doing its three instructions' work (and taking 8-bit codes, which it never
+/// saturates).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn tile_avx_vnni<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &mut [[i32; NR]]) {
+    use std::arch::x86_64::*;
+    let mut c = [[_mm256_setzero_si256(); 2]; R];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for g in 0..kp / 4 {
+        let b0 = _mm256_loadu_si256(bp.add(g * 64) as *const __m256i);
+        let b1 = _mm256_loadu_si256(bp.add(g * 64 + 32) as *const __m256i);
+        for (r, cr) in c.iter_mut().enumerate() {
+            let av = _mm256_set1_epi32((ap.add(r * kp + g * 4) as *const i32).read_unaligned());
+            cr[0] = _mm256_dpbusd_avx_epi32(cr[0], av, b0);
+            cr[1] = _mm256_dpbusd_avx_epi32(cr[1], av, b1);
+        }
+    }
+    for (cr, out) in c.iter().zip(acc.iter_mut()) {
+        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, cr[0]);
+        _mm256_storeu_si256(out.as_mut_ptr().add(8) as *mut __m256i, cr[1]);
     }
 }
 
@@ -262,6 +286,36 @@ unsafe fn tile_split_vnni<const R: usize>(a: &[u8], b: &[i8], kp: usize, acc: &m
     }
 }
 
+/// [`tile_split_vnni`] on AVX-VNNI, one 8-column half of the panel at a time: a row's low
+/// and high sums of both halves at once would take 4·R of the 16 ymm registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn tile_split_avx_vnni<const R: usize>(
+    a: &[u8],
+    b: &[i8],
+    kp: usize,
+    acc: &mut [[i32; NR]],
+) {
+    use std::arch::x86_64::*;
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for half in 0..2 {
+        let (mut lo, mut hi) = ([_mm256_setzero_si256(); R], [_mm256_setzero_si256(); R]);
+        for g in 0..kp / 4 {
+            let bv = _mm256_loadu_si256(bp.add(g * 64 + half * 32) as *const __m256i);
+            for r in 0..R {
+                let at = ap.add(r * 2 * kp + g * 8) as *const i32;
+                let (l, h) = (at.read_unaligned(), at.add(1).read_unaligned());
+                lo[r] = _mm256_dpbusd_avx_epi32(lo[r], _mm256_set1_epi32(l), bv);
+                hi[r] = _mm256_dpbusd_avx_epi32(hi[r], _mm256_set1_epi32(h), bv);
+            }
+        }
+        for ((l, h), out) in lo.iter().zip(&hi).zip(acc.iter_mut()) {
+            let sums = _mm256_add_epi32(_mm256_slli_epi32::<8>(*h), *l);
+            _mm256_storeu_si256(out.as_mut_ptr().add(half * 8) as *mut __m256i, sums);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,8 +326,54 @@ mod tests {
             .collect()
     }
 
+    /// Every byte tile this CPU can run for codes up to `top` (whatever the dispatch would
+    /// pick), by name.
+    fn byte_tiles(top: u8) -> Vec<(&'static str, Tile<u8>)> {
+        #[allow(unused_mut)]
+        let mut tiles = vec![("plain", Tile::of(tile_scalar, tile_scalar))];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
+                tiles.push((
+                    "AVX-512 VNNI",
+                    Tile::of(tile_vnni::<MR>, tile_vnni::<MR_SHORT>),
+                ));
+            }
+            if is_x86_feature_detected!("avxvnni") {
+                let t = Tile::of(tile_avx_vnni::<MR>, tile_avx_vnni::<MR_SHORT>);
+                tiles.push(("AVX-VNNI", t));
+            }
+            if is_x86_feature_detected!("avx2") && top <= 127 {
+                tiles.push(("AVX2", Tile::of(tile_avx2::<MR>, tile_avx2::<MR_SHORT>)));
+            }
+        }
+        tiles
+    }
+
+    /// Every tile for split wide codes this CPU can run, by name.
+    fn split_tiles() -> Vec<(&'static str, Tile<u8>)> {
+        let split = |full, short| Tile {
+            stride: 2,
+            ..Tile::of(full, short)
+        };
+        #[allow(unused_mut)]
+        let mut tiles = vec![("plain", split(tile_split_scalar, tile_split_scalar))];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
+                let t = split(tile_split_vnni::<MR>, tile_split_vnni::<MR_SHORT>);
+                tiles.push(("AVX-512 VNNI", t));
+            }
+            if is_x86_feature_detected!("avxvnni") {
+                let t = split(tile_split_avx_vnni::<MR>, tile_split_avx_vnni::<MR_SHORT>);
+                tiles.push(("AVX-VNNI", t));
+            }
+        }
+        tiles
+    }
+
     #[test]
-    fn the_simd_tile_equals_the_scalar_tile_even_at_the_code_extremes() {
+    fn every_byte_tile_equals_the_scalar_tile_even_at_the_code_extremes() {
         let kp = 40;
         // 7-bit codes: the largest AVX2 pair sums are 127 × ±127 twice over (2 · 127² =
         // 32258 < i16::MAX); 8-bit codes (VNNI, else the plain tile) reach 255 × ±127.
@@ -284,18 +384,20 @@ mod tests {
             a[..kp].fill(top);
             let mut b = weights(kp);
             b[..8].fill(-127);
-            for r in [MR, MR_SHORT] {
-                // Both start dirty: a tile writes its sums over `acc`.
-                let (mut simd, mut scalar) = ([[7i32; NR]; MR], [[-3i32; NR]; MR]);
-                Tile::bytes(true, top as u16).run(&a, &b, kp, &mut simd[..r]);
-                tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
-                assert_eq!(simd[..r], scalar[..r], "{r}-row tile, codes ≤ {top}");
+            for (name, tile) in byte_tiles(top) {
+                for r in [MR, MR_SHORT] {
+                    // Both start dirty: a tile writes its sums over `acc`.
+                    let (mut simd, mut scalar) = ([[7i32; NR]; MR], [[-3i32; NR]; MR]);
+                    tile.run(&a, &b, kp, &mut simd[..r]);
+                    tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
+                    assert_eq!(simd[..r], scalar[..r], "{name} {r}-row tile, codes ≤ {top}");
+                }
             }
         }
     }
 
     #[test]
-    fn the_wide_and_split_tiles_equal_the_scalar_tile_at_the_largest_sums() {
+    fn the_wide_and_every_split_tile_equal_the_scalar_tile_at_the_largest_sums() {
         // 4092 depths of the largest 12-bit code against ±127: sums near ±2.1e9.
         let kp = 4092;
         let mut a: Vec<i16> = (0..MR * kp).map(|i| (i * 31 % 4096) as i16).collect();
@@ -312,16 +414,16 @@ mod tests {
         for r in [MR, MR_SHORT] {
             // All start dirty: a tile writes its sums over `acc`.
             let (mut simd, mut scalar) = ([[7i32; NR]; MR], [[-3i32; NR]; MR]);
-            let (mut split_simd, mut split_plain) = ([[5i32; NR]; MR], [[-1i32; NR]; MR]);
             Tile::wide(true).run(&a, &b, kp, &mut simd[..r]);
             tile_scalar(&a[..r * kp], &b, kp, &mut scalar[..r]);
-            Tile::split(true).run(&split, &b, kp, &mut split_simd[..r]);
-            tile_split_scalar(&split, &b, kp, &mut split_plain[..r]);
             assert_eq!(simd[..r], scalar[..r], "{r}-row tile");
-            assert_eq!(split_simd[..r], scalar[..r], "{r}-row split tile");
-            assert_eq!(split_plain[..r], scalar[..r], "{r}-row plain split tile");
             assert_eq!(simd[0][0], 4095 * 127 * kp as i32);
             assert_eq!(simd[0][15], -4095 * 127 * kp as i32);
+            for (name, tile) in split_tiles() {
+                let mut sums = [[5i32; NR]; MR];
+                tile.run(&split, &b, kp, &mut sums[..r]);
+                assert_eq!(sums[..r], scalar[..r], "{name} {r}-row split tile");
+            }
         }
     }
 }

@@ -223,6 +223,32 @@ fn malformed_prompts_and_models_are_named_before_training() {
     );
 }
 
+/// The learned prompt rows a task draws for `seed` (saved and read back).
+fn drawn_prompt_rows(dir: &Path, train: &Path, seed: u64) -> Vec<f32> {
+    let seed = format!("seed={seed}");
+    let template = "task.prompt.template=\"[P0] {text} [P1] it is [MASK] .\"";
+    let extra = [template, "task.prompt.learned_tokens=2", seed.as_str()];
+    let task = PromptTask::new(&config(dir, train, &extra).unwrap()).unwrap();
+    let out = dir.join(format!("drawn-{seed}"));
+    task.model().save_pretrained(&out).unwrap();
+    common::weights(&out)["prompt_embeddings.weight"].clone()
+}
+
+#[test]
+fn learned_prompt_rows_are_drawn_from_the_run_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = labelled(tmp.path(), &json("prompt/prompt.json"));
+    let first = drawn_prompt_rows(tmp.path(), &train, 3);
+    // Another seed drawn in between: the seed, not the thread's history, decides.
+    let other = drawn_prompt_rows(tmp.path(), &train, 4);
+    assert_eq!(
+        first,
+        drawn_prompt_rows(tmp.path(), &train, 3),
+        "same seed, same rows"
+    );
+    assert_ne!(first, other, "another seed draws other rows");
+}
+
 #[test]
 fn learned_prompt_tokens_train_alone_when_the_model_is_frozen() {
     let tmp = tempfile::tempdir().unwrap();

@@ -140,6 +140,29 @@ fn config(
     RunConfig::load(None, &sets)
 }
 
+/// Every tensor of the model a task builds for `seed` (a new model from a config alone).
+fn drawn_model(dir: &Path, seed: u64) -> std::collections::HashMap<String, Vec<f32>> {
+    let data = copy_data(dir, 4, 0);
+    let cfg = config(dir, &data, &data, &[&format!("seed={seed}")]).unwrap();
+    let task = Seq2SeqTask::new(&cfg).unwrap();
+    let out = dir.join(format!("drawn-{seed}"));
+    task.model().save_pretrained(&out).unwrap();
+    weights(&out)
+}
+
+#[test]
+fn a_new_model_is_drawn_from_the_run_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = drawn_model(tmp.path(), 3);
+    let other = drawn_model(tmp.path(), 4);
+    assert!(
+        first == drawn_model(tmp.path(), 3),
+        "same seed, same weights"
+    );
+    let q = "decoder.bert.encoder.layer.0.crossattention.self.query.weight";
+    assert_ne!(first[q], other[q], "another seed draws other weights");
+}
+
 #[test]
 fn training_learns_to_copy_and_the_best_model_generates_the_reported_text() {
     let tmp = tempfile::tempdir().unwrap();

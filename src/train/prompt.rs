@@ -76,6 +76,8 @@ impl PromptTask {
     pub fn new(cfg: &RunConfig) -> Result<Self> {
         let spec = cfg.task.prompt.clone();
         let dir = crate::assets::resolve_dir(&cfg.model)?;
+        // Learned prompt rows are drawn new: from the run's seed, as every task's new weights.
+        crate::rng::seed_init(cfg.seed);
         let model =
             PromptClassifier::from_dir(&dir, Some(spec.clone()), true, cfg.data.max_length)?;
         let splits = read_splits(&cfg.data, &cfg.output_dir)?;

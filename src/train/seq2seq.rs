@@ -63,6 +63,8 @@ impl Seq2SeqTask {
             None => model_dir.clone(),
         };
         let tokenizer = Tokenizer::from_dir(&tok_dir)?;
+        // A warm start draws the decoder's cross-attention new: from the run's seed.
+        crate::rng::seed_init(cfg.seed);
         let (model, warm_started) = load_model(&model_dir, &spec, &tokenizer, &device)?;
         let vocab = model.config().decoder.vocab_size;
         if tokenizer.vocab_size() > vocab {

@@ -4,7 +4,7 @@
 # "int8-a8"; 7-bit: "int8-a7") vs ORT's `quantize_dynamic` of the same exported weights (and bert4rs's resident memory after loading), at
 # BERT-base 8 x 128 and 1 x 32 and MiniLM 32 x 64, same thread count. Prints each ratio and
 # the share of the machine's measured f32 FMA peak (int8 rows: of its measured int8
-# multiply-add peak, `vpdpbusd` on AVX-512 VNNI, `vpmaddubsw` + `vpmaddwd` on AVX2).
+# multiply-add peak, `vpdpbusd` on AVX-512 VNNI or AVX-VNNI, `vpmaddubsw` + `vpmaddwd` on AVX2).
 # ROUNDS > 1 runs every measurement that many times, interleaved, and keeps each one's best
 # median (on a shared host a slow minute otherwise lands on whichever side runs in it).
 #   bash bench/int8.sh [THREADS] [ITERS] [ROUNDS=1]

@@ -27,8 +27,9 @@ pub(crate) struct SentenceEncoder {
 impl SentenceEncoder {
     /// `int8=True` runs the encoder on dynamically quantised int8 (int8 weights per output
     /// channel, each token's activations quantised at run time): faster, embeddings within
-    /// cosine 0.999 of f32 (`int8_activations=8`: 8-bit codes, 0.997, 1.5–1.7× faster on
-    /// AVX-512 VNNI CPUs; `int8_activations=7`: 7-bit codes, the fastest on AVX2, 0.99).
+    /// cosine 0.999 of f32 (`int8_activations=8`: 8-bit codes, 0.997, 1.5–2× faster on
+    /// CPUs with VNNI (AVX-512 VNNI or AVX-VNNI); `int8_activations=7`: 7-bit codes, the
+    /// fastest on plain AVX2, 0.99).
     /// `dtype="bf16"` keeps the encoder's matrices as bf16: half the
     /// weight memory, f32 arithmetic, embeddings within cosine 0.999 of f32.
     #[new]

@@ -192,9 +192,9 @@ impl WeightDtype {
 #[derive(clap::Args, Clone, Copy, Debug)]
 struct Int8Activations {
     /// With --int8: bits per activation code, 12, 8 or 7. 12 (the default) kept the f32
-    /// models' accuracy in our tests; 8 is 1.5–1.7× faster on AVX-512 VNNI CPUs (same
-    /// speed as 12 elsewhere); 7 makes the integer GEMM about 20 % faster on AVX2 for a
-    /// little accuracy (Pang & Lee: 0.75 points).
+    /// models' accuracy in our tests; 8 is 1.5–2× faster on CPUs with VNNI (AVX-512
+    /// VNNI or AVX-VNNI; the same speed as 12 elsewhere); 7 makes the integer GEMM about
+    /// 20 % faster on plain AVX2 for a little accuracy (Pang & Lee: 0.75 points).
     #[arg(long = "int8-activations", default_value = "12", requires = "int8", value_parser = int8_bits)]
     bits: bert4rs::kernels::CodeWidth,
 }

@@ -6,10 +6,10 @@
 //! [min(x, 0), max(x, 0)]: `x ≈ s·(q − z)`, in one of three widths ([`CodeWidth`]):
 //! - **12-bit codes** in i16 (the default): `vpmaddwd` multiplies them by the sign-extended
 //!   weights (AVX2); with VNNI (AVX-512 VNNI or AVX-VNNI) each code is split into a low and
-//!   a high byte and `vpdpbusd` multiplies both by the weights as packed. `Q·127·k` must fit in i32, which
-//!   holds up to k = 4128 (narrower codes beyond). Half the 7-bit path's products per
-//!   instruction, but the rounding of the activations almost vanishes (a Pang & Lee
-//!   classifier keeps its f32 accuracy).
+//!   a high byte and `vpdpbusd` multiplies both by the weights as packed. `Q·127·k` must
+//!   fit in i32, which holds up to k = 4128 (narrower codes beyond). Half the 7-bit path's
+//!   products per instruction, but the rounding of the activations almost vanishes (a Pang
+//!   & Lee classifier keeps its f32 accuracy).
 //! - **7-bit codes** in bytes: AVX2's `vpmaddubsw` multiplies u8 by s8 and adds pairs into a
 //!   *saturating* i16; with 8-bit activations a pair can reach 2·255·127 > 32767 (ONNX
 //!   Runtime's U8S8 path accepts that risk and offers `reduce_range` to avoid it). With

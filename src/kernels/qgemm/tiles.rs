@@ -23,7 +23,7 @@ pub(super) fn has_byte_dot() -> bool {
 }
 
 /// A tile kernel of one height; the SIMD ones need their instruction set (checked by
-/// [`Tile::u7`] / [`Tile::wide`]).
+/// [`Tile::bytes`] / [`Tile::split`] / [`Tile::wide`]).
 type TileFn<T> = unsafe fn(&[T], &[i8], usize, &mut [[i32; NR]]);
 
 /// The tiles of one code type for this CPU, chosen once per GEMM (a per-tile choice cost
@@ -339,7 +339,7 @@ mod tests {
                     Tile::of(tile_vnni::<MR>, tile_vnni::<MR_SHORT>),
                 ));
             }
-            if is_x86_feature_detected!("avxvnni") {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni") {
                 let t = Tile::of(tile_avx_vnni::<MR>, tile_avx_vnni::<MR_SHORT>);
                 tiles.push(("AVX-VNNI", t));
             }
@@ -364,7 +364,7 @@ mod tests {
                 let t = split(tile_split_vnni::<MR>, tile_split_vnni::<MR_SHORT>);
                 tiles.push(("AVX-512 VNNI", t));
             }
-            if is_x86_feature_detected!("avxvnni") {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni") {
                 let t = split(tile_split_avx_vnni::<MR>, tile_split_avx_vnni::<MR_SHORT>);
                 tiles.push(("AVX-VNNI", t));
             }
